@@ -1,0 +1,306 @@
+package compat
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Legacy channel names accepted by the channel form of subscribe and
+// unsubscribe. Deployed clients send exactly these strings.
+const (
+	ChannelMarketData       = "marketData"
+	ChannelConnectionStatus = "connectionStatus"
+	ChannelMetrics          = "metrics"
+)
+
+// Kind identifies what a client message asks for. The zero value is not a
+// valid kind, so a forgotten assignment cannot pass for a ping.
+type Kind int
+
+// Client message kinds, one per accepted value of "type".
+const (
+	KindPing Kind = iota + 1
+	KindSubscribe
+	KindUnsubscribe
+	KindGetStats
+)
+
+// String returns the wire name of k ("ping", "subscribe", ...), which is also
+// what logs and metrics should use as a label.
+func (k Kind) String() string {
+	switch k {
+	case KindPing:
+		return "ping"
+	case KindSubscribe:
+		return "subscribe"
+	case KindUnsubscribe:
+		return "unsubscribe"
+	case KindGetStats:
+		return "getStats"
+	}
+	return "Kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// FilterSpec is the filter of a subscribe message exactly as the client sent
+// it. Values are not normalised (case, symbol separators) because the
+// subscription layer owns matching rules and echoes the filter back in
+// "subscribed". A field is nil when absent or null, and a non-nil empty slice
+// when the client sent []; both match everything.
+type FilterSpec struct {
+	Exchange  []string
+	Symbols   []string
+	DataTypes []string
+}
+
+// ClientMessage is one decoded client frame. Which fields are meaningful
+// depends on Kind:
+//
+//   - KindPing, KindGetStats: none; any payload is ignored.
+//   - KindSubscribe: Channel for the legacy channel form, otherwise Filter.
+//   - KindUnsubscribe: Channel for the legacy channel form, otherwise FilterID
+//     ("" means remove every filter).
+type ClientMessage struct {
+	Kind Kind
+	// Type is the raw "type" string as sent.
+	Type string
+	// Channel is ChannelMarketData, ChannelConnectionStatus or ChannelMetrics
+	// for the legacy channel form, "" for the filter form.
+	Channel string
+	// Filter is the subscribe filter (filter form only).
+	Filter FilterSpec
+	// FilterID is the unsubscribe "filterId": a string as sent, or the text of
+	// a number (integers in canonical decimal form, so 7, 7.0 and 7e0 are all
+	// "7"). "" means all filters, which is also what an empty string or an
+	// absent filterId asks for.
+	FilterID string
+}
+
+// maxTypeEcho bounds how much of an unknown "type" is echoed back in an
+// error, so a client cannot make the server reflect large strings.
+const maxTypeEcho = 64
+
+// DecodeClient parses one client text frame.
+//
+// It returns an *Error with CodeInvalidMessage when b is not JSON, not an
+// object, or lacks a string "type"; CodeUnknownMessageType when "type" is not
+// ping, subscribe, unsubscribe or getStats (the message quotes the type, cut
+// to 64 bytes); and CodeInvalidFilter when a subscribe or unsubscribe payload
+// is not an object, exchange/symbols/dataTypes is not an array of strings, the
+// channel is not a legacy channel, or filterId is neither a string nor a
+// number.
+//
+// Leniency follows what deployed clients send: "timestamp" may be anything and
+// is ignored, unknown fields are ignored, and a JSON null counts as absent (for
+// payload and every payload field). A subscribe without payload is a filter
+// with every field empty, matching everything. When "channel" is present the
+// message is in channel form and the other payload fields are ignored.
+//
+// Only structure is checked here. Known data types, limits and lengths are
+// checked by the subscription layer, which knows the configured limits.
+// Keys are matched case-sensitively, as the legacy server did.
+func DecodeClient(b []byte) (ClientMessage, *Error) {
+	if !json.Valid(b) {
+		return ClientMessage{}, newError(CodeInvalidMessage, "message is not valid JSON")
+	}
+	if firstByte(b) != '{' {
+		return ClientMessage{}, newError(CodeInvalidMessage, "message is not a JSON object")
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return ClientMessage{}, newError(CodeInvalidMessage, "message is not a JSON object")
+	}
+
+	rawType, ok := top["type"]
+	if !ok || isNull(rawType) {
+		return ClientMessage{}, newError(CodeInvalidMessage, `message has no "type"`)
+	}
+	if firstByte(rawType) != '"' {
+		return ClientMessage{}, newError(CodeInvalidMessage, `"type" must be a string`)
+	}
+	var typ string
+	if err := json.Unmarshal(rawType, &typ); err != nil {
+		return ClientMessage{}, newError(CodeInvalidMessage, `"type" must be a string`)
+	}
+
+	msg := ClientMessage{Type: typ}
+	switch typ {
+	case "ping":
+		msg.Kind = KindPing
+		return msg, nil
+	case "getStats":
+		msg.Kind = KindGetStats
+		return msg, nil
+	case "subscribe":
+		msg.Kind = KindSubscribe
+	case "unsubscribe":
+		msg.Kind = KindUnsubscribe
+	default:
+		return ClientMessage{}, newError(CodeUnknownMessageType,
+			fmt.Sprintf("unknown message type %q", truncate(typ, maxTypeEcho)))
+	}
+
+	payload, err := decodeObject(top["payload"])
+	if err != nil {
+		return ClientMessage{}, err
+	}
+	if raw, ok := field(payload, "channel"); ok {
+		ch, err := decodeChannel(raw)
+		if err != nil {
+			return ClientMessage{}, err
+		}
+		msg.Channel = ch
+		return msg, nil
+	}
+
+	if msg.Kind == KindSubscribe {
+		for _, f := range [...]struct {
+			name string
+			dst  *[]string
+		}{
+			{"exchange", &msg.Filter.Exchange},
+			{"symbols", &msg.Filter.Symbols},
+			{"dataTypes", &msg.Filter.DataTypes},
+		} {
+			raw, ok := field(payload, f.name)
+			if !ok {
+				continue
+			}
+			v, err := decodeStrings(f.name, raw)
+			if err != nil {
+				return ClientMessage{}, err
+			}
+			*f.dst = v
+		}
+		return msg, nil
+	}
+
+	if raw, ok := field(payload, "filterId"); ok {
+		id, err := decodeFilterID(raw)
+		if err != nil {
+			return ClientMessage{}, err
+		}
+		msg.FilterID = id
+	}
+	return msg, nil
+}
+
+// decodeObject decodes a payload object. Absent and null give a nil map,
+// which behaves as an empty payload.
+func decodeObject(raw json.RawMessage) (map[string]json.RawMessage, *Error) {
+	if raw == nil || isNull(raw) {
+		return nil, nil
+	}
+	if firstByte(raw) != '{' {
+		return nil, newError(CodeInvalidFilter, `"payload" must be an object`)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, newError(CodeInvalidFilter, `"payload" must be an object`)
+	}
+	return m, nil
+}
+
+// field returns m[name] unless it is absent or null.
+func field(m map[string]json.RawMessage, name string) (json.RawMessage, bool) {
+	raw, ok := m[name]
+	if !ok || isNull(raw) {
+		return nil, false
+	}
+	return raw, true
+}
+
+func decodeChannel(raw json.RawMessage) (string, *Error) {
+	var ch string
+	if firstByte(raw) == '"' && json.Unmarshal(raw, &ch) == nil {
+		switch ch {
+		case ChannelMarketData, ChannelConnectionStatus, ChannelMetrics:
+			return ch, nil
+		}
+	}
+	return "", newError(CodeInvalidFilter,
+		`"payload.channel" must be one of "marketData", "connectionStatus", "metrics"`)
+}
+
+// decodeStrings decodes an array whose elements are all strings. Element by
+// element, because encoding/json would silently turn a null element into "".
+func decodeStrings(name string, raw json.RawMessage) ([]string, *Error) {
+	bad := newError(CodeInvalidFilter, `"payload.`+name+`" must be an array of strings`)
+	if firstByte(raw) != '[' {
+		return nil, bad
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(raw, &elems); err != nil {
+		return nil, bad
+	}
+	out := make([]string, len(elems))
+	for i, e := range elems {
+		if firstByte(e) != '"' {
+			return nil, bad
+		}
+		if err := json.Unmarshal(e, &out[i]); err != nil {
+			return nil, bad
+		}
+	}
+	return out, nil
+}
+
+func decodeFilterID(raw json.RawMessage) (string, *Error) {
+	switch c := firstByte(raw); {
+	case c == '"':
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s, nil
+		}
+	case c == '-' || ('0' <= c && c <= '9'):
+		var n json.Number
+		if json.Unmarshal(raw, &n) == nil {
+			return canonicalNumber(n.String()), nil
+		}
+	}
+	return "", newError(CodeInvalidFilter, `"payload.filterId" must be a string or a number`)
+}
+
+// canonicalNumber renders integral numbers in plain decimal so that a client
+// sending 7, 7.0 or 7e0 names the same filter "7". Other numbers keep their
+// text as sent.
+func canonicalNumber(s string) string {
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return strconv.FormatInt(i, 10)
+	}
+	const maxExact = 1 << 53 // largest range where float64 integers are exact
+	if f, err := strconv.ParseFloat(s, 64); err == nil &&
+		f == math.Trunc(f) && math.Abs(f) <= maxExact {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return s
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// firstByte returns the first non-whitespace byte of b, or 0.
+func firstByte(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return c
+	}
+	return 0
+}
+
+func isNull(raw json.RawMessage) bool {
+	return firstByte(raw) == 'n'
+}

@@ -1,0 +1,97 @@
+package dataflow
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sink receives validated messages from sources. Deliver must not block: a
+// sink that cannot keep up counts and drops, so that a slow proxy never stalls
+// a source's read loop. md is owned by the sink after the call.
+type Sink interface {
+	Deliver(md *MarketData) bool
+}
+
+// Source is one feed of MarketData (demo, in-process, Redis, HTTP ingest).
+// Run blocks until ctx is cancelled, reconnecting on its own when its
+// transport fails; it returns nil on cancellation.
+type Source interface {
+	Name() string
+	Run(ctx context.Context, sink Sink) error
+	Stats() SourceStatus
+}
+
+// SourceStatus is a point-in-time snapshot of a source, for stats and health.
+type SourceStatus struct {
+	Name         string `json:"name"`
+	Type         string `json:"type"`
+	Connected    bool   `json:"connected"`
+	Received     uint64 `json:"received"`
+	Rejected     uint64 `json:"rejected"`
+	Dropped      uint64 `json:"dropped"`
+	LastError    string `json:"lastError,omitempty"`
+	LastErrorAt  int64  `json:"lastErrorAt,omitempty"`
+	LastActivity int64  `json:"lastActivity"`
+	Since        int64  `json:"since"`
+}
+
+// counters is the bookkeeping shared by every source implementation. It is
+// safe for concurrent use.
+type counters struct {
+	name, typ    string
+	connected    atomic.Bool
+	received     atomic.Uint64
+	rejected     atomic.Uint64
+	dropped      atomic.Uint64
+	lastActivity atomic.Int64
+	since        atomic.Int64
+
+	mu          sync.Mutex
+	lastError   string
+	lastErrorAt int64
+}
+
+func (c *counters) setConnected(on bool) {
+	if c.connected.Swap(on) != on {
+		c.since.Store(time.Now().UnixMilli())
+	}
+}
+
+func (c *counters) fail(err error) {
+	c.mu.Lock()
+	c.lastError = err.Error()
+	c.lastErrorAt = time.Now().UnixMilli()
+	c.mu.Unlock()
+}
+
+// deliver stamps md, hands it to sink and counts the outcome.
+func (c *counters) deliver(sink Sink, md *MarketData) {
+	now := time.Now()
+	if md.ReceivedAt == 0 {
+		md.ReceivedAt = now.UnixMilli()
+	}
+	c.received.Add(1)
+	c.lastActivity.Store(now.UnixMilli())
+	if !sink.Deliver(md) {
+		c.dropped.Add(1)
+	}
+}
+
+func (c *counters) status() SourceStatus {
+	c.mu.Lock()
+	le, lea := c.lastError, c.lastErrorAt
+	c.mu.Unlock()
+	return SourceStatus{
+		Name: c.name, Type: c.typ,
+		Connected:    c.connected.Load(),
+		Received:     c.received.Load(),
+		Rejected:     c.rejected.Load(),
+		Dropped:      c.dropped.Load(),
+		LastError:    le,
+		LastErrorAt:  lea,
+		LastActivity: c.lastActivity.Load(),
+		Since:        c.since.Load(),
+	}
+}

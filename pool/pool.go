@@ -1,0 +1,332 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrClosed is returned when enqueueing to a connection that is closing.
+var ErrClosed = errors.New("pool: connection closed")
+
+// Config bounds queues and paces writers. Zero fields take the defaults
+// noted on each field (applied by New).
+type Config struct {
+	// QueueMaxMessages bounds one connection's queued data frames. 0: 100.
+	QueueMaxMessages int `yaml:"max_messages"`
+	// QueueMaxBytes bounds one connection's queued data bytes. 0: 1 MiB.
+	QueueMaxBytes int `yaml:"max_bytes"`
+	// BatchMaxMessages is how many frames one write (one syscall) carries at
+	// most. 0: 100.
+	BatchMaxMessages int
+	// FlushInterval, when > 0, holds data frames for up to this long so that
+	// they go out together; a batch of BatchMaxMessages goes at once. 0: write
+	// as soon as the writer is idle (latency first).
+	FlushInterval time.Duration
+	// WriteTimeout is the deadline of every socket write. 0: 10s.
+	WriteTimeout time.Duration
+	// HeartbeatInterval is how often a WebSocket ping is sent. 0: 30s.
+	HeartbeatInterval time.Duration
+	// ConnectionTimeout closes a connection with no inbound activity (any
+	// frame, pong included) for this long. 0: 60s.
+	ConnectionTimeout time.Duration
+	// CloseGrace is how long a connection waits for the client's close reply
+	// after the server sent its close frame. 0: 2s.
+	CloseGrace time.Duration
+}
+
+func (c *Config) applyDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.QueueMaxMessages, 100)
+	def(&c.QueueMaxBytes, 1<<20)
+	def(&c.BatchMaxMessages, 100)
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defd(&c.WriteTimeout, 10*time.Second)
+	defd(&c.HeartbeatInterval, 30*time.Second)
+	defd(&c.ConnectionTimeout, 60*time.Second)
+	defd(&c.CloseGrace, 2*time.Second)
+}
+
+// Reason says why a frame was shed.
+type Reason int
+
+// Shedding reasons. Every shed frame is counted under exactly one.
+const (
+	ReasonQueueFull Reason = iota // oldest data frame dropped for a newer one
+	ReasonTooLarge                // a frame larger than the whole queue bound
+	ReasonClosed                  // frames still queued when the connection died
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"queue_full", "too_large", "connection_closed"}
+
+func (r Reason) String() string { return reasonNames[r] }
+
+// Observer receives delivery events; used for latency histograms. It must be
+// cheap and safe for concurrent use.
+type Observer interface {
+	ObserveDelivery(latency time.Duration)
+}
+
+// Pool owns the live connections. Safe for concurrent use.
+type Pool struct {
+	cfg      Config
+	observer Observer
+
+	mu    sync.Mutex
+	conns map[*Conn]struct{}
+
+	total        atomic.Uint64
+	active       atomic.Int64
+	errorConns   atomic.Uint64
+	msgsSent     atomic.Uint64
+	bytesSent    atomic.Uint64
+	latencySum   atomic.Int64
+	latencyCount atomic.Uint64
+	queuedBytes  atomic.Int64
+	queuedFrames atomic.Int64
+	durationSum  atomic.Int64 // ms, of closed connections
+	closedCount  atomic.Uint64
+	shed         [numReasons]atomic.Uint64
+
+	bufs sync.Pool
+}
+
+// New returns a pool; zero fields of cfg take their defaults.
+func New(cfg Config, obs Observer) *Pool {
+	cfg.applyDefaults()
+	p := &Pool{cfg: cfg, observer: obs, conns: make(map[*Conn]struct{})}
+	p.bufs.New = func() any { return &writeBuf{b: make([]byte, 0, 4096)} }
+	return p
+}
+
+// Config returns the effective configuration (defaults applied).
+func (p *Pool) Config() Config { return p.cfg }
+
+// ConnOptions describe a new connection.
+type ConnOptions struct {
+	ID     string
+	Remote string
+	// Batch selects the opt-in batch envelope (/ws?batch=1).
+	Batch bool
+	// Hold queues frames without writing until Conn.Start, so that a
+	// greeting can be queued first and subscriptions registered before the
+	// client sees it.
+	Hold bool
+}
+
+// Add registers a connection whose handshake is complete. The caller keeps
+// reading from nc and must call Remove when its read loop ends.
+func (p *Pool) Add(nc net.Conn, opts ConnOptions) *Conn {
+	c := &Conn{p: p, nc: nc, id: opts.ID, remote: opts.Remote, batch: opts.Batch, held: opts.Hold, connectedAt: time.Now()}
+	c.writeFn = c.writeLoop
+	c.lastActivity.Store(c.connectedAt.UnixNano())
+	c.lastPing = c.connectedAt.UnixNano()
+	p.mu.Lock()
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	p.total.Add(1)
+	p.active.Add(1)
+	return c
+}
+
+// Remove ends c after its reader has stopped: it lets a write in flight (a
+// close reply, typically) finish for a short while, releases the queue and
+// closes the socket.
+func (p *Pool) Remove(c *Conn) {
+	p.mu.Lock()
+	_, ok := p.conns[c]
+	delete(p.conns, c)
+	p.mu.Unlock()
+	if !ok {
+		return
+	}
+	c.release()
+	p.active.Add(-1)
+	p.closedCount.Add(1)
+	p.durationSum.Add(time.Since(c.connectedAt).Milliseconds())
+}
+
+// QueuedFrames returns the data frames queued over all connections.
+func (p *Pool) QueuedFrames() int64 { return p.queuedFrames.Load() }
+
+// Len returns the number of live connections.
+func (p *Pool) Len() int { return int(p.active.Load()) }
+
+// Each calls fn for a snapshot of the live connections.
+func (p *Pool) Each(fn func(*Conn)) {
+	for _, c := range p.snapshot() {
+		fn(c)
+	}
+}
+
+func (p *Pool) snapshot() []*Conn {
+	p.mu.Lock()
+	cs := make([]*Conn, 0, len(p.conns))
+	for c := range p.conns {
+		cs = append(cs, c)
+	}
+	p.mu.Unlock()
+	return cs
+}
+
+// FlushResult reports what a flush started writing.
+type FlushResult struct {
+	Connections int `json:"flushedConnections"`
+	Messages    int `json:"flushedMessages"`
+}
+
+// FlushAll starts a write of every pending frame on every connection now,
+// ignoring FlushInterval.
+func (p *Pool) FlushAll() FlushResult {
+	var r FlushResult
+	for _, c := range p.snapshot() {
+		if n := c.flush(); n > 0 {
+			r.Connections++
+			r.Messages += n
+		}
+	}
+	return r
+}
+
+// CloseAll closes every connection gracefully: queued frames are written,
+// then a close frame with code and reason. It returns when every connection
+// is gone or ctx ends; connections left then are closed hard.
+func (p *Pool) CloseAll(ctx context.Context, code int, reason string) {
+	for _, c := range p.snapshot() {
+		c.Close(code, reason)
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for p.Len() > 0 {
+		select {
+		case <-ctx.Done():
+			for _, c := range p.snapshot() {
+				c.abort()
+			}
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Run drives heartbeats, idle timeouts and, when FlushInterval > 0, timed
+// flushes, until ctx ends. One goroutine serves every connection, so idle
+// connections cost no timer of their own.
+func (p *Pool) Run(ctx context.Context) {
+	tick := min(p.cfg.HeartbeatInterval, p.cfg.ConnectionTimeout) / 4
+	tick = max(tick, 10*time.Millisecond)
+	hb := time.NewTicker(tick)
+	defer hb.Stop()
+	var flushC <-chan time.Time
+	if p.cfg.FlushInterval > 0 {
+		ft := time.NewTicker(p.cfg.FlushInterval)
+		defer ft.Stop()
+		flushC = ft.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-flushC:
+			p.FlushAll()
+		case now := <-hb.C:
+			p.heartbeat(now.UnixNano())
+		}
+	}
+}
+
+func (p *Pool) heartbeat(now int64) {
+	timeout := p.cfg.ConnectionTimeout.Nanoseconds()
+	interval := p.cfg.HeartbeatInterval.Nanoseconds()
+	for _, c := range p.snapshot() {
+		if now-c.lastActivity.Load() > timeout {
+			c.abort()
+			continue
+		}
+		c.mu.Lock()
+		due := now-c.lastPing >= interval
+		if due {
+			c.lastPing = now
+		}
+		c.mu.Unlock()
+		if due {
+			c.Send(pingFrame)
+		}
+	}
+}
+
+// Stats is a snapshot of the pool's counters.
+type Stats struct {
+	TotalConnections  uint64            `json:"totalConnections"`
+	ActiveConnections int64             `json:"activeConnections"`
+	ErrorConnections  uint64            `json:"errorConnections"`
+	MessagesSent      uint64            `json:"totalMessagesSent"`
+	BytesSent         uint64            `json:"totalBytesSent"`
+	AvgLatencyMs      float64           `json:"averageLatency"`
+	QueuedFrames      int64             `json:"queuedFrames"`
+	QueuedBytes       int64             `json:"queuedBytes"`
+	AvgDurationMs     float64           `json:"averageConnectionDuration"`
+	ClosedConnections uint64            `json:"closedConnections"`
+	Shed              map[string]uint64 `json:"shed"`
+}
+
+// Stats returns current counters.
+func (p *Pool) Stats() Stats {
+	s := Stats{
+		TotalConnections:  p.total.Load(),
+		ActiveConnections: p.active.Load(),
+		ErrorConnections:  p.errorConns.Load(),
+		MessagesSent:      p.msgsSent.Load(),
+		BytesSent:         p.bytesSent.Load(),
+		QueuedFrames:      p.queuedFrames.Load(),
+		QueuedBytes:       p.queuedBytes.Load(),
+		ClosedConnections: p.closedCount.Load(),
+		Shed:              make(map[string]uint64, numReasons),
+	}
+	if n := p.latencyCount.Load(); n > 0 {
+		s.AvgLatencyMs = float64(p.latencySum.Load()) / float64(n) / 1e6
+	}
+	if n := s.ClosedConnections; n > 0 {
+		s.AvgDurationMs = float64(p.durationSum.Load()) / float64(n)
+	}
+	for i := range p.shed {
+		s.Shed[Reason(i).String()] = p.shed[i].Load()
+	}
+	return s
+}
+
+// ShedTotal returns how many frames were shed for reason r.
+func (p *Pool) ShedTotal(r Reason) uint64 { return p.shed[r].Load() }
+
+// writeBuf is a pooled write buffer; ingest keeps the data frames' ingest
+// times of the batch being written, for latency.
+type writeBuf struct {
+	b       []byte
+	scratch []byte
+	msgs    [][]byte
+	ingest  []int64
+}
+
+func (p *Pool) getBuf() *writeBuf { return p.bufs.Get().(*writeBuf) }
+
+func (p *Pool) putBuf(w *writeBuf) {
+	if cap(w.b) > 4<<20 {
+		return // let an oversized buffer go rather than pin it
+	}
+	w.b, w.scratch, w.ingest = w.b[:0], w.scratch[:0], w.ingest[:0]
+	clear(w.msgs)
+	w.msgs = w.msgs[:0]
+	p.bufs.Put(w)
+}

@@ -1,0 +1,70 @@
+package pool
+
+// ring is a bounded FIFO of frames. Not safe for concurrent use: Conn guards
+// it with its mutex.
+type ring struct {
+	buf  []*Frame
+	head int
+	n    int
+}
+
+func (r *ring) len() int { return r.n }
+
+func (r *ring) at(i int) *Frame { return r.buf[(r.head+i)%len(r.buf)] }
+
+func (r *ring) push(f *Frame, capHint int) {
+	if r.n == len(r.buf) {
+		r.grow(capHint)
+	}
+	r.buf[(r.head+r.n)%len(r.buf)] = f
+	r.n++
+}
+
+func (r *ring) grow(capHint int) {
+	size := len(r.buf) * 2
+	if size < capHint {
+		size = capHint
+	}
+	if size < 4 {
+		size = 4
+	}
+	nb := make([]*Frame, size)
+	for i := 0; i < r.n; i++ {
+		nb[i] = r.at(i)
+	}
+	r.buf, r.head = nb, 0
+}
+
+func (r *ring) pop() *Frame {
+	f := r.buf[r.head]
+	r.buf[r.head] = nil
+	r.head = (r.head + 1) % len(r.buf)
+	r.n--
+	return f
+}
+
+// removeAt deletes the i-th frame, shifting later frames forward.
+func (r *ring) removeAt(i int) *Frame {
+	f := r.at(i)
+	for j := i; j < r.n-1; j++ {
+		r.buf[(r.head+j)%len(r.buf)] = r.at(j + 1)
+	}
+	r.buf[(r.head+r.n-1)%len(r.buf)] = nil
+	r.n--
+	return f
+}
+
+// replaceAt swaps the i-th frame for f and returns the old one.
+func (r *ring) replaceAt(i int, f *Frame) *Frame {
+	k := (r.head + i) % len(r.buf)
+	old := r.buf[k]
+	r.buf[k] = f
+	return old
+}
+
+func (r *ring) clear() {
+	for r.n > 0 {
+		r.pop()
+	}
+	r.buf, r.head = nil, 0
+}

@@ -1,0 +1,296 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"wsproxy/dataflow"
+	"wsproxy/subscription"
+)
+
+// Config is the whole of config.yaml. Every field documents its zero value;
+// defaults are applied in one place (ApplyDefaults) and combinations checked
+// by Validate.
+type Config struct {
+	// Listen is the address of the WebSocket endpoint and admin API. "": ":8080".
+	Listen string `yaml:"listen"`
+	// MaxConnections refuses upgrades beyond this many live connections
+	// (close 1013 "Server at capacity"). 0: 10000.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxPayload is the largest client frame accepted; larger ones close the
+	// connection with 1009. 0: 1 MiB.
+	MaxPayload int64 `yaml:"max_payload"`
+	// HeartbeatInterval between WebSocket pings. 0: 30s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// ConnectionTimeout closes connections silent for this long. 0: 60s.
+	ConnectionTimeout time.Duration `yaml:"connection_timeout"`
+	// WriteTimeout is the deadline of each socket write. 0: 10s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// ShutdownTimeout bounds graceful shutdown (flush, close 1001, wait for
+	// replies). 0: 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// DispatchQueue is how many messages may wait between the sources and
+	// the dispatcher; beyond it messages are dropped and counted. 0: 65536.
+	DispatchQueue int `yaml:"dispatch_queue"`
+
+	Queue   QueueConfig   `yaml:"queue"`
+	Batch   BatchConfig   `yaml:"batch"`
+	Compat  CompatConfig  `yaml:"compat"`
+	Limits  LimitsConfig  `yaml:"limits"`
+	Sources SourcesConfig `yaml:"sources"`
+	Log     LogConfig     `yaml:"log"`
+}
+
+// QueueConfig bounds each connection's queue.
+type QueueConfig struct {
+	// MaxMessages queued per connection. 0: 100.
+	MaxMessages int `yaml:"max_messages"`
+	// MaxBytes queued per connection. 0: 1 MiB.
+	MaxBytes int `yaml:"max_bytes"`
+}
+
+// BatchConfig paces writers.
+type BatchConfig struct {
+	// MaxMessages written per flush (one syscall). 0: 100.
+	MaxMessages int `yaml:"max_messages"`
+	// FlushInterval > 0 holds frames up to this long to write them together.
+	// 0: write at once when the writer is idle.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+}
+
+// CompatConfig holds legacy-protocol switches.
+type CompatConfig struct {
+	// UnfilteredReceiveAll: a connection with no filter and no channel
+	// subscription receives every data message (legacy behaviour). nil
+	// (absent): true.
+	UnfilteredReceiveAll *bool `yaml:"unfiltered_receive_all"`
+}
+
+// LimitsConfig bounds what one client may ask for.
+type LimitsConfig struct {
+	// MaxFilters per connection. 0: 16.
+	MaxFilters int `yaml:"max_filters"`
+	// MaxSymbols per filter. 0: 100.
+	MaxSymbols int `yaml:"max_symbols"`
+	// MaxExchanges per filter. 0: 32.
+	MaxExchanges int `yaml:"max_exchanges"`
+}
+
+// SourcesConfig selects the data sources; several may run at once.
+type SourcesConfig struct {
+	Demo dataflow.DemoConfig `yaml:"demo"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level: debug, info, warn, error. "": info.
+	Level string `yaml:"level"`
+	// Format: json or pretty. "": json.
+	Format string `yaml:"format"`
+}
+
+// EnvPrefix prefixes environment overrides: WSPROXY_LISTEN,
+// WSPROXY_BATCH_FLUSH_INTERVAL, WSPROXY_SOURCES_DEMO_ENABLED, ... (the yaml
+// path, upper-cased, joined with '_'). Lists are comma-separated.
+const EnvPrefix = "WSPROXY"
+
+// LoadConfig reads path (if non-empty), applies environment overrides and
+// defaults, and validates the result.
+func LoadConfig(path string) (Config, error) {
+	var cfg Config
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		if cfg, err = ParseConfig(b); err != nil {
+			return cfg, err
+		}
+	}
+	if err := applyEnv(reflect.ValueOf(&cfg).Elem(), EnvPrefix, os.LookupEnv); err != nil {
+		return cfg, err
+	}
+	cfg.ApplyDefaults()
+	return cfg, cfg.Validate()
+}
+
+// ParseConfig decodes YAML strictly: unknown keys are errors, so that a typo
+// does not silently fall back to a default.
+func ParseConfig(b []byte) (Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// ApplyDefaults fills zero fields with their documented defaults.
+func (c *Config) ApplyDefaults() {
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	defInt(&c.MaxConnections, 10000)
+	if c.MaxPayload <= 0 {
+		c.MaxPayload = 1 << 20
+	}
+	defDur(&c.HeartbeatInterval, 30*time.Second)
+	defDur(&c.ConnectionTimeout, 60*time.Second)
+	defDur(&c.WriteTimeout, 10*time.Second)
+	defDur(&c.ShutdownTimeout, 10*time.Second)
+	defInt(&c.DispatchQueue, 65536)
+	defInt(&c.Queue.MaxMessages, 100)
+	defInt(&c.Queue.MaxBytes, 1<<20)
+	defInt(&c.Batch.MaxMessages, 100)
+	if c.Compat.UnfilteredReceiveAll == nil {
+		t := true
+		c.Compat.UnfilteredReceiveAll = &t
+	}
+	defInt(&c.Limits.MaxFilters, 16)
+	defInt(&c.Limits.MaxSymbols, 100)
+	defInt(&c.Limits.MaxExchanges, 32)
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+}
+
+// Validate checks values and combinations after defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ConnectionTimeout <= c.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("connection_timeout (%s) must exceed heartbeat_interval (%s)", c.ConnectionTimeout, c.HeartbeatInterval))
+	}
+	if c.Batch.FlushInterval < 0 {
+		errs = append(errs, errors.New("batch.flush_interval must be >= 0"))
+	}
+	if c.Queue.MaxBytes < 1024 {
+		errs = append(errs, errors.New("queue.max_bytes must be at least 1024"))
+	}
+	switch c.Log.Format {
+	case "json", "pretty":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q: want json or pretty", c.Log.Format))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// SubscriptionLimits converts the limits section.
+func (c *Config) SubscriptionLimits() subscription.Limits {
+	return subscription.Limits{MaxFilters: c.Limits.MaxFilters, MaxSymbols: c.Limits.MaxSymbols, MaxExchanges: c.Limits.MaxExchanges}
+}
+
+func defInt(v *int, d int) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+func defDur(v *time.Duration, d time.Duration) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// applyEnv walks v's yaml-tagged fields and sets those with an environment
+// variable named prefix_PATH.
+func applyEnv(v reflect.Value, prefix string, lookup func(string) (string, bool)) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			if err := applyEnv(fv, name, lookup); err != nil {
+				return err
+			}
+			continue
+		}
+		s, ok := lookup(name)
+		if !ok {
+			continue
+		}
+		if err := setFromString(fv, s); err != nil {
+			return fmt.Errorf("config: %s=%q: %w", name, s, err)
+		}
+	}
+	return nil
+}
+
+func setFromString(fv reflect.Value, s string) error {
+	if fv.Type() == durationType {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(int64(d))
+		return nil
+	}
+	switch fv.Kind() {
+	case reflect.String:
+		fv.SetString(s)
+	case reflect.Int, reflect.Int64, reflect.Int32:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(n)
+	case reflect.Float64:
+		n, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		fv.SetFloat(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		fv.SetBool(b)
+	case reflect.Pointer:
+		nv := reflect.New(fv.Type().Elem())
+		if err := setFromString(nv.Elem(), s); err != nil {
+			return err
+		}
+		fv.Set(nv)
+	case reflect.Slice:
+		if fv.Type().Elem().Kind() != reflect.String {
+			return errors.New("unsupported list type")
+		}
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		fv.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("unsupported kind %s", fv.Kind())
+	}
+	return nil
+}

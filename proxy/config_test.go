@@ -1,0 +1,65 @@
+package proxy_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"wsproxy/proxy"
+)
+
+func TestShippedConfigLoads(t *testing.T) {
+	cfg, err := proxy.LoadConfig("../config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != ":8080" || !cfg.Sources.Demo.Enabled || !*cfg.Compat.UnfilteredReceiveAll || cfg.Queue.MaxMessages != 100 {
+		t.Fatalf("shipped config = %+v", cfg)
+	}
+}
+
+func TestConfigDefaultsAndEnv(t *testing.T) {
+	t.Setenv("WSPROXY_LISTEN", "127.0.0.1:9999")
+	t.Setenv("WSPROXY_BATCH_FLUSH_INTERVAL", "25ms")
+	t.Setenv("WSPROXY_COMPAT_UNFILTERED_RECEIVE_ALL", "false")
+	t.Setenv("WSPROXY_SOURCES_DEMO_SYMBOLS", "A/B, C/D")
+	cfg, err := proxy.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9999" || cfg.Batch.FlushInterval != 25*time.Millisecond ||
+		*cfg.Compat.UnfilteredReceiveAll || strings.Join(cfg.Sources.Demo.Symbols, "|") != "A/B|C/D" {
+		t.Fatalf("env not applied: %+v", cfg)
+	}
+	if cfg.MaxConnections != 10000 || cfg.HeartbeatInterval != 30*time.Second || cfg.Limits.MaxFilters != 16 {
+		t.Fatalf("defaults not applied: %+v", cfg)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct{ name, yaml, env, want string }{
+		{"unknown key", "listen: :1\nlistn: :2\n", "", "listn"},
+		{"bad duration", "heartbeat_interval: soon\n", "", "soon"},
+		{"timeout below heartbeat", "heartbeat_interval: 30s\nconnection_timeout: 10s\n", "", "connection_timeout"},
+		{"bad log format", "log: {format: xml}\n", "", "log.format"},
+		{"bad env value", "", "WSPROXY_MAX_CONNECTIONS=many", "WSPROXY_MAX_CONNECTIONS"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tc.env != "" {
+				k, v, _ := strings.Cut(tc.env, "=")
+				t.Setenv(k, v)
+			}
+			_, err := proxy.LoadConfig(path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,82 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"wsproxy/dataflow"
+	"wsproxy/internal/wstest"
+	"wsproxy/proxy"
+)
+
+const wait = 5 * time.Second
+
+type harness struct {
+	srv *proxy.Server
+	in  *dataflow.InProcess
+	url string
+}
+
+func start(t testing.TB, mut func(*proxy.Config)) *harness {
+	t.Helper()
+	cfg := proxy.Config{}
+	if mut != nil {
+		mut(&cfg)
+	}
+	in := dataflow.NewInProcess("test")
+	srv, err := proxy.New(cfg, zerolog.Nop(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	wstest.Eventually(t, wait, "source attached", func() bool { return in.Status().Connected })
+	return &harness{srv: srv, in: in, url: "ws://" + ln.Addr().String() + "/ws"}
+}
+
+// dial connects and consumes the welcome frame.
+func (h *harness) dial(t testing.TB) *wstest.Client {
+	t.Helper()
+	c := wstest.Dial(t, h.url)
+	if m := c.Next(t, wait); m.Type != "welcome" {
+		t.Fatalf("first frame = %s, want welcome", m.Raw)
+	}
+	return c
+}
+
+func (h *harness) publish(t testing.TB, exchange, typ, symbol string, ts int64) {
+	t.Helper()
+	md := dataflow.MarketData{Exchange: exchange, Type: typ, Symbol: symbol, Timestamp: ts,
+		Data: []byte(fmt.Sprintf(`{"seq":%d}`, ts))}
+	if err := h.in.Output(context.Background(), md); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sync sends a ping and waits for the pong: every reply queued before it has
+// arrived, and the server has processed every message sent before it.
+func syncPing(t testing.TB, c *wstest.Client) []wstest.Msg {
+	t.Helper()
+	c.Send(t, `{"type":"ping"}`)
+	var before []wstest.Msg
+	for {
+		m := c.Next(t, wait)
+		if m.Type == "pong" {
+			return before
+		}
+		before = append(before, m)
+	}
+}

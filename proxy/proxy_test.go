@@ -1,0 +1,363 @@
+package proxy_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"wsproxy/internal/wstest"
+	"wsproxy/proxy"
+)
+
+// publishAndSettle publishes msgs and waits until the dispatcher has handled
+// all of them.
+func (h *harness) publishAll(t *testing.T, msgs [][3]string) {
+	t.Helper()
+	before := h.srv.Dispatcher().Stats().Forwarded
+	for i, m := range msgs {
+		h.publish(t, m[0], m[1], m[2], int64(1000+i))
+	}
+	wstest.Eventually(t, wait, "dispatch", func() bool {
+		return h.srv.Dispatcher().Stats().Forwarded >= before+uint64(len(msgs))
+	})
+}
+
+func dataKeys(ms []wstest.Msg) []string {
+	var out []string
+	for _, m := range ms {
+		if m.Type == "welcome" || m.Type == "pong" || m.Type == "subscribed" || m.Type == "unsubscribed" {
+			continue
+		}
+		out = append(out, m.Str("payload", "exchange")+"|"+m.Type+"|"+m.Str("payload", "symbol"))
+	}
+	sort.Strings(out)
+	return out
+}
+
+var feed = [][3]string{
+	{"binance", "trade", "BTC/USDT"},
+	{"binance", "ticker", "BTC/USDT"},
+	{"binance", "trade", "ETH/USDT"},
+	{"okx", "trade", "BTC-USDT"},
+	{"okx", "kline_1m", "BTC/USDT"},
+	{"binance", "kline_1h", "ETH/USDT"},
+	{"binance", "depth", "btc_usdt"},
+}
+
+func TestWelcomeShapeAndPing(t *testing.T) {
+	h := start(t, nil)
+	c := wstest.Dial(t, h.url)
+	w := c.Next(t, wait)
+	if w.Type != "welcome" || w.Str("payload", "connectionId") == "" || w.Payload["serverTime"] == nil || w.Fields["timestamp"] == nil {
+		t.Fatalf("welcome = %s", w.Raw)
+	}
+	c.Send(t, `{"type":"ping","timestamp":"2024-08-09T08:00:00.000Z"}`)
+	p := c.NextOfType(t, "pong", wait)
+	if len(p.Fields) != 2 || p.Fields["timestamp"] == nil {
+		t.Fatalf("pong = %s", p.Raw)
+	}
+}
+
+func TestUnfilteredClientReceivesEverything(t *testing.T) {
+	h := start(t, nil)
+	c := h.dial(t) // never subscribes, like the deployed frontend
+	h.publishAll(t, feed)
+	got := dataKeys(syncPing(t, c))
+	if len(got) != len(feed) {
+		t.Fatalf("unfiltered client got %d messages, want %d: %v", len(got), len(feed), got)
+	}
+}
+
+func TestUnfilteredReceiveAllOff(t *testing.T) {
+	h := start(t, func(c *proxy.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
+	c := h.dial(t)
+	h.publishAll(t, feed)
+	if got := dataKeys(syncPing(t, c)); len(got) != 0 {
+		t.Fatalf("client without filter got %v with unfiltered_receive_all off", got)
+	}
+	c.Send(t, `{"type":"subscribe","payload":{"channel":"marketData"}}`)
+	c.NextOfType(t, "subscribed", wait)
+	h.publishAll(t, feed)
+	if got := dataKeys(syncPing(t, c)); len(got) != len(feed) {
+		t.Fatalf("marketData channel subscriber got %d, want %d", len(got), len(feed))
+	}
+}
+
+func TestFilteredDelivery(t *testing.T) {
+	tests := []struct {
+		name   string
+		filter string
+		want   []string
+	}{
+		{"exchange only", `{"exchange":["okx"]}`, []string{"okx|kline_1m|BTC/USDT", "okx|trade|BTC-USDT"}},
+		{"symbol forms are one symbol", `{"symbols":["btc-usdt"],"dataTypes":["trade","depth"]}`,
+			[]string{"binance|depth|btc_usdt", "binance|trade|BTC/USDT", "okx|trade|BTC-USDT"}},
+		{"kline matches every kline type", `{"dataTypes":["kline"]}`, []string{"binance|kline_1h|ETH/USDT", "okx|kline_1m|BTC/USDT"}},
+		{"AND across fields, OR within", `{"exchange":["binance"],"symbols":["ETHUSDT","BTCUSDT"],"dataTypes":["ticker","kline_1h"]}`,
+			[]string{"binance|kline_1h|ETH/USDT", "binance|ticker|BTC/USDT"}},
+		{"empty arrays match all", `{"exchange":[],"symbols":[],"dataTypes":[]}`, nil},
+		{"case of exchange and type ignored", `{"exchange":["OKX"],"dataTypes":["TRADE"]}`, []string{"okx|trade|BTC-USDT"}},
+	}
+	h := start(t, nil)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.dial(t)
+			c.Send(t, `{"type":"subscribe","payload":`+tc.filter+`}`)
+			sub := c.NextOfType(t, "subscribed", wait)
+			if sub.Str("payload", "filterId") == "" {
+				t.Fatalf("subscribed without filterId: %s", sub.Raw)
+			}
+			h.publishAll(t, feed)
+			got := dataKeys(syncPing(t, c))
+			want := tc.want
+			if want == nil {
+				want = dataKeys(nil)
+				for _, f := range feed {
+					want = append(want, f[0]+"|"+f[1]+"|"+f[2])
+				}
+				sort.Strings(want)
+			}
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("got  %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+func TestOverlappingFiltersDeliverOnce(t *testing.T) {
+	h := start(t, nil)
+	c := h.dial(t)
+	for _, f := range []string{`{"exchange":["binance"]}`, `{"symbols":["BTC/USDT"]}`, `{"dataTypes":["trade"]}`, `{}`} {
+		c.Send(t, `{"type":"subscribe","payload":`+f+`}`)
+		c.NextOfType(t, "subscribed", wait)
+	}
+	h.publishAll(t, feed)
+	got := dataKeys(syncPing(t, c))
+	if len(got) != len(feed) {
+		t.Fatalf("got %d messages for %d published with 4 overlapping filters: %v", len(got), len(feed), got)
+	}
+}
+
+func TestUnsubscribe(t *testing.T) {
+	h := start(t, func(c *proxy.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
+	c := h.dial(t)
+	c.Send(t, `{"type":"subscribe","payload":{"exchange":["binance"]}}`)
+	id1 := c.NextOfType(t, "subscribed", wait).Str("payload", "filterId")
+	c.Send(t, `{"type":"subscribe","payload":{"exchange":["okx"]}}`)
+	id2 := c.NextOfType(t, "subscribed", wait).Str("payload", "filterId")
+	if id1 == id2 {
+		t.Fatalf("filter ids not unique: %q", id1)
+	}
+
+	c.Send(t, `{"type":"unsubscribe","payload":{"filterId":"`+id1+`"}}`)
+	u := c.NextOfType(t, "unsubscribed", wait)
+	if u.Str("payload", "filterId") != id1 {
+		t.Fatalf("unsubscribed = %s", u.Raw)
+	}
+	h.publishAll(t, feed)
+	for _, k := range dataKeys(syncPing(t, c)) {
+		if !strings.HasPrefix(k, "okx|") {
+			t.Fatalf("after removing the binance filter got %s", k)
+		}
+	}
+
+	c.Send(t, `{"type":"unsubscribe","payload":{"filterId":"nope"}}`)
+	if e := c.NextOfType(t, "error", wait); e.Str("payload", "code") != "INVALID_FILTER" {
+		t.Fatalf("unknown filterId: %s", e.Raw)
+	}
+
+	c.Send(t, `{"type":"unsubscribe"}`)
+	u = c.NextOfType(t, "unsubscribed", wait)
+	if _, has := u.Payload["filterId"]; has {
+		t.Fatalf("unsubscribe-all reply has filterId: %s", u.Raw)
+	}
+	h.publishAll(t, feed)
+	if got := dataKeys(syncPing(t, c)); len(got) != 0 {
+		t.Fatalf("after unsubscribe-all got %v", got)
+	}
+}
+
+func TestLegacyChannelForms(t *testing.T) {
+	h := start(t, nil)
+	c := h.dial(t)
+	c.Send(t, `{"type":"subscribe","payload":{"channel":"marketData"},"timestamp":"2024-01-01T00:00:00Z"}`)
+	s := c.NextOfType(t, "subscribed", wait)
+	if string(mustJSON(t, s.Payload)) != `{"channel":"marketData"}` {
+		t.Fatalf("subscribed = %s", s.Raw)
+	}
+	h.publishAll(t, feed[:2])
+	if got := dataKeys(syncPing(t, c)); len(got) != 2 {
+		t.Fatalf("marketData subscriber got %v", got)
+	}
+	c.Send(t, `{"type":"unsubscribe","payload":{"channel":"marketData"}}`)
+	u := c.NextOfType(t, "unsubscribed", wait)
+	if string(mustJSON(t, u.Payload)) != `{"channel":"marketData"}` {
+		t.Fatalf("unsubscribed = %s", u.Raw)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDataMessageLegacyShape(t *testing.T) {
+	h := start(t, nil)
+	c := h.dial(t)
+	h.publish(t, "binance", "trade", "BTC/USDT", 1723190400000)
+	m := c.NextOfType(t, "trade", wait)
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(m.Raw, &top); err != nil {
+		t.Fatal(err)
+	}
+	if len(top) != 3 || top["payload"] == nil || top["timestamp"] == nil {
+		t.Fatalf("data message keys: %s", m.Raw)
+	}
+	want := `{"type":"trade","exchange":"binance","symbol":"BTC/USDT","data":{"seq":1723190400000},"timestamp":1723190400000}`
+	if string(top["payload"]) != want {
+		t.Fatalf("payload = %s\nwant      %s", top["payload"], want)
+	}
+	if !strings.HasPrefix(string(m.Raw), `{"type":"trade","payload":`) {
+		t.Fatalf("key order: %s", m.Raw)
+	}
+}
+
+func TestGetStats(t *testing.T) {
+	h := start(t, nil)
+	c := h.dial(t)
+	c.Send(t, `{"type":"subscribe","payload":{"exchange":["binance"]}}`)
+	c.NextOfType(t, "subscribed", wait)
+	h.publishAll(t, feed)
+	syncPing(t, c)
+	c.Send(t, `{"type":"getStats"}`)
+	s := c.NextOfType(t, "stats", wait)
+	for _, k := range []string{"connection", "subscription", "pool", "dataflow", "health"} {
+		if s.Payload[k] == nil {
+			t.Fatalf("stats payload lacks %q: %s", k, s.Raw)
+		}
+	}
+	conn := s.Payload["connection"].(map[string]any)
+	if conn["activeConnections"].(float64) != 1 || conn["messagesForwarded"].(float64) != float64(len(feed)) {
+		t.Fatalf("connection stats = %v", conn)
+	}
+	if sub := s.Payload["subscription"].(map[string]any); sub["activeFilters"].(float64) != 1 {
+		t.Fatalf("subscription stats = %v", sub)
+	}
+}
+
+func TestBadInputKeepsConnection(t *testing.T) {
+	tests := []struct{ name, msg, code string }{
+		{"not JSON", `{"type":`, "INVALID_MESSAGE"},
+		{"not an object", `[1,2]`, "INVALID_MESSAGE"},
+		{"no type", `{"payload":{}}`, "INVALID_MESSAGE"},
+		{"unknown type", `{"type":"hello"}`, "UNKNOWN_MESSAGE_TYPE"},
+		{"filter field not array", `{"type":"subscribe","payload":{"exchange":"binance"}}`, "INVALID_FILTER"},
+		{"unknown data type", `{"type":"subscribe","payload":{"dataTypes":["candles"]}}`, "INVALID_FILTER"},
+		{"unknown channel", `{"type":"subscribe","payload":{"channel":"news"}}`, "INVALID_FILTER"},
+		{"too many symbols", `{"type":"subscribe","payload":{"symbols":[` + manySymbols(101) + `]}}`, "LIMIT_EXCEEDED"},
+	}
+	h := start(t, nil)
+	c := h.dial(t)
+	c.Send(t, `{"type":"subscribe","payload":{"exchange":["okx"]}}`)
+	c.NextOfType(t, "subscribed", wait)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c.Send(t, tc.msg)
+			e := c.NextOfType(t, "error", wait)
+			if got := e.Str("payload", "code"); got != tc.code || e.Str("payload", "message") == "" {
+				t.Fatalf("error = %s, want code %s", e.Raw, tc.code)
+			}
+		})
+	}
+	// The connection and its filter survive every bad message.
+	h.publishAll(t, feed)
+	if got := dataKeys(syncPing(t, c)); len(got) != 2 {
+		t.Fatalf("after bad input the okx filter delivered %v", got)
+	}
+}
+
+func manySymbols(n int) string {
+	s := make([]string, n)
+	for i := range s {
+		s[i] = fmt.Sprintf(`"S%dUSDT"`, i)
+	}
+	return strings.Join(s, ",")
+}
+
+func TestTooManyFilters(t *testing.T) {
+	h := start(t, func(c *proxy.Config) { c.Limits.MaxFilters = 2 })
+	c := h.dial(t)
+	for i := 0; i < 2; i++ {
+		c.Send(t, `{"type":"subscribe","payload":{}}`)
+		c.NextOfType(t, "subscribed", wait)
+	}
+	c.Send(t, `{"type":"subscribe","payload":{}}`)
+	if e := c.NextOfType(t, "error", wait); e.Str("payload", "code") != "LIMIT_EXCEEDED" {
+		t.Fatalf("third filter: %s", e.Raw)
+	}
+}
+
+func TestBatchEnvelopeOnlyWhenAsked(t *testing.T) {
+	h := start(t, nil)
+	plain := h.dial(t)
+	bc := wstest.Dial(t, strings.TrimSuffix(h.url, "/ws")+"/ws?batch=1")
+	bc.NextOfType(t, "welcome", wait)
+	h.publishAll(t, feed)
+	for _, m := range syncPing(t, plain) {
+		if m.Type == "batch" {
+			t.Fatalf("plain client got a batch envelope: %s", m.Raw)
+		}
+	}
+	total := 0
+	for _, m := range syncPing(t, bc) {
+		if m.Type != "batch" {
+			t.Fatalf("batch client got %s", m.Raw)
+		}
+		msgs := m.Fields["messages"].([]any)
+		if int(m.Fields["count"].(float64)) != len(msgs) || m.Fields["timestamp"] == nil {
+			t.Fatalf("envelope = %s", m.Raw)
+		}
+		for _, x := range msgs {
+			if x.(map[string]any)["payload"] == nil {
+				t.Fatalf("envelope entry not a data message: %s", m.Raw)
+			}
+		}
+		total += len(msgs)
+	}
+	if total != len(feed) {
+		t.Fatalf("batch client got %d messages in envelopes, want %d", total, len(feed))
+	}
+}
+
+func TestFlushIntervalHoldsUntilFlush(t *testing.T) {
+	h := start(t, func(c *proxy.Config) { c.Batch.FlushInterval = time.Hour })
+	c := h.dial(t)
+	h.publishAll(t, feed[:3])
+	if m, ok := c.TryNext(300 * time.Millisecond); ok {
+		t.Fatalf("frame written despite a 1h flush interval: %s", m.Raw)
+	}
+	if r := h.srv.Pool().FlushAll(); r.Connections != 1 || r.Messages != 3 {
+		t.Fatalf("FlushAll = %+v, want 1 connection, 3 messages", r)
+	}
+	for i := 0; i < 3; i++ {
+		c.Next(t, wait)
+	}
+}
+
+func TestFlushOnTimeout(t *testing.T) {
+	h := start(t, func(c *proxy.Config) { c.Batch.FlushInterval = 20 * time.Millisecond })
+	c := h.dial(t)
+	h.publishAll(t, feed)
+	for range feed {
+		if m := c.Next(t, wait); m.Payload["data"] == nil {
+			t.Fatalf("unexpected frame %s", m.Raw)
+		}
+	}
+}

@@ -1,0 +1,262 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime/metrics"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"wsproxy/dataflow"
+	"wsproxy/pool"
+	"wsproxy/subscription"
+)
+
+// Server is one wsproxy node. Create it with New, start it with Serve or
+// Start, stop it with Shutdown.
+type Server struct {
+	cfg     Config
+	log     zerolog.Logger
+	pool    *pool.Pool
+	index   *subscription.Index[*pool.Conn]
+	disp    *Dispatcher
+	sources []dataflow.Source
+	limits  subscription.Limits
+
+	http     *fasthttp.Server
+	upgrader websocket.FastHTTPUpgrader
+	routes   map[string]fasthttp.RequestHandler
+	fallback fasthttp.RequestHandler
+
+	started   time.Time
+	nodeID    string
+	connSeq   atomic.Uint64
+	slots     atomic.Int64
+	accepting atomic.Bool
+	errors    atomic.Uint64
+	channels  atomic.Int64
+	lastAct   atomic.Int64
+	handlers  sync.WaitGroup
+
+	mu      sync.Mutex
+	ln      net.Listener
+	cancel  context.CancelFunc
+	bg      sync.WaitGroup
+	stopped bool
+}
+
+// New builds a server from cfg (defaults applied) and the sources it will
+// run. Nothing listens until Start or Serve.
+func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, error) {
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     log,
+		index:   subscription.NewIndex[*pool.Conn](),
+		sources: sources,
+		limits:  cfg.SubscriptionLimits(),
+		routes:  make(map[string]fasthttp.RequestHandler),
+		started: time.Now(),
+		nodeID:  strconv.FormatInt(time.Now().UnixNano()%1e9, 36),
+	}
+	s.pool = pool.New(pool.Config{
+		QueueMaxMessages:  cfg.Queue.MaxMessages,
+		QueueMaxBytes:     cfg.Queue.MaxBytes,
+		BatchMaxMessages:  cfg.Batch.MaxMessages,
+		FlushInterval:     cfg.Batch.FlushInterval,
+		WriteTimeout:      cfg.WriteTimeout,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		ConnectionTimeout: cfg.ConnectionTimeout,
+	}, nil)
+	s.disp = NewDispatcher(s.index, cfg.DispatchQueue)
+	s.upgrader = websocket.FastHTTPUpgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  256,
+		// Origin policy is configured by the hardening limits; browsers of
+		// any origin are accepted by default, as the legacy server did.
+		CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
+	}
+	s.http = &fasthttp.Server{
+		Handler:            s.route,
+		Name:               "wsproxy",
+		ReadTimeout:        30 * time.Second,
+		WriteTimeout:       30 * time.Second,
+		IdleTimeout:        60 * time.Second,
+		MaxRequestBodySize: 8 << 20,
+		ReduceMemoryUsage:  true,
+		CloseOnShutdown:    true,
+		// Hijacked (WebSocket) connections are closed by pool.Remove, so
+		// that heartbeats and admin kicks can close them at any time.
+		KeepHijackedConns:             true,
+		NoDefaultServerHeader:         false,
+		DisableHeaderNamesNormalizing: false,
+		Logger:                        fasthttpLogger{log},
+	}
+	s.accepting.Store(true)
+	return s, nil
+}
+
+// Handle registers an HTTP handler for an exact path (admin, ingest, ...).
+// Call before Start.
+func (s *Server) Handle(path string, h fasthttp.RequestHandler) { s.routes[path] = h }
+
+// HandleFallback registers the handler for paths with no exact route.
+func (s *Server) HandleFallback(h fasthttp.RequestHandler) { s.fallback = h }
+
+// Pool, Index and Dispatcher expose the parts for admin and tools.
+func (s *Server) Pool() *pool.Pool { return s.pool }
+
+// Index returns the subscription index.
+func (s *Server) Index() *subscription.Index[*pool.Conn] { return s.index }
+
+// Dispatcher returns the dispatcher (the Sink of every source).
+func (s *Server) Dispatcher() *Dispatcher { return s.disp }
+
+// Config returns the effective configuration.
+func (s *Server) Config() Config { return s.cfg }
+
+// Logger returns the server's logger.
+func (s *Server) Logger() zerolog.Logger { return s.log }
+
+// Sources returns the configured sources.
+func (s *Server) Sources() []dataflow.Source { return s.sources }
+
+// Addr returns the listening address once started.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Start listens on cfg.Listen and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("proxy: listen %s: %w", s.cfg.Listen, err)
+	}
+	s.Serve(ln)
+	return nil
+}
+
+// Serve starts the background loops and serves ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	s.ln, s.cancel = ln, cancel
+	s.mu.Unlock()
+
+	dctx, dcancel := context.WithCancel(context.Background())
+	s.bg.Add(2)
+	go func() { defer s.bg.Done(); s.pool.Run(ctx) }()
+	go func() { defer s.bg.Done(); <-ctx.Done(); dcancel() }()
+	go s.disp.Run(dctx)
+	for _, src := range s.sources {
+		s.bg.Add(1)
+		go func() {
+			defer s.bg.Done()
+			if err := src.Run(ctx, s.disp); err != nil {
+				s.log.Error().Err(err).Str("source", src.Name()).Msg("source stopped")
+			}
+		}()
+	}
+	go func() {
+		if err := s.http.Serve(ln); err != nil {
+			s.log.Error().Err(err).Msg("http server stopped")
+		}
+	}()
+	s.log.Info().Str("addr", ln.Addr().String()).Int("sources", len(s.sources)).Msg("wsproxy listening")
+}
+
+// Shutdown stops accepting, stops the sources, delivers what is queued,
+// closes every client with 1001 "Server shutdown" and waits for them, all
+// within ctx. It returns ctx's error if time ran out.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	cancel := s.cancel
+	s.mu.Unlock()
+	s.accepting.Store(false)
+
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.http.ShutdownWithContext(ctx) }()
+	if cancel != nil {
+		cancel()
+		select { // let queued pipeline messages reach the connection queues
+		case <-s.disp.Done():
+		case <-ctx.Done():
+		}
+	}
+	// fasthttp does not track hijacked connections: close them here.
+	s.pool.CloseAll(ctx, websocket.CloseGoingAway, "Server shutdown")
+	waitGroup(ctx, &s.handlers)
+	s.bg.Wait()
+	err := <-httpDone
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+func (s *Server) route(ctx *fasthttp.RequestCtx) {
+	path := string(ctx.Path())
+	if path == "/ws" {
+		s.serveWS(ctx)
+		return
+	}
+	if h, ok := s.routes[path]; ok {
+		h(ctx)
+		return
+	}
+	if s.fallback != nil {
+		s.fallback(ctx)
+		return
+	}
+	ctx.Error("not found", fasthttp.StatusNotFound)
+}
+
+type fasthttpLogger struct{ log zerolog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug().Msgf(format, args...)
+}
+
+// heapBytes reads the live heap from runtime/metrics (cheap, no stop-the-world).
+func heapBytes() uint64 {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() == metrics.KindUint64 {
+		return sample[0].Value.Uint64()
+	}
+	return 0
+}

@@ -1,0 +1,232 @@
+package proxy
+
+import (
+	"errors"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/fasthttp/websocket"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"wsproxy/compat"
+	"wsproxy/pool"
+	"wsproxy/subscription"
+)
+
+// Close codes and reasons of PROTOCOL.md.
+const (
+	reasonShutdown   = "Server shutdown"
+	reasonCapacity   = "Server at capacity"
+	reasonInvalidUTF = "Invalid UTF-8"
+)
+
+func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
+	if !s.accepting.Load() {
+		ctx.Error("server shutting down", fasthttp.StatusServiceUnavailable)
+		return
+	}
+	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
+		ctx.Error("expected a WebSocket upgrade", fasthttp.StatusUpgradeRequired)
+		return
+	}
+	batch := string(ctx.QueryArgs().Peek("batch")) == "1"
+	remote := ctx.RemoteAddr().String()
+	over := s.slots.Add(1) > int64(s.cfg.MaxConnections)
+	s.handlers.Add(1)
+	err := s.upgrader.Upgrade(ctx, func(ws *websocket.Conn) {
+		defer s.handlers.Done()
+		defer s.slots.Add(-1)
+		if over {
+			_ = ws.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseTryAgainLater, reasonCapacity), time.Now().Add(time.Second))
+			_ = ws.Close()
+			return
+		}
+		s.serveConn(ws, remote, batch)
+	})
+	if err != nil {
+		s.handlers.Done()
+		s.slots.Add(-1)
+	}
+}
+
+// session is the protocol state of one connection. Only its read loop
+// touches it.
+type session struct {
+	s          *Server
+	c          *pool.Conn
+	log        zerolog.Logger
+	channels   map[string]bool
+	filters    int
+	unfiltered bool
+	buf        []byte
+}
+
+func (s *Server) serveConn(ws *websocket.Conn, remote string, batch bool) {
+	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
+	c := s.pool.Add(ws.NetConn(), pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true})
+	ss := &session{s: s, c: c, log: s.log.With().Str("conn_id", id).Logger()}
+	defer ss.end()
+
+	ws.SetReadLimit(s.cfg.MaxPayload)
+	// Control replies go through the connection's writer so that frame
+	// order holds; the library would otherwise write them itself.
+	ws.SetPingHandler(func(data string) error {
+		c.Touch()
+		c.Send(&pool.Frame{Op: pool.OpPong, Data: []byte(data)})
+		return nil
+	})
+	ws.SetPongHandler(func(string) error { c.Touch(); return nil })
+	ws.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			c.CloseNow(0, "")
+		} else {
+			c.CloseNow(code, "")
+		}
+		return nil
+	})
+
+	now := time.Now().UnixMilli()
+	c.Send(pool.NewControl(compat.AppendWelcome(nil, id, now, now)))
+	ss.updateDelivery()
+	c.Start() // welcome first, and the client is registered by the time it reads it
+	ss.log.Debug().Str("remote", remote).Bool("batch", batch).Msg("connected")
+
+	for {
+		mt, msg, err := ws.ReadMessage()
+		if err != nil {
+			ss.logEnd(err)
+			return
+		}
+		c.Touch()
+		s.lastAct.Store(time.Now().UnixMilli())
+		if mt == websocket.TextMessage && !utf8.Valid(msg) {
+			s.errors.Add(1)
+			c.CountError()
+			c.CloseNow(websocket.CloseInvalidFramePayloadData, reasonInvalidUTF)
+			continue
+		}
+		if c.Closing() {
+			continue // a close is under way: only the client's close reply matters now
+		}
+		if mt != websocket.TextMessage {
+			ss.sendError(compat.CodeInvalidMessage, "binary frames are not supported; send JSON text")
+			continue
+		}
+		ss.handle(msg)
+	}
+}
+
+func (ss *session) logEnd(err error) {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		ss.log.Debug().Int("code", ce.Code).Msg("client closed")
+		return
+	}
+	ss.log.Debug().Err(err).Msg("connection ended")
+}
+
+func (ss *session) end() {
+	ss.s.index.RemoveSubscriber(ss.c)
+	ss.s.channels.Add(-int64(len(ss.channels)))
+	ss.s.pool.Remove(ss.c)
+}
+
+func (ss *session) reply(b []byte) { ss.c.Send(pool.NewControl(b)) }
+
+func (ss *session) sendError(code, msg string) {
+	ss.s.errors.Add(1)
+	ss.c.CountError()
+	ss.reply(compat.AppendError(nil, code, msg, time.Now().UnixMilli()))
+}
+
+func (ss *session) handle(msg []byte) {
+	m, perr := compat.DecodeClient(msg)
+	if perr != nil {
+		ss.sendError(perr.Code, perr.Message)
+		return
+	}
+	now := time.Now().UnixMilli()
+	switch m.Kind {
+	case compat.KindPing:
+		ss.reply(compat.AppendPong(nil, now))
+	case compat.KindSubscribe:
+		if m.Channel != "" {
+			if !ss.channels[m.Channel] {
+				if ss.channels == nil {
+					ss.channels = make(map[string]bool, 1)
+				}
+				ss.channels[m.Channel] = true
+				ss.s.channels.Add(1)
+			}
+			ss.updateDelivery()
+			ss.reply(compat.AppendSubscribedChannel(nil, m.Channel, now))
+			return
+		}
+		ss.subscribe(m.Filter, now)
+	case compat.KindUnsubscribe:
+		switch {
+		case m.Channel != "":
+			if ss.channels[m.Channel] {
+				delete(ss.channels, m.Channel)
+				ss.s.channels.Add(-1)
+			}
+			ss.updateDelivery()
+			ss.reply(compat.AppendUnsubscribedChannel(nil, m.Channel, now))
+		case m.FilterID != "":
+			if !ss.s.index.Remove(ss.c, m.FilterID) {
+				ss.sendError(compat.CodeInvalidFilter, "no filter with filterId "+strconv.Quote(m.FilterID))
+				return
+			}
+			ss.filters--
+			ss.updateDelivery()
+			ss.reply(compat.AppendUnsubscribedFilter(nil, m.FilterID, now))
+		default:
+			ss.s.index.RemoveAll(ss.c)
+			ss.filters = 0
+			ss.updateDelivery()
+			ss.reply(compat.AppendUnsubscribedFilter(nil, "", now))
+		}
+	case compat.KindGetStats:
+		b, err := compat.AppendStats(nil, ss.s.Stats(), now)
+		if err != nil {
+			ss.sendError(compat.CodeInternalError, "stats unavailable")
+			return
+		}
+		ss.reply(b)
+	}
+}
+
+func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
+	f, err := subscription.NewFilter(spec.Exchange, spec.Symbols, spec.DataTypes, ss.s.limits)
+	if err == nil {
+		var id string
+		id, err = ss.s.index.Add(ss.c, f, ss.s.limits)
+		if err == nil {
+			ss.filters++
+			ss.updateDelivery()
+			ss.reply(compat.AppendSubscribedFilter(nil, id,
+				compat.FilterSpec{Exchange: f.Exchanges, Symbols: f.Symbols, DataTypes: f.DataTypes}, now))
+			return
+		}
+	}
+	code := compat.CodeInvalidFilter
+	if errors.Is(err, subscription.ErrLimitExceeded) {
+		code = compat.CodeLimitExceeded
+	}
+	ss.sendError(code, err.Error())
+}
+
+// updateDelivery applies the unfiltered rule of PROTOCOL.md: with no filter,
+// a connection subscribed to the marketData channel, or subscribed to nothing
+// while compat.unfiltered_receive_all is on, receives every data message.
+func (ss *session) updateDelivery() {
+	want := ss.filters == 0 &&
+		(ss.channels[compat.ChannelMarketData] || (len(ss.channels) == 0 && *ss.s.cfg.Compat.UnfilteredReceiveAll))
+	if want != ss.unfiltered {
+		ss.unfiltered = want
+		ss.s.index.SetUnfiltered(ss.c, want)
+	}
+}

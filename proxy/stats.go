@@ -1,0 +1,152 @@
+package proxy
+
+import (
+	"time"
+
+	"wsproxy/dataflow"
+)
+
+// Stats is the STATS object of PROTOCOL.md, answered to getStats and by the
+// admin API.
+type Stats struct {
+	Connection   ConnectionStats   `json:"connection"`
+	Subscription SubscriptionStats `json:"subscription"`
+	Pool         PoolStats         `json:"pool"`
+	Dataflow     DataflowStats     `json:"dataflow"`
+	Health       HealthStatus      `json:"health"`
+}
+
+// ConnectionStats: messagesForwarded counts pipeline messages dispatched
+// (once per message, whatever the number of recipients).
+type ConnectionStats struct {
+	TotalConnections          uint64  `json:"totalConnections"`
+	ActiveConnections         int64   `json:"activeConnections"`
+	TotalSubscriptions        int64   `json:"totalSubscriptions"`
+	AverageConnectionDuration float64 `json:"averageConnectionDuration"`
+	MessagesForwarded         uint64  `json:"messagesForwarded"`
+	ErrorsEncountered         uint64  `json:"errorsEncountered"`
+	LastActivity              int64   `json:"lastActivity"`
+}
+
+// SubscriptionStats describes the index.
+type SubscriptionStats struct {
+	TotalSubscriptions int64  `json:"totalSubscriptions"`
+	ActiveFilters      int    `json:"activeFilters"`
+	MatchOperations    uint64 `json:"matchOperations"`
+	LastActivity       int64  `json:"lastActivity"`
+}
+
+// PoolStats describes delivery. totalMessagesSent counts data frames
+// written to sockets (once per recipient); connectionTurnover counts closed
+// connections.
+type PoolStats struct {
+	TotalConnections   uint64            `json:"totalConnections"`
+	ActiveConnections  int64             `json:"activeConnections"`
+	ErrorConnections   uint64            `json:"errorConnections"`
+	TotalMessagesSent  uint64            `json:"totalMessagesSent"`
+	TotalBytesSent     uint64            `json:"totalBytesSent"`
+	AverageLatency     float64           `json:"averageLatency"`
+	MemoryUsage        float64           `json:"memoryUsage"`
+	BufferUtilization  float64           `json:"bufferUtilization"`
+	ConnectionTurnover uint64            `json:"connectionTurnover"`
+	QueuedMessages     int64             `json:"queuedMessages"`
+	QueuedBytes        int64             `json:"queuedBytes"`
+	Shed               map[string]uint64 `json:"shed"`
+}
+
+// DataflowStats describes the input side.
+type DataflowStats struct {
+	MessagesForwarded uint64                  `json:"messagesForwarded"`
+	Dropped           uint64                  `json:"dropped"`
+	Queued            int                     `json:"queued"`
+	LastActivity      int64                   `json:"lastActivity"`
+	Sources           []dataflow.SourceStatus `json:"sources"`
+}
+
+// HealthStatus of PROTOCOL.md.
+type HealthStatus struct {
+	Status      string      `json:"status"`
+	Connections int64       `json:"connections"`
+	Uptime      int64       `json:"uptime"`
+	LastError   *LastError  `json:"lastError,omitempty"`
+	Performance Performance `json:"performance"`
+}
+
+// LastError is the most recent error a source reported.
+type LastError struct {
+	Message   string `json:"message"`
+	Timestamp int64  `json:"timestamp"`
+}
+
+// Performance summarises latency (ms) and memory (MB).
+type Performance struct {
+	AvgLatency  float64 `json:"avgLatency"`
+	MemoryUsage float64 `json:"memoryUsage"`
+}
+
+// Stats returns a snapshot of every counter.
+func (s *Server) Stats() Stats {
+	ps := s.pool.Stats()
+	is := s.index.Stats()
+	ds := s.disp.Stats()
+	memMB := float64(heapBytes()) / (1 << 20)
+	subs := int64(is.Filters) + s.channels.Load()
+	var st Stats
+	st.Connection = ConnectionStats{
+		TotalConnections:          ps.TotalConnections,
+		ActiveConnections:         ps.ActiveConnections,
+		TotalSubscriptions:        subs,
+		AverageConnectionDuration: ps.AvgDurationMs,
+		MessagesForwarded:         ds.Forwarded,
+		ErrorsEncountered:         s.errors.Load(),
+		LastActivity:              max(s.lastAct.Load(), ds.LastActivity),
+	}
+	st.Subscription = SubscriptionStats{
+		TotalSubscriptions: subs,
+		ActiveFilters:      is.Filters,
+		MatchOperations:    is.MatchOperations,
+		LastActivity:       is.LastActivity,
+	}
+	util := 0.0
+	if ps.ActiveConnections > 0 {
+		util = float64(ps.QueuedFrames) / float64(ps.ActiveConnections*int64(s.pool.Config().QueueMaxMessages)) * 100
+	}
+	st.Pool = PoolStats{
+		TotalConnections:   ps.TotalConnections,
+		ActiveConnections:  ps.ActiveConnections,
+		ErrorConnections:   ps.ErrorConnections,
+		TotalMessagesSent:  ps.MessagesSent,
+		TotalBytesSent:     ps.BytesSent,
+		AverageLatency:     ps.AvgLatencyMs,
+		MemoryUsage:        memMB,
+		BufferUtilization:  util,
+		ConnectionTurnover: ps.ClosedConnections,
+		QueuedMessages:     ps.QueuedFrames,
+		QueuedBytes:        ps.QueuedBytes,
+		Shed:               ps.Shed,
+	}
+	st.Dataflow = DataflowStats{MessagesForwarded: ds.Forwarded, Dropped: ds.Dropped, Queued: ds.Queued, LastActivity: ds.LastActivity}
+	for _, src := range s.sources {
+		st.Dataflow.Sources = append(st.Dataflow.Sources, src.Stats())
+	}
+	st.Health = s.health(ps.ActiveConnections, ps.AvgLatencyMs, memMB, st.Dataflow.Sources)
+	return st
+}
+
+func (s *Server) health(conns int64, lat, mem float64, sources []dataflow.SourceStatus) HealthStatus {
+	h := HealthStatus{
+		Status:      "healthy",
+		Connections: conns,
+		Uptime:      time.Since(s.started).Milliseconds(),
+		Performance: Performance{AvgLatency: lat, MemoryUsage: mem},
+	}
+	for _, src := range sources {
+		if !src.Connected {
+			h.Status = "degraded"
+		}
+		if src.LastError != "" && (h.LastError == nil || src.LastErrorAt > h.LastError.Timestamp) {
+			h.LastError = &LastError{Message: src.Name + ": " + src.LastError, Timestamp: src.LastErrorAt}
+		}
+	}
+	return h
+}

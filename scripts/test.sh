@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): sets up what the tests need
+# (Go modules, Redis), then vets and runs every test with the race detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go mod download
+REDIS_ADDR="$(scripts/redis.sh)"
+export REDIS_ADDR
+echo "test.sh: using Redis at $REDIS_ADDR"
+test -z "$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+go vet ./...
+# Allocation guards are skipped under -race (the detector allocates): run them plainly.
+go test -count=1 -run 'Alloc' ./...
+go test -race -shuffle=on -count=1 -timeout 20m ./...

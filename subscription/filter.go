@@ -1,0 +1,292 @@
+package subscription
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// DataTypes lists the data types the pipeline produces. NewFilter accepts
+// exactly these and "kline", which stands for every kline_* entry of this
+// list. It is read without synchronisation: treat it as read-only.
+var DataTypes = []string{"trade", "ticker", "depth", "orderbook", "kline_1m", "kline_5m", "kline_1h", "kline_1d"}
+
+const (
+	// KlineAlias is the data type a client sends to mean every kline_* type.
+	KlineAlias  = "kline"
+	klinePrefix = "kline_"
+)
+
+// Defaults used for zero (or negative) Limits fields.
+const (
+	DefaultMaxFilters   = 16
+	DefaultMaxSymbols   = 100
+	DefaultMaxExchanges = 32
+	DefaultMaxValueLen  = 64
+)
+
+// Sentinel errors. NewFilter and Index.Add wrap them with a precise message;
+// check them with errors.Is.
+var (
+	// ErrInvalidFilter reports a filter a client should not have sent: an
+	// unknown data type, an empty or over-long value.
+	ErrInvalidFilter = errors.New("subscription: invalid filter")
+	// ErrLimitExceeded reports a filter (or a filter count) over Limits.
+	ErrLimitExceeded = errors.New("subscription: limit exceeded")
+)
+
+// Limits bound what one connection may ask of the index, so that one client
+// cannot inflate it: a filter expands into exchanges × data types × symbols
+// index keys. A zero or negative field means its default.
+type Limits struct {
+	// MaxFilters is the number of filters one subscriber may hold (Index.Add).
+	// Zero means DefaultMaxFilters (16).
+	MaxFilters int
+	// MaxSymbols is the number of distinct symbols in one filter. Zero means
+	// DefaultMaxSymbols (100).
+	MaxSymbols int
+	// MaxExchanges is the number of distinct exchanges in one filter. Zero
+	// means DefaultMaxExchanges (32).
+	MaxExchanges int
+	// MaxValueLen is the length in bytes of any one exchange, symbol or data
+	// type, before and after normalisation. Zero means DefaultMaxValueLen (64).
+	MaxValueLen int
+}
+
+// WithDefaults returns l with every zero or negative field replaced by its
+// default. It is the one place defaults are applied.
+func (l Limits) WithDefaults() Limits {
+	if l.MaxFilters <= 0 {
+		l.MaxFilters = DefaultMaxFilters
+	}
+	if l.MaxSymbols <= 0 {
+		l.MaxSymbols = DefaultMaxSymbols
+	}
+	if l.MaxExchanges <= 0 {
+		l.MaxExchanges = DefaultMaxExchanges
+	}
+	if l.MaxValueLen <= 0 {
+		l.MaxValueLen = DefaultMaxValueLen
+	}
+	return l
+}
+
+// Filter is a validated, normalised client filter. An empty (or nil) field
+// matches every value of that field. Build filters with NewFilter: Index and
+// Matches rely on its normalisation. A Filter is a value; its slices must not
+// be modified once it has been handed to an Index.
+type Filter struct {
+	Exchanges []string // lower-case
+	Symbols   []string // normalised by NormalizeSymbol
+	DataTypes []string // lower-case; members of DataTypes or KlineAlias
+}
+
+// NewFilter validates and normalises a client filter. Exchanges and data
+// types are lower-cased, symbols normalised with NormalizeSymbol and
+// duplicates dropped, keeping the first occurrence's order. Empty values,
+// values longer than lim.MaxValueLen and unknown data types fail with
+// ErrInvalidFilter; more than lim.MaxSymbols distinct symbols or
+// lim.MaxExchanges distinct exchanges fail with ErrLimitExceeded. The
+// returned slices are never nil and never alias the arguments.
+func NewFilter(exchanges, symbols, dataTypes []string, lim Limits) (Filter, error) {
+	lim = lim.WithDefaults()
+	var f Filter
+	var err error
+	if f.Exchanges, err = normaliseList("exchange", exchanges, lim.MaxExchanges, lim.MaxValueLen, strings.ToLower, nil); err != nil {
+		return Filter{}, err
+	}
+	if f.Symbols, err = normaliseList("symbol", symbols, lim.MaxSymbols, lim.MaxValueLen, NormalizeSymbol, nil); err != nil {
+		return Filter{}, err
+	}
+	if f.DataTypes, err = normaliseList("data type", dataTypes, len(DataTypes)+1, lim.MaxValueLen, strings.ToLower, checkDataType); err != nil {
+		return Filter{}, err
+	}
+	return f, nil
+}
+
+func checkDataType(t string) error {
+	if t == KlineAlias || slices.Contains(DataTypes, t) {
+		return nil
+	}
+	return fmt.Errorf("%w: unknown data type %q", ErrInvalidFilter, t)
+}
+
+// normaliseList applies norm to every value of in, rejects empty and
+// over-long values, drops duplicates and allows at most limit distinct
+// values.
+func normaliseList(field string, in []string, limit, maxLen int, norm func(string) string, check func(string) error) ([]string, error) {
+	out := make([]string, 0, min(len(in), limit))
+	var seen map[string]struct{} // only for long lists
+	for _, v := range in {
+		if v == "" {
+			return nil, fmt.Errorf("%w: empty %s", ErrInvalidFilter, field)
+		}
+		if len(v) > maxLen {
+			return nil, fmt.Errorf("%w: %s longer than %d bytes", ErrInvalidFilter, field, maxLen)
+		}
+		n := norm(v)
+		if n == "" {
+			return nil, fmt.Errorf("%w: %s %q is empty once normalised", ErrInvalidFilter, field, v)
+		}
+		if len(n) > maxLen {
+			return nil, fmt.Errorf("%w: %s longer than %d bytes", ErrInvalidFilter, field, maxLen)
+		}
+		if check != nil {
+			if err := check(n); err != nil {
+				return nil, err
+			}
+		}
+		if seen != nil {
+			if _, dup := seen[n]; dup {
+				continue
+			}
+		} else if slices.Contains(out, n) {
+			continue
+		}
+		if len(out) == limit {
+			return nil, fmt.Errorf("%w: more than %d %ss in one filter", ErrLimitExceeded, limit, field)
+		}
+		out = append(out, n)
+		if seen == nil && len(out) > 16 {
+			seen = make(map[string]struct{}, limit)
+			for _, s := range out {
+				seen[s] = struct{}{}
+			}
+		} else if seen != nil {
+			seen[n] = struct{}{}
+		}
+	}
+	return out, nil
+}
+
+// Matches reports whether f matches a message. exchange must be lower-case,
+// dataType lower-case and symbol normalised by NormalizeSymbol, as the Index
+// requires too. It is the reference the Index is tested against.
+func (f Filter) Matches(exchange, dataType, symbol string) bool {
+	return matchField(f.Exchanges, exchange) && f.matchesType(dataType) && matchField(f.Symbols, symbol)
+}
+
+func matchField(values []string, v string) bool {
+	return len(values) == 0 || slices.Contains(values, v)
+}
+
+func (f Filter) matchesType(t string) bool {
+	if len(f.DataTypes) == 0 {
+		return true
+	}
+	for _, ft := range f.DataTypes {
+		if ft == KlineAlias {
+			if isKline(t) {
+				return true
+			}
+		} else if ft == t {
+			return true
+		}
+	}
+	return false
+}
+
+// IndexKeys returns the number of index keys f expands to when added:
+// exchanges × data types × symbols, an empty field counting as one and
+// KlineAlias as every kline_* type. Add's time and the index's memory grow
+// with it (a few hundred bytes per key), so a caller that wants a tighter
+// bound than Limits gives can check it before adding.
+func (f Filter) IndexKeys() int {
+	return max(len(f.Exchanges), 1) * max(len(f.expandTypes()), 1) * max(len(f.Symbols), 1)
+}
+
+// isKline reports whether t is one of the kline_* types of DataTypes, the set
+// KlineAlias stands for.
+func isKline(t string) bool {
+	return strings.HasPrefix(t, klinePrefix) && slices.Contains(DataTypes, t)
+}
+
+// expandTypes returns f's data types with KlineAlias replaced by the kline_*
+// types of DataTypes, without duplicates.
+func (f Filter) expandTypes() []string {
+	out := make([]string, 0, len(f.DataTypes)+4)
+	add := func(t string) {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	for _, t := range f.DataTypes {
+		if t != KlineAlias {
+			add(t)
+			continue
+		}
+		for _, k := range DataTypes {
+			if strings.HasPrefix(k, klinePrefix) {
+				add(k)
+			}
+		}
+	}
+	return out
+}
+
+func (f Filter) clone() Filter {
+	return Filter{Exchanges: slices.Clone(f.Exchanges), Symbols: slices.Clone(f.Symbols), DataTypes: slices.Clone(f.DataTypes)}
+}
+
+// NormalizeSymbol returns s upper-cased with every '/', '-' and '_' removed,
+// so that "btc/usdt", "BTC-USDT" and "BTCUSDT" compare equal. It returns s
+// itself, without allocating, when s is already normal. Non-ASCII letters are
+// upper-cased by Unicode simple case mapping; invalid UTF-8 becomes U+FFFD.
+func NormalizeSymbol(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return normalizeUnicode(s)
+		}
+		if ('a' <= c && c <= 'z') || isSeparator(c) {
+			return normalizeASCII(s, i)
+		}
+	}
+	return s
+}
+
+func isSeparator(c byte) bool { return c == '/' || c == '-' || c == '_' }
+
+// normalizeASCII normalises s from byte i on, s[:i] being normal already. It
+// falls back to normalizeUnicode at the first non-ASCII byte.
+func normalizeASCII(s string, i int) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			return normalizeUnicode(s)
+		case isSeparator(c):
+		case 'a' <= c && c <= 'z':
+			b.WriteByte(c - ('a' - 'A'))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func normalizeUnicode(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '-' || r == '_' {
+			return -1
+		}
+		return unicode.ToUpper(r)
+	}, s)
+}
+
+// validForIndex rejects filters the index cannot represent: an empty value
+// would collide with the wildcard key. NewFilter never produces one.
+func (f Filter) validForIndex() error {
+	for _, l := range [...][]string{f.Exchanges, f.Symbols, f.DataTypes} {
+		if slices.Contains(l, "") {
+			return fmt.Errorf("%w: empty value", ErrInvalidFilter)
+		}
+	}
+	return nil
+}
