@@ -212,7 +212,7 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 			ss.filters++
 			ss.reply(compat.AppendSubscribedFilter(nil, id,
 				compat.FilterSpec{Exchange: f.Exchanges, Symbols: f.Symbols, DataTypes: f.DataTypes}, now))
-			ss.sendSnapshot(f.Matches) // before updateDelivery ends the unfiltered coverage
+			ss.sendSnapshot(&f) // before updateDelivery ends the unfiltered coverage
 			ss.updateDelivery()
 			return
 		}

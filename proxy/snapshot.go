@@ -161,25 +161,36 @@ func (ss *session) setUnfiltered(on bool) {
 	})
 }
 
-// sendSnapshot queues every remembered frame that match accepts (nil: all)
-// and the client has not received live. Call after queuing the
-// "subscribed" reply.
-func (ss *session) sendSnapshot(match func(exchange, typ, symbol string) bool) {
+// sendSnapshot queues every remembered frame that f matches (nil: all) and
+// the client has not received yet. Call after queuing the "subscribed"
+// reply.
+func (ss *session) sendSnapshot(f *subscription.Filter) {
 	if !ss.snapshots() {
 		return
 	}
 	now := time.Now().UnixNano()
-	ss.s.disp.fenced(func(uint64) {
+	ss.s.disp.fenced(func(b uint64) {
 		for _, e := range ss.s.disp.latest {
-			if match != nil && !match(e.exchange, e.typ, e.symbol) {
+			if f != nil && !f.Matches(e.exchange, e.typ, e.symbol) {
 				continue
 			}
 			if ss.covered(e) {
 				continue
 			}
-			f := *e.frame
-			f.IngestAt = now // latency is measured from the snapshot, not the original tick
-			ss.c.Enqueue(&f, 0)
+			sf := *e.frame
+			sf.IngestAt = now // latency is measured from the snapshot, not the original tick
+			ss.c.Enqueue(&sf, 0)
 		}
+		// The client now holds the latest frame, as of b, of every key f
+		// matches: a later snapshot must not repeat them.
+		if b == 0 {
+			return // nothing dispatched yet, nothing held
+		}
+		c := coverage{all: f == nil, since: 0, until: b}
+		if f != nil {
+			c.f = *f
+		}
+		ss.cover = append(ss.cover, c)
+		ss.endCoverage(func(*coverage) bool { return false }, b) // prune the history
 	})
 }
