@@ -159,3 +159,44 @@ func TestIngestErrorListIsCapped(t *testing.T) {
 		t.Fatalf("status %d, %+v", status, res)
 	}
 }
+
+// FuzzIngestBody: any body gets a well-formed answer, and every line is
+// either accepted or rejected.
+func FuzzIngestBody(f *testing.F) {
+	f.Add(msg(1) + "\n" + msg(2))
+	f.Add("[" + msg(1) + ",1]")
+	f.Add("\n\n{")
+	f.Add("[")
+	in, err := dataflow.NewIngest(dataflow.IngestConfig{Enabled: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := &sink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.Cleanup(cancel)
+	go func() { _ = in.Run(ctx, s) }()
+	eventually(f, "running", func() bool { return in.Stats().Connected })
+	h := in.Handler()
+	f.Fuzz(func(t *testing.T, body string) {
+		var rc fasthttp.RequestCtx
+		rc.Request.Header.SetMethod("POST")
+		rc.Request.SetBodyString(body)
+		h(&rc)
+		var res dataflow.IngestResult
+		if err := json.Unmarshal(rc.Response.Body(), &res); err != nil {
+			t.Fatalf("answer %q: %v", rc.Response.Body(), err)
+		}
+		switch rc.Response.StatusCode() {
+		case 200:
+			if res.Accepted+res.Rejected > strings.Count(body, "\n")+1 && !strings.HasPrefix(strings.TrimSpace(body), "[") {
+				t.Fatalf("more results than lines: %+v", res)
+			}
+		case 400:
+			if len(res.Errors) != 1 || res.Errors[0].Line != 0 {
+				t.Fatalf("400 answer %+v", res)
+			}
+		default:
+			t.Fatalf("status %d for %q", rc.Response.StatusCode(), body)
+		}
+	})
+}

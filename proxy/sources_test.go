@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -281,5 +282,56 @@ func TestSourceConfigErrors(t *testing.T) {
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cluster.ttl") {
 		t.Fatalf("cluster ttl below heartbeat: %v", err)
+	}
+}
+
+// TestStreamsResumeToWebSocketClient: entries added while the proxy's
+// connection is cut, and around a Redis restart, all reach a browser client,
+// once each and in order.
+func TestStreamsResumeToWebSocketClient(t *testing.T) {
+	rs := redistest.Start(t)
+	key := redistest.Prefix(t) + "market-data"
+	src, err := dataflow.NewRedisStreams(dataflow.StreamConfig{Addr: rs.Addr, Keys: []string{key},
+		Block: 200 * time.Millisecond, BackoffMin: 300 * time.Millisecond, BackoffMax: 600 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, host := serve(t, proxy.Config{}, nil, src)
+	wstest.Eventually(t, wait, "streams connected", func() bool { return src.Stats().Connected })
+	c := wstest.Dial(t, "ws://"+host+"/ws")
+	c.NextOfType(t, "welcome", wait)
+
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, MaxRetries: 20, MinRetryBackoff: 20 * time.Millisecond})
+	t.Cleanup(func() { _ = rdb.Close() })
+	seq := 0
+	add := func(n int) {
+		t.Helper()
+		for range n {
+			seq++
+			if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: key,
+				Values: []string{"data", mdJSON("binance", "trade", "BTC/USDT", seq)}}).Err(); err != nil {
+				t.Fatalf("XADD %d: %v", seq, err)
+			}
+		}
+	}
+	add(20)
+	rs.KillClients(t, "normal") // network cut of the proxy's connection
+	wstest.Eventually(t, wait, "cut noticed", func() bool { return !src.Stats().Connected })
+	add(20) // while the proxy waits to reconnect
+	wstest.Eventually(t, wait, "reconnected", func() bool { return src.Stats().Connected })
+	rs.Stop(t)
+	wstest.Eventually(t, wait, "restart noticed", func() bool { return !src.Stats().Connected })
+	rs.Restart(t)
+	add(20) // before the proxy is back
+	wstest.Eventually(t, wait, "reconnected after restart", func() bool { return src.Stats().Connected })
+	add(20)
+	for i := 1; i <= seq; i++ {
+		m := c.Next(t, wait)
+		if m.Str("payload", "data", "seq") != fmt.Sprint(i) {
+			t.Fatalf("message %d is %s (gap, duplicate or reorder)", i, m.Raw)
+		}
+	}
+	if extra, ok := c.TryNext(100 * time.Millisecond); ok {
+		t.Fatalf("duplicate after the last entry: %s", extra.Raw)
 	}
 }
