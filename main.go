@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"wsproxy/admin"
-	"wsproxy/dataflow"
 	"wsproxy/proxy"
 )
 
@@ -42,23 +41,41 @@ func run(args []string) error {
 	}
 	log := proxy.NewLogger(cfg.Log, os.Stderr)
 
-	var sources []dataflow.Source
-	if cfg.Sources.Demo.Enabled {
-		sources = append(sources, dataflow.NewDemo(cfg.Sources.Demo))
-	}
-	srv, err := proxy.New(cfg, log, sources...)
+	sources, err := proxy.BuildSources(cfg.Sources)
 	if err != nil {
 		return err
 	}
-	admin.New(srv).Register(srv)
+	srv, err := proxy.New(cfg, log, sources.All...)
+	if err != nil {
+		return err
+	}
+	if sources.Ingest != nil {
+		srv.Handle(proxy.IngestPath, sources.Ingest.Handler())
+	}
+	api := admin.New(srv)
+	cluster := proxy.NewCluster(cfg.Cluster, srv)
+	if cluster != nil {
+		api.SetCluster(cluster)
+	}
+	api.Register(srv)
 	if err := srv.Start(); err != nil {
 		return err
 	}
+	cctx, stopCluster := context.WithCancel(context.Background())
+	clusterDone := make(chan struct{})
+	go func() {
+		defer close(clusterDone)
+		if cluster != nil {
+			cluster.Run(cctx)
+		}
+	}()
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	log.Info().Str("signal", s.String()).Dur("grace", cfg.ShutdownTimeout).Msg("shutting down")
+	stopCluster() // leave the registry first, so that totals stop counting this node
+	<-clusterDone
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {

@@ -22,7 +22,8 @@ type Router interface {
 
 // API serves the admin endpoints.
 type API struct {
-	p Provider
+	p       Provider
+	cluster ClusterSource
 }
 
 // New returns the admin API over p.
@@ -63,6 +64,10 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 }
 
 func (a *API) stats(ctx *fasthttp.RequestCtx) {
+	if string(ctx.QueryArgs().Peek("scope")) == "cluster" {
+		a.clusterStats(ctx)
+		return
+	}
 	writeJSON(ctx, fasthttp.StatusOK, a.p.Stats())
 }
 

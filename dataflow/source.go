@@ -35,6 +35,9 @@ type SourceStatus struct {
 	LastErrorAt  int64  `json:"lastErrorAt,omitempty"`
 	LastActivity int64  `json:"lastActivity"`
 	Since        int64  `json:"since"`
+	// LastReject is why the most recent message was rejected (bad input is
+	// not a source failure, so it does not touch LastError).
+	LastReject string `json:"lastReject,omitempty"`
 }
 
 // counters is the bookkeeping shared by every source implementation. It is
@@ -51,6 +54,7 @@ type counters struct {
 	mu          sync.Mutex
 	lastError   string
 	lastErrorAt int64
+	lastReject  string
 }
 
 func (c *counters) setConnected(on bool) {
@@ -63,6 +67,14 @@ func (c *counters) fail(err error) {
 	c.mu.Lock()
 	c.lastError = err.Error()
 	c.lastErrorAt = time.Now().UnixMilli()
+	c.mu.Unlock()
+}
+
+// reject counts a message that failed validation and remembers why.
+func (c *counters) reject(err error) {
+	c.rejected.Add(1)
+	c.mu.Lock()
+	c.lastReject = err.Error()
 	c.mu.Unlock()
 }
 
@@ -81,7 +93,7 @@ func (c *counters) deliver(sink Sink, md *MarketData) {
 
 func (c *counters) status() SourceStatus {
 	c.mu.Lock()
-	le, lea := c.lastError, c.lastErrorAt
+	le, lea, lr := c.lastError, c.lastErrorAt, c.lastReject
 	c.mu.Unlock()
 	return SourceStatus{
 		Name: c.name, Type: c.typ,
@@ -93,5 +105,6 @@ func (c *counters) status() SourceStatus {
 		LastErrorAt:  lea,
 		LastActivity: c.lastActivity.Load(),
 		Since:        c.since.Load(),
+		LastReject:   lr,
 	}
 }

@@ -47,6 +47,17 @@ type Config struct {
 	Limits  LimitsConfig  `yaml:"limits"`
 	Sources SourcesConfig `yaml:"sources"`
 	Log     LogConfig     `yaml:"log"`
+
+	// SnapshotOnSubscribe sends a client, right after its "subscribed"
+	// reply, the latest message of every latest-wins key (ticker, depth,
+	// orderbook, kline_*) its new subscription matches. nil (absent): true.
+	SnapshotOnSubscribe *bool `yaml:"snapshot_on_subscribe"`
+	// SnapshotMaxKeys bounds the (exchange, type, symbol) keys remembered
+	// for snapshots; keys beyond it are not remembered (counted in
+	// dataflow.snapshotOverflow). 0: 100000.
+	SnapshotMaxKeys int           `yaml:"snapshot_max_keys"`
+	Health          HealthConfig  `yaml:"health"`
+	Cluster         ClusterConfig `yaml:"cluster"`
 }
 
 // QueueConfig bounds each connection's queue.
@@ -86,7 +97,10 @@ type LimitsConfig struct {
 
 // SourcesConfig selects the data sources; several may run at once.
 type SourcesConfig struct {
-	Demo dataflow.DemoConfig `yaml:"demo"`
+	Demo    dataflow.DemoConfig   `yaml:"demo"`
+	Redis   dataflow.RedisConfig  `yaml:"redis"`
+	Streams dataflow.StreamConfig `yaml:"streams"`
+	Ingest  dataflow.IngestConfig `yaml:"ingest"`
 }
 
 // LogConfig configures logging.
@@ -161,6 +175,13 @@ func (c *Config) ApplyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
+	if c.SnapshotOnSubscribe == nil {
+		t := true
+		c.SnapshotOnSubscribe = &t
+	}
+	defInt(&c.SnapshotMaxKeys, 100000)
+	c.Health.applyDefaults()
+	c.Cluster.applyDefaults()
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
@@ -188,6 +209,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
 	}
+	errs = append(errs, c.Cluster.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,7 +22,14 @@ type Dispatcher struct {
 	in    chan *dataflow.MarketData
 	index *subscription.Index[*pool.Conn]
 	seed  maphash.Seed
-	seq   uint64 // owned by the run goroutine
+
+	// fence is held for each Dispatch and by subscription changes that
+	// must know exactly which messages they precede (snapshot.go).
+	fence  sync.Mutex
+	seq    uint64                // guarded by fence
+	latest map[uint64]*snapEntry // guarded by fence; nil when snapshots are off
+	maxKey int
+	overfl atomic.Uint64
 
 	forwarded atomic.Uint64
 	dropped   atomic.Uint64
@@ -112,15 +120,20 @@ func (d *Dispatcher) Dispatch(md *dataflow.MarketData) int {
 	exchange := strings.ToLower(md.Exchange)
 	typ := strings.ToLower(md.Type)
 	symbol := subscription.NormalizeSymbol(md.Symbol)
+	d.fence.Lock()
 	m := d.index.Match(exchange, typ, symbol)
 	d.seq++
 	seq := d.seq
+	if f.LatestWins && d.latest != nil {
+		d.rememberLocked(f, seq, exchange, typ, symbol)
+	}
 	n := 0
 	m.ForEach(func(c *pool.Conn) {
 		if c.Enqueue(f, seq) {
 			n++
 		}
 	})
+	d.fence.Unlock()
 	d.forwarded.Add(1)
 	d.lastAt.Store(now.UnixMilli())
 	return n
@@ -132,9 +145,13 @@ type DispatchStats struct {
 	Dropped      uint64 `json:"dropped"`
 	Queued       int    `json:"queued"`
 	LastActivity int64  `json:"lastActivity"`
+	// SnapshotOverflow counts latest-wins messages not remembered for
+	// snapshots because snapshot_max_keys was reached.
+	SnapshotOverflow uint64 `json:"snapshotOverflow"`
 }
 
 // Stats returns the counters.
 func (d *Dispatcher) Stats() DispatchStats {
-	return DispatchStats{Forwarded: d.forwarded.Load(), Dropped: d.dropped.Load(), Queued: len(d.in), LastActivity: d.lastAt.Load()}
+	return DispatchStats{Forwarded: d.forwarded.Load(), Dropped: d.dropped.Load(), Queued: len(d.in), LastActivity: d.lastAt.Load(),
+		SnapshotOverflow: d.overfl.Load()}
 }

@@ -72,7 +72,11 @@ func TestUnfilteredClientReceivesEverything(t *testing.T) {
 }
 
 func TestUnfilteredReceiveAllOff(t *testing.T) {
-	h := start(t, func(c *proxy.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
+	h := start(t, func(c *proxy.Config) {
+		f := false
+		c.Compat.UnfilteredReceiveAll = &f
+		c.SnapshotOnSubscribe = &f // counted by TestSnapshot*
+	})
 	c := h.dial(t)
 	h.publishAll(t, feed)
 	if got := dataKeys(syncPing(t, c)); len(got) != 0 {
@@ -101,7 +105,9 @@ func TestFilteredDelivery(t *testing.T) {
 		{"empty arrays match all", `{"exchange":[],"symbols":[],"dataTypes":[]}`, nil},
 		{"case of exchange and type ignored", `{"exchange":["OKX"],"dataTypes":["TRADE"]}`, []string{"okx|trade|BTC-USDT"}},
 	}
-	h := start(t, nil)
+	// Subtests share a server: snapshots of earlier subtests' messages are
+	// covered by TestSnapshot*.
+	h := start(t, func(c *proxy.Config) { f := false; c.SnapshotOnSubscribe = &f })
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.dial(t)

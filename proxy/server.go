@@ -80,6 +80,9 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		ConnectionTimeout: cfg.ConnectionTimeout,
 	}, nil)
 	s.disp = NewDispatcher(s.index, cfg.DispatchQueue)
+	if *cfg.SnapshotOnSubscribe {
+		s.disp.EnableSnapshots(cfg.SnapshotMaxKeys)
+	}
 	s.upgrader = websocket.FastHTTPUpgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,

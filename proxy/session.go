@@ -62,6 +62,7 @@ type session struct {
 	filters    int
 	unfiltered bool
 	buf        []byte
+	cover      []coverage // snapshot.go
 }
 
 func (s *Server) serveConn(ws *websocket.Conn, remote string, batch bool) {
@@ -163,6 +164,9 @@ func (ss *session) handle(msg []byte) {
 			}
 			ss.updateDelivery()
 			ss.reply(compat.AppendSubscribedChannel(nil, m.Channel, now))
+			if m.Channel == compat.ChannelMarketData && ss.unfiltered {
+				ss.sendSnapshot(nil)
+			}
 			return
 		}
 		ss.subscribe(m.Filter, now)
@@ -176,7 +180,7 @@ func (ss *session) handle(msg []byte) {
 			ss.updateDelivery()
 			ss.reply(compat.AppendUnsubscribedChannel(nil, m.Channel, now))
 		case m.FilterID != "":
-			if !ss.s.index.Remove(ss.c, m.FilterID) {
+			if !ss.removeFilter(m.FilterID) {
 				ss.sendError(compat.CodeInvalidFilter, "no filter with filterId "+strconv.Quote(m.FilterID))
 				return
 			}
@@ -184,7 +188,7 @@ func (ss *session) handle(msg []byte) {
 			ss.updateDelivery()
 			ss.reply(compat.AppendUnsubscribedFilter(nil, m.FilterID, now))
 		default:
-			ss.s.index.RemoveAll(ss.c)
+			ss.removeAllFilters()
 			ss.filters = 0
 			ss.updateDelivery()
 			ss.reply(compat.AppendUnsubscribedFilter(nil, "", now))
@@ -203,12 +207,13 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 	f, err := subscription.NewFilter(spec.Exchange, spec.Symbols, spec.DataTypes, ss.s.limits)
 	if err == nil {
 		var id string
-		id, err = ss.s.index.Add(ss.c, f, ss.s.limits)
+		id, err = ss.addFilter(f)
 		if err == nil {
 			ss.filters++
-			ss.updateDelivery()
 			ss.reply(compat.AppendSubscribedFilter(nil, id,
 				compat.FilterSpec{Exchange: f.Exchanges, Symbols: f.Symbols, DataTypes: f.DataTypes}, now))
+			ss.sendSnapshot(&f) // before updateDelivery ends the unfiltered coverage
+			ss.updateDelivery()
 			return
 		}
 	}
@@ -227,6 +232,6 @@ func (ss *session) updateDelivery() {
 		(ss.channels[compat.ChannelMarketData] || (len(ss.channels) == 0 && *ss.s.cfg.Compat.UnfilteredReceiveAll))
 	if want != ss.unfiltered {
 		ss.unfiltered = want
-		ss.s.index.SetUnfiltered(ss.c, want)
+		ss.setUnfiltered(want)
 	}
 }

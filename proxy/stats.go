@@ -61,6 +61,7 @@ type DataflowStats struct {
 	Queued            int                     `json:"queued"`
 	LastActivity      int64                   `json:"lastActivity"`
 	Sources           []dataflow.SourceStatus `json:"sources"`
+	SnapshotOverflow  uint64                  `json:"snapshotOverflow"`
 }
 
 // HealthStatus of PROTOCOL.md.
@@ -125,7 +126,8 @@ func (s *Server) Stats() Stats {
 		QueuedBytes:        ps.QueuedBytes,
 		Shed:               ps.Shed,
 	}
-	st.Dataflow = DataflowStats{MessagesForwarded: ds.Forwarded, Dropped: ds.Dropped, Queued: ds.Queued, LastActivity: ds.LastActivity}
+	st.Dataflow = DataflowStats{MessagesForwarded: ds.Forwarded, Dropped: ds.Dropped, Queued: ds.Queued, LastActivity: ds.LastActivity,
+		SnapshotOverflow: ds.SnapshotOverflow}
 	for _, src := range s.sources {
 		st.Dataflow.Sources = append(st.Dataflow.Sources, src.Stats())
 	}
@@ -147,6 +149,9 @@ func (s *Server) health(conns int64, lat, mem float64, sources []dataflow.Source
 		if src.LastError != "" && (h.LastError == nil || src.LastErrorAt > h.LastError.Timestamp) {
 			h.LastError = &LastError{Message: src.Name + ": " + src.LastError, Timestamp: src.LastErrorAt}
 		}
+	}
+	if s.sourcesDownTooLong(sources, time.Now()) {
+		h.Status = "unhealthy"
 	}
 	return h
 }
