@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,7 @@ type Server struct {
 	disp    *Dispatcher
 	sources []dataflow.Source
 	limits  subscription.Limits
+	guard   *guard
 
 	http     *fasthttp.Server
 	upgrader websocket.FastHTTPUpgrader
@@ -42,9 +44,11 @@ type Server struct {
 	slots     atomic.Int64
 	accepting atomic.Bool
 	errors    atomic.Uint64
-	channels  atomic.Int64
-	lastAct   atomic.Int64
-	handlers  sync.WaitGroup
+	// rateLimited counts client messages refused by limits.message_rate.
+	rateLimited atomic.Uint64
+	channels    atomic.Int64
+	lastAct     atomic.Int64
+	handlers    sync.WaitGroup
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -57,7 +61,8 @@ type Server struct {
 // run. Nothing listens until Start or Serve.
 func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, error) {
 	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
+	err := cfg.Validate()
+	if err != nil {
 		return nil, err
 	}
 	s := &Server{
@@ -69,6 +74,9 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		routes:  make(map[string]fasthttp.RequestHandler),
 		started: time.Now(),
 		nodeID:  strconv.FormatInt(time.Now().UnixNano()%1e9, 36),
+	}
+	if s.guard, err = newGuard(cfg); err != nil {
+		return nil, err
 	}
 	s.pool = pool.New(pool.Config{
 		QueueMaxMessages:  cfg.Queue.MaxMessages,
@@ -91,7 +99,7 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 	s.http = &fasthttp.Server{
 		Handler:            s.route,
 		Name:               "wsproxy",
-		ReadTimeout:        30 * time.Second,
+		ReadTimeout:        cfg.Limits.HandshakeTimeout,
 		WriteTimeout:       30 * time.Second,
 		IdleTimeout:        60 * time.Second,
 		MaxRequestBodySize: 8 << 20,
@@ -155,6 +163,10 @@ func (s *Server) Start() error {
 
 // Serve starts the background loops and serves ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) {
+	if s.guard.tls != nil {
+		ln = tls.NewListener(ln, s.guard.tls)
+	}
+	ln = closeGuardListener{ln}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
 	s.ln, s.cancel = ln, cancel
