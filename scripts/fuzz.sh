@@ -8,10 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME="${FUZZTIME:-5s}"
-TARGETS="${FUZZ_TARGETS:-./compat:FuzzDecodeClient ./compat:FuzzAppendJSONString ./subscription:FuzzNewFilter ./dataflow:FuzzDecode ./proxy:FuzzParseConfig ./proxy:FuzzConfigEnv}"
+TARGETS="${FUZZ_TARGETS:-./compat:FuzzDecodeClient ./compat:FuzzAppendJSONString ./subscription:FuzzNewFilter ./dataflow:FuzzDecode ./dataflow:FuzzIngestBody ./proxy:FuzzParseConfig ./proxy:FuzzConfigEnv}"
 summary=""
 for t in $TARGETS; do
 	pkg="${t%%:*}" name="${t##*:}"
+	if ! grep -qs "^func ${name}(" "$pkg"/*_test.go; then
+		summary+="$(printf '%-14s %-22s not present in this tree, skipped' "$pkg" "$name")"$'\n'
+		continue
+	fi
 	log="$(mktemp)"
 	# Interesting inputs are minimised for at most 1s, so that a short run
 	# spends its time fuzzing.
