@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"net"
 	"sync"
 )
@@ -13,8 +14,22 @@ func (l closeGuardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tc, ok := c.(*tls.Conn); ok {
+		return &tlsCloseGuardConn{closeGuardConn{Conn: c}, tc}, nil
+	}
 	return &closeGuardConn{Conn: c}, nil
 }
+
+// tlsCloseGuardConn keeps the TLS methods visible, so that fasthttp still
+// sees a TLS connection (RequestCtx.IsTLS, handshake under ReadTimeout).
+type tlsCloseGuardConn struct {
+	closeGuardConn
+	tc *tls.Conn
+}
+
+func (c *tlsCloseGuardConn) Handshake() error { return c.tc.Handshake() }
+
+func (c *tlsCloseGuardConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 // closeGuardConn enforces, at the socket, RFC 6455's "nothing after the
 // close frame". Two parties write to a WebSocket connection: pool's writer
