@@ -44,11 +44,9 @@ type Server struct {
 	slots     atomic.Int64
 	accepting atomic.Bool
 	errors    atomic.Uint64
-	// rateLimited counts client messages refused by limits.message_rate.
-	rateLimited atomic.Uint64
-	channels    atomic.Int64
-	lastAct     atomic.Int64
-	handlers    sync.WaitGroup
+	channels  atomic.Int64
+	lastAct   atomic.Int64
+	handlers  sync.WaitGroup
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -61,8 +59,7 @@ type Server struct {
 // run. Nothing listens until Start or Serve.
 func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, error) {
 	cfg.ApplyDefaults()
-	err := cfg.Validate()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	s := &Server{
@@ -75,9 +72,11 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		started: time.Now(),
 		nodeID:  strconv.FormatInt(time.Now().UnixNano()%1e9, 36),
 	}
-	if s.guard, err = newGuard(cfg); err != nil {
+	g, err := newGuard(cfg)
+	if err != nil {
 		return nil, err
 	}
+	s.guard = g
 	s.pool = pool.New(pool.Config{
 		QueueMaxMessages:  cfg.Queue.MaxMessages,
 		QueueMaxBytes:     cfg.Queue.MaxBytes,

@@ -55,7 +55,7 @@ func (ss *session) allowMessage() bool {
 	}
 	l.over++
 	l.dropped++
-	ss.s.rateLimited.Add(1)
+	ss.s.guard.rateLimited.Add(1)
 	switch {
 	case !l.warned:
 		l.warned = true
@@ -128,4 +128,4 @@ func (ss *session) failed(ws *websocket.Conn) {
 
 // RateLimited returns how many client messages (pings included) were refused
 // by limits.message_rate.
-func (s *Server) RateLimited() uint64 { return s.rateLimited.Load() }
+func (s *Server) RateLimited() uint64 { return s.guard.rateLimited.Load() }
