@@ -59,8 +59,14 @@ func freeAddr(t testing.TB) string {
 // until it accepts connections.
 func startProc(t testing.TB, env []string, args ...string) *proc {
 	t.Helper()
+	return startProcBin(t, binary, env, args...)
+}
+
+// startProcBin is startProc with another executable (plainBinary, say).
+func startProcBin(t testing.TB, bin string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{addr: freeAddr(t), done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Dir = ".."
 	p.cmd.Env = append(append(os.Environ(), "WSPROXY_LISTEN="+p.addr), env...)
 	stderr, err := p.cmd.StderrPipe()

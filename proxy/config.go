@@ -58,6 +58,13 @@ type Config struct {
 	SnapshotMaxKeys int           `yaml:"snapshot_max_keys"`
 	Health          HealthConfig  `yaml:"health"`
 	Cluster         ClusterConfig `yaml:"cluster"`
+	// AllowedOrigins lists the browser origins ("https://app.example.com",
+	// "https://*.example.com") allowed to upgrade; "*" allows any. A request
+	// without an Origin header (not a browser) is always allowed. Empty:
+	// any origin (legacy behaviour).
+	AllowedOrigins []string   `yaml:"allowed_origins"`
+	Auth           AuthConfig `yaml:"auth"`
+	TLS            TLSConfig  `yaml:"tls"`
 }
 
 // QueueConfig bounds each connection's queue.
@@ -93,6 +100,40 @@ type LimitsConfig struct {
 	MaxSymbols int `yaml:"max_symbols"`
 	// MaxExchanges per filter. 0: 32.
 	MaxExchanges int `yaml:"max_exchanges"`
+
+	// MaxIndexKeys bounds the index entries one connection's filters expand
+	// to (exchanges × data types × symbols, summed over its filters);
+	// beyond it subscribe answers LIMIT_EXCEEDED. 0: 10000.
+	MaxIndexKeys int `yaml:"max_index_keys"`
+	// MaxConnectionsPerIP refuses upgrades (HTTP 429) from an address that
+	// already holds this many connections. 0: no per-address limit (behind a
+	// load balancer every client shares its address).
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// ConnectRate is the sustained upgrades per second accepted from all
+	// clients together (token bucket; HTTP 429 beyond). 0: unlimited.
+	ConnectRate float64 `yaml:"connect_rate"`
+	// ConnectBurst is the global bucket's size. 0: 2 × ConnectRate (at least 1).
+	ConnectBurst int `yaml:"connect_burst"`
+	// ConnectRatePerIP is the sustained upgrades per second accepted from one
+	// address (HTTP 429 beyond). 0: unlimited.
+	ConnectRatePerIP float64 `yaml:"connect_rate_per_ip"`
+	// ConnectBurstPerIP is each address's bucket size. 0: 2 × ConnectRatePerIP
+	// (at least 1).
+	ConnectBurstPerIP int `yaml:"connect_burst_per_ip"`
+	// MessageRate is the sustained client messages per second per connection
+	// (WebSocket pings included). A message over the rate is not processed
+	// and is answered by one RATE_LIMIT_EXCEEDED error. 0: 50; negative: no
+	// limit.
+	MessageRate float64 `yaml:"message_rate"`
+	// MessageBurst is each connection's bucket size. 0: 2 × MessageRate.
+	MessageBurst int `yaml:"message_burst"`
+	// RateLimitGrace is how many further messages over the rate a connection
+	// may send, after its RATE_LIMIT_EXCEEDED error and before it is back
+	// under the rate, until it is closed with 1008. 0: 20.
+	RateLimitGrace int `yaml:"rate_limit_grace"`
+	// HandshakeTimeout bounds reading one HTTP request, the WebSocket upgrade
+	// included (slow clients that trickle headers are cut off). 0: 10s.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
 }
 
 // SourcesConfig selects the data sources; several may run at once.
@@ -172,6 +213,7 @@ func (c *Config) ApplyDefaults() {
 	defInt(&c.Limits.MaxFilters, 16)
 	defInt(&c.Limits.MaxSymbols, 100)
 	defInt(&c.Limits.MaxExchanges, 32)
+	c.applyHardeningDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -210,6 +252,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
 	}
 	errs = append(errs, c.Cluster.validate()...)
+	errs = append(errs, c.validateHardening()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

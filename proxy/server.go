@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,7 @@ type Server struct {
 	disp    *Dispatcher
 	sources []dataflow.Source
 	limits  subscription.Limits
+	guard   *guard
 
 	http     *fasthttp.Server
 	upgrader websocket.FastHTTPUpgrader
@@ -70,6 +72,11 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		started: time.Now(),
 		nodeID:  strconv.FormatInt(time.Now().UnixNano()%1e9, 36),
 	}
+	g, err := newGuard(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.guard = g
 	s.pool = pool.New(pool.Config{
 		QueueMaxMessages:  cfg.Queue.MaxMessages,
 		QueueMaxBytes:     cfg.Queue.MaxBytes,
@@ -94,7 +101,7 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 	s.http = &fasthttp.Server{
 		Handler:            s.route,
 		Name:               "wsproxy",
-		ReadTimeout:        30 * time.Second,
+		ReadTimeout:        cfg.Limits.HandshakeTimeout,
 		WriteTimeout:       30 * time.Second,
 		IdleTimeout:        60 * time.Second,
 		MaxRequestBodySize: 8 << 20,
@@ -158,6 +165,10 @@ func (s *Server) Start() error {
 
 // Serve starts the background loops and serves ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) {
+	if s.guard.tls != nil {
+		ln = tls.NewListener(ln, s.guard.tls)
+	}
+	ln = closeGuardListener{ln}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
 	s.ln, s.cancel = ln, cancel

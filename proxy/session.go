@@ -31,6 +31,10 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 		ctx.Error("expected a WebSocket upgrade", fasthttp.StatusUpgradeRequired)
 		return
 	}
+	release, ok := s.guard.admit(ctx)
+	if !ok {
+		return
+	}
 	batch := string(ctx.QueryArgs().Peek("batch")) == "1"
 	remote := ctx.RemoteAddr().String()
 	over := s.slots.Add(1) > int64(s.cfg.MaxConnections)
@@ -38,6 +42,7 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 	err := s.upgrader.Upgrade(ctx, func(ws *websocket.Conn) {
 		defer s.handlers.Done()
 		defer s.slots.Add(-1)
+		defer release()
 		if over {
 			_ = ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseTryAgainLater, reasonCapacity), time.Now().Add(time.Second))
@@ -49,6 +54,7 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		s.handlers.Done()
 		s.slots.Add(-1)
+		release()
 	}
 }
 
@@ -63,12 +69,15 @@ type session struct {
 	unfiltered bool
 	buf        []byte
 	cover      []coverage // snapshot.go
+	rate       msgLimiter
+	keys       map[string]int // index keys per filter id
+	nkeys      int
 }
 
 func (s *Server) serveConn(ws *websocket.Conn, remote string, batch bool) {
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
 	c := s.pool.Add(ws.NetConn(), pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true})
-	ss := &session{s: s, c: c, log: s.log.With().Str("conn_id", id).Logger()}
+	ss := &session{s: s, c: c, log: s.log.With().Str("conn_id", id).Logger(), rate: newMsgLimiter(s.cfg.Limits)}
 	defer ss.end()
 
 	ws.SetReadLimit(s.cfg.MaxPayload)
@@ -76,6 +85,9 @@ func (s *Server) serveConn(ws *websocket.Conn, remote string, batch bool) {
 	// order holds; the library would otherwise write them itself.
 	ws.SetPingHandler(func(data string) error {
 		c.Touch()
+		if !ss.allowMessage() {
+			return nil
+		}
 		c.Send(&pool.Frame{Op: pool.OpPong, Data: []byte(data)})
 		return nil
 	})
@@ -99,6 +111,9 @@ func (s *Server) serveConn(ws *websocket.Conn, remote string, batch bool) {
 		mt, msg, err := ws.ReadMessage()
 		if err != nil {
 			ss.logEnd(err)
+			if protocolFailure(err) {
+				ss.failed(ws)
+			}
 			return
 		}
 		c.Touch()
@@ -111,6 +126,9 @@ func (s *Server) serveConn(ws *websocket.Conn, remote string, batch bool) {
 		}
 		if c.Closing() {
 			continue // a close is under way: only the client's close reply matters now
+		}
+		if !ss.allowMessage() {
+			continue
 		}
 		if mt != websocket.TextMessage {
 			ss.sendError(compat.CodeInvalidMessage, "binary frames are not supported; send JSON text")
@@ -185,11 +203,13 @@ func (ss *session) handle(msg []byte) {
 				return
 			}
 			ss.filters--
+			ss.removeKeys(m.FilterID)
 			ss.updateDelivery()
 			ss.reply(compat.AppendUnsubscribedFilter(nil, m.FilterID, now))
 		default:
 			ss.removeAllFilters()
 			ss.filters = 0
+			ss.clearKeys()
 			ss.updateDelivery()
 			ss.reply(compat.AppendUnsubscribedFilter(nil, "", now))
 		}
@@ -205,11 +225,16 @@ func (ss *session) handle(msg []byte) {
 
 func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 	f, err := subscription.NewFilter(spec.Exchange, spec.Symbols, spec.DataTypes, ss.s.limits)
+	var keys int
+	if err == nil {
+		keys, err = ss.admitKeys(f)
+	}
 	if err == nil {
 		var id string
 		id, err = ss.addFilter(f)
 		if err == nil {
 			ss.filters++
+			ss.addKeys(id, keys)
 			ss.reply(compat.AppendSubscribedFilter(nil, id,
 				compat.FilterSpec{Exchange: f.Exchanges, Symbols: f.Symbols, DataTypes: f.DataTypes}, now))
 			ss.sendSnapshot(&f) // before updateDelivery ends the unfiltered coverage

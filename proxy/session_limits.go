@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"wsproxy/compat"
+	"wsproxy/subscription"
+)
+
+const (
+	reasonRateLimit = "Rate limit exceeded"
+	// lingerMax bounds what is read and thrown away after a protocol error
+	// while waiting for the client to close.
+	lingerMax = 4 << 20
+)
+
+// ErrIndexKeys is the LIMIT_EXCEEDED answer to a filter that would take a
+// connection past limits.max_index_keys.
+var ErrIndexKeys = errors.New("proxy: too many index keys for one connection")
+
+// msgLimiter is one connection's client-message rate limit. Only the
+// connection's read loop uses it (the ping handler runs inside it too).
+type msgLimiter struct {
+	b       bucket
+	on      bool
+	over    int // messages over the rate since the last one under it
+	grace   int
+	warned  bool
+	dropped uint64
+}
+
+func newMsgLimiter(cfg LimitsConfig) msgLimiter {
+	if cfg.MessageRate <= 0 {
+		return msgLimiter{}
+	}
+	return msgLimiter{b: newBucket(cfg.MessageRate, cfg.MessageBurst, time.Now()), on: true, grace: cfg.RateLimitGrace}
+}
+
+// allowMessage applies the message rate to one client frame. Over the rate,
+// the first frame is answered with RATE_LIMIT_EXCEEDED; if the client goes
+// on past limits.rate_limit_grace more frames before slowing down, the
+// connection is closed with 1008. It reports whether to process the frame.
+func (ss *session) allowMessage() bool {
+	l := &ss.rate
+	if !l.on || l.b.take(time.Now()) {
+		l.over, l.warned = 0, false
+		return true
+	}
+	l.over++
+	l.dropped++
+	ss.s.guard.rateLimited.Add(1)
+	switch {
+	case !l.warned:
+		l.warned = true
+		ss.sendError(compat.CodeRateLimitExceeded,
+			"more than "+strconv.FormatFloat(l.b.rate, 'f', -1, 64)+" messages per second; slow down or be disconnected")
+	case l.over > l.grace:
+		ss.log.Info().Uint64("dropped", l.dropped).Msg("closing: message rate exceeded")
+		ss.c.Close(websocket.ClosePolicyViolation, reasonRateLimit)
+	}
+	return false
+}
+
+// admitKeys checks limits.max_index_keys before a filter is added.
+func (ss *session) admitKeys(f subscription.Filter) (int, error) {
+	k := f.IndexKeys()
+	if max := ss.s.cfg.Limits.MaxIndexKeys; ss.nkeys+k > max {
+		return 0, fmt.Errorf("%w: %w: the filter expands to %d index keys (exchanges × data types × symbols), the connection holds %d of at most %d",
+			subscription.ErrLimitExceeded, ErrIndexKeys, k, ss.nkeys, max)
+	}
+	return k, nil
+}
+
+func (ss *session) addKeys(id string, k int) {
+	if ss.keys == nil {
+		ss.keys = make(map[string]int, 1)
+	}
+	ss.keys[id] = k
+	ss.nkeys += k
+}
+
+func (ss *session) removeKeys(id string) {
+	ss.nkeys -= ss.keys[id]
+	delete(ss.keys, id)
+}
+
+func (ss *session) clearKeys() {
+	clear(ss.keys)
+	ss.nkeys = 0
+}
+
+// protocolFailure reports whether a read error is one the WebSocket library
+// answered itself with a close frame (1002 protocol error, 1009 too big):
+// it writes that frame straight to the socket before returning.
+func protocolFailure(err error) bool {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		return true
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return false
+	}
+	return strings.HasPrefix(err.Error(), "websocket: ")
+}
+
+// failed ends a connection after a protocol failure. The library has
+// written its close frame; nothing may follow it, so the queue is dropped.
+// Then the server half-closes and reads what the client still sends (up to
+// its close reply and end of stream, or the close grace) so that closing a
+// socket with unread input does not reset the connection and destroy the
+// close frame before the client reads it.
+func (ss *session) failed(ws *websocket.Conn) {
+	ss.c.Abandon()
+	nc := underlying(ws.NetConn())
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(ss.s.pool.Config().CloseGrace))
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, lingerMax))
+}
+
+// RateLimited returns how many client messages (pings included) were refused
+// by limits.message_rate.
+func (s *Server) RateLimited() uint64 { return s.guard.rateLimited.Load() }

@@ -1,0 +1,83 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+)
+
+// closeGuardListener wraps every accepted connection in a closeGuardConn.
+type closeGuardListener struct{ net.Listener }
+
+func (l closeGuardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := c.(*tls.Conn); ok {
+		return &tlsCloseGuardConn{closeGuardConn{Conn: c}, tc}, nil
+	}
+	return &closeGuardConn{Conn: c}, nil
+}
+
+// tlsCloseGuardConn keeps the TLS methods visible, so that fasthttp still
+// sees a TLS connection (RequestCtx.IsTLS, handshake under ReadTimeout).
+type tlsCloseGuardConn struct {
+	closeGuardConn
+	tc *tls.Conn
+}
+
+func (c *tlsCloseGuardConn) Handshake() error { return c.tc.Handshake() }
+
+func (c *tlsCloseGuardConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
+
+// closeGuardConn enforces, at the socket, RFC 6455's "nothing after the
+// close frame". Two parties write to a WebSocket connection: pool's writer
+// and, on a protocol error, the WebSocket library itself (it writes its
+// 1002/1009 close frame directly before the read loop learns of the error).
+// Every write is one whole buffer of whole frames, and a write that starts
+// with a close frame is the last one that matters: later writes are
+// swallowed (reported as written so that the pool's writer ends quietly
+// instead of tearing the connection down during the close handshake).
+//
+// Concurrency: Write is safe from several goroutines; writes are serialised
+// (the kernel would serialise them anyway).
+type closeGuardConn struct {
+	net.Conn
+	mu     sync.Mutex
+	closed bool // a close frame went out
+}
+
+// wsCloseFirstByte is FIN + opcode 8, the first byte of a close frame (HTTP
+// responses, written before the upgrade, start with 'H').
+const wsCloseFirstByte = 0x88
+
+func (c *closeGuardConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return len(b), nil
+	}
+	n, err := c.Conn.Write(b)
+	if err == nil && len(b) >= 2 && b[0] == wsCloseFirstByte {
+		c.closed = true
+	}
+	return n, err
+}
+
+// CloseWrite half-closes the connection when the transport allows it.
+func (c *closeGuardConn) CloseWrite() error {
+	if hc, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return hc.CloseWrite()
+	}
+	return nil
+}
+
+// underlying returns the transport under fasthttp's hijacked-connection
+// wrapper, so that CloseWrite can be reached.
+func underlying(nc net.Conn) net.Conn {
+	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
+		return u.UnsafeConn()
+	}
+	return nc
+}
