@@ -50,8 +50,17 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	admin.New(srv).Register(srv)
+	api := admin.New(srv, cfg.Admin, log)
+	if cfg.Admin.Listen == "" {
+		api.Register(srv)
+	} else {
+		api.RegisterLegacy(srv)
+		if _, err := api.Start(cfg.Admin.Listen); err != nil {
+			return err
+		}
+	}
 	if err := srv.Start(); err != nil {
+		_ = api.Shutdown(context.Background())
 		return err
 	}
 
@@ -63,6 +72,9 @@ func run(args []string) error {
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn().Err(err).Msg("shutdown incomplete: remaining connections closed hard")
+	}
+	if err := api.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("admin listener shutdown incomplete")
 	}
 	log.Info().Msg("stopped")
 	return nil

@@ -47,6 +47,9 @@ type Config struct {
 	Limits  LimitsConfig  `yaml:"limits"`
 	Sources SourcesConfig `yaml:"sources"`
 	Log     LogConfig     `yaml:"log"`
+	Admin   AdminConfig   `yaml:"admin"`
+	Health  HealthConfig  `yaml:"health"`
+	Metrics MetricsConfig `yaml:"metrics"`
 }
 
 // QueueConfig bounds each connection's queue.
@@ -164,6 +167,7 @@ func (c *Config) ApplyDefaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
+	c.applyAdminDefaults()
 }
 
 // Validate checks values and combinations after defaults.
@@ -188,6 +192,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
 	}
+	errs = append(errs, c.validateAdmin()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}
