@@ -134,8 +134,8 @@ func near(got, want, frac float64) bool {
 	return d <= frac*want
 }
 
-// big is a trade whose frame exceeds 1 KiB.
+// big is a trade whose frame exceeds 4 KiB.
 func big(i int) dataflow.MarketData {
 	return dataflow.MarketData{Exchange: "binance", Symbol: "ETH/USDT", Type: "trade", Timestamp: int64(i + 1),
-		Data: []byte(`{"pad":"` + strings.Repeat("x", 2000) + `"}`)}
+		Data: []byte(`{"pad":"` + strings.Repeat("x", 5000) + `"}`)}
 }
