@@ -54,7 +54,7 @@ func (w *window) init(span time.Duration) {
 	w.ring = make([]sample, int(span/w.res)+2)
 }
 
-// recordLocked returns the slot for a new sample, dropping the oldest one
+// nextLocked returns the slot for a new sample, dropping the oldest one
 // when the ring is full.
 func (w *window) nextLocked() *sample {
 	if w.n == len(w.ring) {
@@ -193,12 +193,14 @@ type Throughput struct {
 	WindowMs           int64   `json:"windowMs"`
 }
 
-// MemoryMetrics: live heap and resident set in MB, and the memory monitor's
-// level (normal, elevated, critical).
+// MemoryMetrics: live heap and resident set in MB, bytes waiting in
+// connection queues, and the memory monitor's level (normal, elevated,
+// critical).
 type MemoryMetrics struct {
-	HeapMB float64 `json:"heapMB"`
-	RSSMB  float64 `json:"rssMB"`
-	Level  string  `json:"level"`
+	HeapMB      float64 `json:"heapMB"`
+	RSSMB       float64 `json:"rssMB"`
+	QueuedBytes int64   `json:"queuedBytes"`
+	Level       string  `json:"level"`
 }
 
 // ShedDispatchQueue names the messages dropped because the dispatcher's
@@ -223,8 +225,11 @@ func (s *Server) Metrics() Metrics {
 			WindowMs:           v.span.Milliseconds(),
 		},
 		Connections: ps.ActiveConnections,
-		Memory:      MemoryMetrics{HeapMB: float64(heapBytes()) / (1 << 20), RSSMB: float64(rssBytes()) / (1 << 20), Level: s.MemoryLevel()},
-		Shed:        ps.Shed,
+		Memory: MemoryMetrics{
+			HeapMB: float64(heapBytes()) / (1 << 20), RSSMB: float64(rssBytes()) / (1 << 20),
+			QueuedBytes: ps.QueuedBytes, Level: s.MemoryLevel(),
+		},
+		Shed: ps.Shed,
 	}
 	m.Throughput.ErrorRate, _ = v.errorRate(0)
 	m.Shed[ShedDispatchQueue] = s.disp.Stats().Dropped
