@@ -248,3 +248,32 @@ func TestShedCountersFromRealDrops(t *testing.T) {
 		t.Fatalf("shed = %v", m.Shed)
 	}
 }
+
+// TestMetricsWindowSlides: rates and latency describe only the last
+// metrics.window; older traffic falls out while the totals remain.
+func TestMetricsWindowSlides(t *testing.T) {
+	e := start(t, func(c *proxy.Config) { c.Metrics.Window = 300 * time.Millisecond })
+	c := e.dial(t)
+	e.publish(t, 20, 0)
+	receive(t, c, 20)
+	var m proxy.Metrics
+	wait5(t, "deliveries in the window", func() bool {
+		getJSON(t, e.url("/api/websocket/metrics"), &m)
+		return m.Latency.Count == 20 && m.Throughput.MessagesPerSecond > 0
+	})
+	if m.Throughput.WindowMs > 300 {
+		t.Fatalf("window %d ms, want at most 300", m.Throughput.WindowMs)
+	}
+	wait5(t, "window slides past the traffic", func() bool {
+		getJSON(t, e.url("/api/websocket/metrics"), &m)
+		return m.Latency.Count == 0 && m.Throughput.MessagesPerSecond == 0 && m.Throughput.BytesPerSecond == 0
+	})
+	if m.Latency.P99 != 0 || m.Latency.Max != 0 || m.Throughput.WindowMs < 200 {
+		t.Fatalf("empty window: %+v", m)
+	}
+	var st proxy.Stats
+	getJSON(t, e.url("/api/websocket/stats"), &st)
+	if st.Pool.TotalMessagesSent != 20 {
+		t.Fatalf("totals must stay: %+v", st.Pool)
+	}
+}
