@@ -52,13 +52,21 @@ func run(args []string) error {
 	if sources.Ingest != nil {
 		srv.Handle(proxy.IngestPath, sources.Ingest.Handler())
 	}
-	api := admin.New(srv)
+	api := admin.New(srv, cfg.Admin, log)
 	cluster := proxy.NewCluster(cfg.Cluster, srv)
 	if cluster != nil {
 		api.SetCluster(cluster)
 	}
-	api.Register(srv)
+	if cfg.Admin.Listen == "" {
+		api.Register(srv)
+	} else {
+		api.RegisterLegacy(srv)
+		if _, err := api.Start(cfg.Admin.Listen); err != nil {
+			return err
+		}
+	}
 	if err := srv.Start(); err != nil {
+		_ = api.Shutdown(context.Background())
 		return err
 	}
 	cctx, stopCluster := context.WithCancel(context.Background())
@@ -80,6 +88,9 @@ func run(args []string) error {
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Warn().Err(err).Msg("shutdown incomplete: remaining connections closed hard")
+	}
+	if err := api.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("admin listener shutdown incomplete")
 	}
 	log.Info().Msg("stopped")
 	return nil

@@ -3,52 +3,163 @@ package admin
 import (
 	"encoding/json"
 	"net"
+	"strings"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"wsproxy/internal/histogram"
+	"wsproxy/pool"
 	"wsproxy/proxy"
 )
 
-// Provider is what admin reads: plain snapshots.
-type Provider interface {
+// StatsSource supplies the STATS snapshot and the listening address.
+type StatsSource interface {
 	Stats() proxy.Stats
 	Addr() net.Addr
 }
 
+// MetricsSource supplies windowed metrics and the latency histogram.
+type MetricsSource interface {
+	Metrics() proxy.Metrics
+	LatencyBuckets() histogram.Buckets
+	MemoryLevel() string
+}
+
+// ConnectionSource lists and closes connections.
+type ConnectionSource interface {
+	Connections(offset, limit int) proxy.ConnectionPage
+	Connection(id string) (proxy.ConnInfo, bool)
+	CloseConnection(id string, code int, reason string) bool
+}
+
+// Lifecycle drains and flushes, and reports whether upgrades are accepted.
+type Lifecycle interface {
+	Drain(window time.Duration) proxy.DrainStatus
+	DrainState() proxy.DrainStatus
+	Draining() bool
+	Accepting() bool
+	Flush() pool.FlushResult
+}
+
+// Provider is everything admin reads; proxy.Server satisfies it.
+type Provider interface {
+	StatsSource
+	MetricsSource
+	ConnectionSource
+	Lifecycle
+}
+
+var _ Provider = (*proxy.Server)(nil)
+
 // Router is where admin registers its endpoints (proxy.Server satisfies it).
 type Router interface {
 	Handle(path string, h fasthttp.RequestHandler)
+	HandlePrefix(prefix string, h fasthttp.RequestHandler)
 }
 
-// API serves the admin endpoints.
+// API serves the admin endpoints. Safe for concurrent use.
 type API struct {
-	p       Provider
+	p   Provider
+	cfg proxy.AdminConfig
+	log zerolog.Logger
+	reg *prometheus.Registry
+
+	srv *fasthttp.Server // the separate listener of Start, if any
+
 	cluster ClusterSource
 }
 
-// New returns the admin API over p.
-func New(p Provider) *API { return &API{p: p} }
+// New returns the admin API over p. cfg is the admin section of the
+// configuration with defaults applied; log receives operator actions.
+func New(p Provider, cfg proxy.AdminConfig, log zerolog.Logger) *API {
+	a := &API{p: p, cfg: cfg, log: log.With().Str("component", "admin").Logger()}
+	a.reg = newRegistry(p)
+	return a
+}
 
-// Register installs every endpoint on r.
+const connectionsPrefix = "/api/websocket/connections/"
+
+// routes are every endpoint by exact path.
+func (a *API) routes() map[string]fasthttp.RequestHandler {
+	return map[string]fasthttp.RequestHandler{
+		"/api/websocket/stats":       a.get(a.stats),
+		"/api/websocket/health":      a.get(a.health),
+		"/api/websocket/metrics":     a.get(a.metrics),
+		"/api/websocket/status":      a.get(a.status),
+		"/api/websocket/connections": a.get(a.connections),
+		"/api/websocket/flush":       a.post(a.mutating(a.flush)),
+		"/api/websocket/drain":       a.drainRoute(),
+		"/metrics":                   a.get(a.prometheus),
+		"/livez":                     a.get(a.livez),
+		"/readyz":                    a.get(a.readyz),
+	}
+}
+
+// Register installs every endpoint on r (the WebSocket listener).
 func (a *API) Register(r Router) {
-	r.Handle("/api/websocket/stats", a.get(a.stats))
-	r.Handle("/api/websocket/health", a.get(a.health))
+	for path, h := range a.routes() {
+		r.Handle(path, h)
+	}
+	r.HandlePrefix(connectionsPrefix, a.connection)
+}
+
+// RegisterLegacy installs only the legacy GET /api/websocket/status, for the
+// WebSocket listener when the rest is served on admin.listen.
+func (a *API) RegisterLegacy(r Router) {
 	r.Handle("/api/websocket/status", a.get(a.status))
+}
+
+// Handler returns a handler serving every endpoint, 404 otherwise.
+func (a *API) Handler() fasthttp.RequestHandler {
+	routes := a.routes()
+	return func(ctx *fasthttp.RequestCtx) {
+		path := string(ctx.Path())
+		if h, ok := routes[path]; ok {
+			h(ctx)
+			return
+		}
+		if strings.HasPrefix(path, connectionsPrefix) {
+			a.connection(ctx)
+			return
+		}
+		writeError(ctx, fasthttp.StatusNotFound, "not found")
+	}
 }
 
 func (a *API) get(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		if !ctx.IsGet() && !ctx.IsHead() {
-			ctx.Response.Header.Set("Allow", "GET, HEAD")
-			writeJSON(ctx, fasthttp.StatusMethodNotAllowed, errorBody{Error: "method not allowed"})
+			methodNotAllowed(ctx, "GET, HEAD")
 			return
 		}
 		h(ctx)
 	}
 }
 
+func (a *API) post(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx, "POST")
+			return
+		}
+		h(ctx)
+	}
+}
+
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	writeError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed")
+}
+
 type errorBody struct {
 	Error string `json:"error"`
+}
+
+func writeError(ctx *fasthttp.RequestCtx, status int, msg string) {
+	writeJSON(ctx, status, errorBody{Error: msg})
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
@@ -61,39 +172,4 @@ func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
 	ctx.SetContentType("application/json")
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetBody(b)
-}
-
-func (a *API) stats(ctx *fasthttp.RequestCtx) {
-	if string(ctx.QueryArgs().Peek("scope")) == "cluster" {
-		a.clusterStats(ctx)
-		return
-	}
-	writeJSON(ctx, fasthttp.StatusOK, a.p.Stats())
-}
-
-func (a *API) health(ctx *fasthttp.RequestCtx) {
-	h := a.p.Stats().Health
-	status := fasthttp.StatusOK
-	if h.Status == "unhealthy" {
-		status = fasthttp.StatusServiceUnavailable
-	}
-	writeJSON(ctx, status, h)
-}
-
-// legacyStatus is the legacy server's /api/websocket/status answer.
-type legacyStatus struct {
-	Status   string `json:"status"`
-	Port     int    `json:"port"`
-	Clients  int64  `json:"clients"`
-	Endpoint string `json:"endpoint"`
-}
-
-func (a *API) status(ctx *fasthttp.RequestCtx) {
-	port := 0
-	if ta, ok := a.p.Addr().(*net.TCPAddr); ok {
-		port = ta.Port
-	}
-	writeJSON(ctx, fasthttp.StatusOK, legacyStatus{
-		Status: "available", Port: port, Clients: a.p.Stats().Connection.ActiveConnections, Endpoint: "/ws",
-	})
 }

@@ -31,6 +31,7 @@ type Conn struct {
 	writing   bool
 	held      bool // frames queue but no writer starts until Start
 	closing   bool // a close frame is queued or sent: nothing more is accepted
+	forced    bool // a flush asked the writer to write everything queued
 	dead      bool // the socket is finished
 	idle      chan struct{}
 	lastClose int
@@ -225,18 +226,31 @@ func (c *Conn) shed(r Reason, n int) {
 func (c *Conn) Start() {
 	c.mu.Lock()
 	c.held = false
+	start := c.startLocked()
 	c.mu.Unlock()
-	c.flush()
+	if start {
+		go c.writeFn()
+	}
+}
+
+// startLocked marks the writer as running if frames are pending and it may
+// run; the caller then starts it.
+func (c *Conn) startLocked() bool {
+	start := c.q.len() > 0 && !c.writing && !c.dead && !c.held
+	if start {
+		c.writing = true
+	}
+	return start
 }
 
 // flush starts the writer if frames are pending; returns how many.
 func (c *Conn) flush() int {
 	c.mu.Lock()
 	n := c.q.len()
-	start := n > 0 && !c.writing && !c.dead && !c.held
-	if start {
-		c.writing = true
+	if n > 0 {
+		c.forced = true
 	}
+	start := c.startLocked()
 	c.mu.Unlock()
 	if start {
 		go c.writeFn()
@@ -252,6 +266,12 @@ func (c *Conn) writeLoop() {
 		wb := p.getBuf()
 		c.mu.Lock()
 		if c.dead {
+			c.stopWritingLocked()
+			c.mu.Unlock()
+			p.putBuf(wb)
+			return
+		}
+		if c.holdLocked() {
 			c.stopWritingLocked()
 			c.mu.Unlock()
 			p.putBuf(wb)
@@ -309,8 +329,19 @@ func (c *Conn) writeLoop() {
 	}
 }
 
+// holdLocked reports whether what is queued should wait for the next flush:
+// with FlushInterval > 0, data frames short of a full batch wait, unless a
+// reply, control or close frame is queued or a flush was asked for. Without
+// it a writer still busy with an earlier frame would take them along.
+func (c *Conn) holdLocked() bool {
+	cfg := &c.p.cfg
+	return cfg.FlushInterval > 0 && !c.forced && !c.closing &&
+		c.q.len() == c.qData && c.qData < cfg.BatchMaxMessages
+}
+
 func (c *Conn) stopWritingLocked() {
 	c.writing = false
+	c.forced = false
 	if c.idle != nil {
 		close(c.idle)
 		c.idle = nil

@@ -86,6 +86,7 @@ type Pool struct {
 
 	mu    sync.Mutex
 	conns map[*Conn]struct{}
+	byID  map[string]*Conn // connections with a non-empty id, for Lookup
 
 	total        atomic.Uint64
 	active       atomic.Int64
@@ -106,7 +107,7 @@ type Pool struct {
 // New returns a pool; zero fields of cfg take their defaults.
 func New(cfg Config, obs Observer) *Pool {
 	cfg.applyDefaults()
-	p := &Pool{cfg: cfg, observer: obs, conns: make(map[*Conn]struct{})}
+	p := &Pool{cfg: cfg, observer: obs, conns: make(map[*Conn]struct{}), byID: make(map[string]*Conn)}
 	p.bufs.New = func() any { return &writeBuf{b: make([]byte, 0, 4096)} }
 	return p
 }
@@ -135,6 +136,9 @@ func (p *Pool) Add(nc net.Conn, opts ConnOptions) *Conn {
 	c.lastPing = c.connectedAt.UnixNano()
 	p.mu.Lock()
 	p.conns[c] = struct{}{}
+	if c.id != "" {
+		p.byID[c.id] = c
+	}
 	p.mu.Unlock()
 	p.total.Add(1)
 	p.active.Add(1)
@@ -148,6 +152,9 @@ func (p *Pool) Remove(c *Conn) {
 	p.mu.Lock()
 	_, ok := p.conns[c]
 	delete(p.conns, c)
+	if p.byID[c.id] == c {
+		delete(p.byID, c.id)
+	}
 	p.mu.Unlock()
 	if !ok {
 		return
@@ -160,6 +167,14 @@ func (p *Pool) Remove(c *Conn) {
 
 // QueuedFrames returns the data frames queued over all connections.
 func (p *Pool) QueuedFrames() int64 { return p.queuedFrames.Load() }
+
+// Lookup returns the live connection with the given id (ConnOptions.ID).
+func (p *Pool) Lookup(id string) (*Conn, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.byID[id]
+	return c, ok
+}
 
 // Len returns the number of live connections.
 func (p *Pool) Len() int { return int(p.active.Load()) }

@@ -56,15 +56,17 @@ type Config struct {
 	// for snapshots; keys beyond it are not remembered (counted in
 	// dataflow.snapshotOverflow). 0: 100000.
 	SnapshotMaxKeys int           `yaml:"snapshot_max_keys"`
-	Health          HealthConfig  `yaml:"health"`
 	Cluster         ClusterConfig `yaml:"cluster"`
 	// AllowedOrigins lists the browser origins ("https://app.example.com",
 	// "https://*.example.com") allowed to upgrade; "*" allows any. A request
 	// without an Origin header (not a browser) is always allowed. Empty:
 	// any origin (legacy behaviour).
-	AllowedOrigins []string   `yaml:"allowed_origins"`
-	Auth           AuthConfig `yaml:"auth"`
-	TLS            TLSConfig  `yaml:"tls"`
+	AllowedOrigins []string      `yaml:"allowed_origins"`
+	Auth           AuthConfig    `yaml:"auth"`
+	TLS            TLSConfig     `yaml:"tls"`
+	Admin          AdminConfig   `yaml:"admin"`
+	Health         HealthConfig  `yaml:"health"`
+	Metrics        MetricsConfig `yaml:"metrics"`
 }
 
 // QueueConfig bounds each connection's queue.
@@ -222,11 +224,11 @@ func (c *Config) ApplyDefaults() {
 		c.SnapshotOnSubscribe = &t
 	}
 	defInt(&c.SnapshotMaxKeys, 100000)
-	c.Health.applyDefaults()
 	c.Cluster.applyDefaults()
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
+	c.applyAdminDefaults()
 }
 
 // Validate checks values and combinations after defaults.
@@ -253,6 +255,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Cluster.validate()...)
 	errs = append(errs, c.validateHardening()...)
+	errs = append(errs, c.validateAdmin()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

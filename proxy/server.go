@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime/metrics"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"wsproxy/dataflow"
+	"wsproxy/internal/histogram"
 	"wsproxy/pool"
 	"wsproxy/subscription"
 )
@@ -36,6 +38,7 @@ type Server struct {
 	http     *fasthttp.Server
 	upgrader websocket.FastHTTPUpgrader
 	routes   map[string]fasthttp.RequestHandler
+	prefixes []prefixRoute
 	fallback fasthttp.RequestHandler
 
 	started   time.Time
@@ -53,6 +56,8 @@ type Server struct {
 	cancel  context.CancelFunc
 	bg      sync.WaitGroup
 	stopped bool
+
+	op operations // admin-facing: latency, rate window, memory level, drain
 }
 
 // New builds a server from cfg (defaults applied) and the sources it will
@@ -77,6 +82,8 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		return nil, err
 	}
 	s.guard = g
+	s.op.latency = histogram.New(nil)
+	s.op.win.init(cfg.Metrics.Window)
 	s.pool = pool.New(pool.Config{
 		QueueMaxMessages:  cfg.Queue.MaxMessages,
 		QueueMaxBytes:     cfg.Queue.MaxBytes,
@@ -85,7 +92,7 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		WriteTimeout:      cfg.WriteTimeout,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		ConnectionTimeout: cfg.ConnectionTimeout,
-	}, nil)
+	}, s.op.latency)
 	s.disp = NewDispatcher(s.index, cfg.DispatchQueue)
 	if *cfg.SnapshotOnSubscribe {
 		s.disp.EnableSnapshots(cfg.SnapshotMaxKeys)
@@ -121,6 +128,18 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 // Handle registers an HTTP handler for an exact path (admin, ingest, ...).
 // Call before Start.
 func (s *Server) Handle(path string, h fasthttp.RequestHandler) { s.routes[path] = h }
+
+// HandlePrefix registers an HTTP handler for every path under prefix that
+// has no exact route (for instance "/api/websocket/connections/"). Call
+// before Start.
+func (s *Server) HandlePrefix(prefix string, h fasthttp.RequestHandler) {
+	s.prefixes = append(s.prefixes, prefixRoute{prefix, h})
+}
+
+type prefixRoute struct {
+	prefix string
+	h      fasthttp.RequestHandler
+}
 
 // HandleFallback registers the handler for paths with no exact route.
 func (s *Server) HandleFallback(h fasthttp.RequestHandler) { s.fallback = h }
@@ -171,12 +190,14 @@ func (s *Server) Serve(ln net.Listener) {
 	ln = closeGuardListener{ln}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
-	s.ln, s.cancel = ln, cancel
+	s.ln, s.cancel, s.op.runCtx = ln, cancel, ctx
 	s.mu.Unlock()
+	s.recordSample(time.Now())
 
 	dctx, dcancel := context.WithCancel(context.Background())
-	s.bg.Add(2)
+	s.bg.Add(3)
 	go func() { defer s.bg.Done(); s.pool.Run(ctx) }()
+	go func() { defer s.bg.Done(); s.runSampler(ctx) }()
 	go func() { defer s.bg.Done(); <-ctx.Done(); dcancel() }()
 	go s.disp.Run(dctx)
 	for _, src := range s.sources {
@@ -251,6 +272,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) {
 	if h, ok := s.routes[path]; ok {
 		h(ctx)
 		return
+	}
+	for _, r := range s.prefixes {
+		if strings.HasPrefix(path, r.prefix) {
+			r.h(ctx)
+			return
+		}
 	}
 	if s.fallback != nil {
 		s.fallback(ctx)

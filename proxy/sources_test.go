@@ -33,7 +33,7 @@ func serve(t testing.TB, cfg proxy.Config, ingest *dataflow.Ingest, sources ...d
 	if ingest != nil {
 		srv.Handle(proxy.IngestPath, ingest.Handler())
 	}
-	admin.New(srv).Register(srv)
+	admin.New(srv, srv.Config().Admin, zerolog.Nop()).Register(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -64,13 +64,17 @@ type DataflowStats struct {
 	SnapshotOverflow  uint64                  `json:"snapshotOverflow"`
 }
 
-// HealthStatus of PROTOCOL.md.
+// HealthStatus of PROTOCOL.md. Reasons explains a status other than
+// healthy; Draining is set once a drain has started (both extensions,
+// omitted when empty).
 type HealthStatus struct {
 	Status      string      `json:"status"`
 	Connections int64       `json:"connections"`
 	Uptime      int64       `json:"uptime"`
 	LastError   *LastError  `json:"lastError,omitempty"`
 	Performance Performance `json:"performance"`
+	Reasons     []string    `json:"reasons,omitempty"`
+	Draining    bool        `json:"draining,omitempty"`
 }
 
 // LastError is the most recent error a source reported.
@@ -79,10 +83,13 @@ type LastError struct {
 	Timestamp int64  `json:"timestamp"`
 }
 
-// Performance summarises latency (ms) and memory (MB).
+// Performance summarises latency (ms, average over metrics.window) and
+// memory (MB); errorRate and memoryLevel are the other health inputs.
 type Performance struct {
 	AvgLatency  float64 `json:"avgLatency"`
 	MemoryUsage float64 `json:"memoryUsage"`
+	ErrorRate   float64 `json:"errorRate"`
+	MemoryLevel string  `json:"memoryLevel,omitempty"`
 }
 
 // Stats returns a snapshot of every counter.
@@ -131,27 +138,35 @@ func (s *Server) Stats() Stats {
 	for _, src := range s.sources {
 		st.Dataflow.Sources = append(st.Dataflow.Sources, src.Stats())
 	}
-	st.Health = s.health(ps.ActiveConnections, ps.AvgLatencyMs, memMB, st.Dataflow.Sources)
+	st.Health = s.health(ps.ActiveConnections, memMB, st.Dataflow.Sources)
 	return st
 }
 
-func (s *Server) health(conns int64, lat, mem float64, sources []dataflow.SourceStatus) HealthStatus {
+func (s *Server) health(conns int64, mem float64, sources []dataflow.SourceStatus) HealthStatus {
+	v := s.windowed()
+	rate, _ := v.errorRate(0)
+	in := HealthInputs{
+		AvgLatency:  v.lat.Mean(),
+		ErrorRate:   rate,
+		Events:      v.forwarded + v.errors,
+		MemoryLevel: s.MemoryLevel(),
+		Draining:    s.Draining(),
+	}
 	h := HealthStatus{
-		Status:      "healthy",
 		Connections: conns,
 		Uptime:      time.Since(s.started).Milliseconds(),
-		Performance: Performance{AvgLatency: lat, MemoryUsage: mem},
+		Draining:    in.Draining,
+		Performance: Performance{AvgLatency: float64(in.AvgLatency) / 1e6, MemoryUsage: mem, ErrorRate: rate, MemoryLevel: in.MemoryLevel},
 	}
 	for _, src := range sources {
 		if !src.Connected {
-			h.Status = "degraded"
+			in.SourcesDown = append(in.SourcesDown, src.Name)
 		}
 		if src.LastError != "" && (h.LastError == nil || src.LastErrorAt > h.LastError.Timestamp) {
 			h.LastError = &LastError{Message: src.Name + ": " + src.LastError, Timestamp: src.LastErrorAt}
 		}
 	}
-	if s.sourcesDownTooLong(sources, time.Now()) {
-		h.Status = "unhealthy"
-	}
+	in.SourcesDownTooLong = s.sourcesDownTooLong(sources, time.Now())
+	h.Status, h.Reasons = s.cfg.Health.Evaluate(in)
 	return h
 }

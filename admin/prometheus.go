@@ -1,0 +1,157 @@
+package admin
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
+	"github.com/valyala/fasthttp"
+
+	"wsproxy/proxy"
+)
+
+// newRegistry returns a registry of its own (never the global default, so
+// that several servers in one process stay independent) holding the wsproxy
+// collector and the Go runtime and process collectors.
+func newRegistry(p Provider) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		newCollector(p),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
+
+var textFormat = expfmt.NewFormat(expfmt.TypeTextPlain)
+
+// prometheus answers GET /metrics in the Prometheus text format.
+func (a *API) prometheus(ctx *fasthttp.RequestCtx) {
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		if len(mfs) == 0 {
+			writeError(ctx, fasthttp.StatusInternalServerError, "gather: "+err.Error())
+			return
+		}
+		a.log.Warn().Err(err).Msg("metrics partially gathered")
+	}
+	ctx.SetContentType(string(textFormat))
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	enc := expfmt.NewEncoder(ctx, textFormat)
+	for _, mf := range mfs {
+		if err := enc.Encode(mf); err != nil {
+			a.log.Warn().Err(err).Msg("metrics encoding failed")
+			return
+		}
+	}
+}
+
+// collector turns one Stats snapshot per scrape into metrics, so that every
+// value comes from the same counters as the JSON endpoints.
+type collector struct {
+	p Provider
+
+	connActive, connTotal, connErrors, clientErrors, subs *prometheus.Desc
+	forwarded, sent, bytes, queuedMsgs, queuedBytes       *prometheus.Desc
+	dispDropped, dispQueue, shed, latency                 *prometheus.Desc
+	srcUp, srcReceived, srcRejected, srcDropped           *prometheus.Desc
+	heap, memLevel, health, draining                      *prometheus.Desc
+}
+
+func newCollector(p Provider) *collector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("wsproxy_"+name, help, labels, nil)
+	}
+	return &collector{
+		p:            p,
+		connActive:   d("connections_active", "Live WebSocket connections."),
+		connTotal:    d("connections_total", "WebSocket connections accepted since start."),
+		connErrors:   d("connection_errors_total", "Connections ended by a failed socket write."),
+		clientErrors: d("client_errors_total", "Client messages answered with an error (bad JSON, bad filter, limits)."),
+		subs:         d("subscriptions_active", "Filters and channel subscriptions held by live connections."),
+		forwarded:    d("messages_forwarded_total", "Pipeline messages dispatched (once per message, whatever the number of recipients)."),
+		sent:         d("messages_sent_total", "Data frames written to client sockets (once per recipient)."),
+		bytes:        d("bytes_sent_total", "Bytes written to client sockets, WebSocket framing included."),
+		queuedMsgs:   d("queued_messages", "Data frames waiting in connection queues."),
+		queuedBytes:  d("queued_bytes", "Bytes of data frames waiting in connection queues."),
+		dispDropped:  d("dispatch_dropped_total", "Pipeline messages dropped because the dispatcher queue was full."),
+		dispQueue:    d("dispatch_queue_length", "Pipeline messages waiting for the dispatcher."),
+		shed:         d("shed_messages_total", "Data frames shed from connection queues, by reason.", "reason"),
+		latency:      d("delivery_latency_seconds", "Time from a message's ingest to the socket write that carried it to a client."),
+		srcUp:        d("source_up", "1 when the source is connected to its transport.", "source", "type"),
+		srcReceived:  d("source_messages_total", "Messages received from the source.", "source"),
+		srcRejected:  d("source_rejected_total", "Invalid messages rejected from the source.", "source"),
+		srcDropped:   d("source_dropped_total", "Messages from the source the dispatcher could not take.", "source"),
+		heap:         d("memory_heap_bytes", "Live Go heap."),
+		memLevel:     d("memory_level", "Memory monitor level: 0 normal, 1 elevated, 2 critical."),
+		health:       d("health_status", "Health: 0 healthy, 1 degraded, 2 unhealthy."),
+		draining:     d("draining", "1 once a drain has started."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.connActive, c.connTotal, c.connErrors, c.clientErrors, c.subs,
+		c.forwarded, c.sent, c.bytes, c.queuedMsgs, c.queuedBytes,
+		c.dispDropped, c.dispQueue, c.shed, c.latency,
+		c.srcUp, c.srcReceived, c.srcRejected, c.srcDropped,
+		c.heap, c.memLevel, c.health, c.draining,
+	} {
+		ch <- d
+	}
+}
+
+var levels = map[string]float64{
+	proxy.StatusHealthy: 0, proxy.StatusDegraded: 1, proxy.StatusUnhealthy: 2,
+	proxy.MemoryNormal: 0, proxy.MemoryElevated: 1, proxy.MemoryCritical: 2,
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.p.Stats()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(c.connActive, float64(st.Connection.ActiveConnections))
+	counter(c.connTotal, st.Connection.TotalConnections)
+	counter(c.connErrors, st.Pool.ErrorConnections)
+	counter(c.clientErrors, st.Connection.ErrorsEncountered)
+	gauge(c.subs, float64(st.Connection.TotalSubscriptions))
+	counter(c.forwarded, st.Connection.MessagesForwarded)
+	counter(c.sent, st.Pool.TotalMessagesSent)
+	counter(c.bytes, st.Pool.TotalBytesSent)
+	gauge(c.queuedMsgs, float64(st.Pool.QueuedMessages))
+	gauge(c.queuedBytes, float64(st.Pool.QueuedBytes))
+	counter(c.dispDropped, st.Dataflow.Dropped)
+	gauge(c.dispQueue, float64(st.Dataflow.Queued))
+	for reason, n := range st.Pool.Shed {
+		counter(c.shed, n, reason)
+	}
+	b := c.p.LatencyBuckets()
+	buckets := make(map[float64]uint64, len(b.Bounds))
+	for i, le := range b.Bounds {
+		buckets[le] = b.Cumulative[i]
+	}
+	ch <- prometheus.MustNewConstHistogram(c.latency, b.Count, b.Sum, buckets)
+	for _, s := range st.Dataflow.Sources {
+		up := 0.0
+		if s.Connected {
+			up = 1
+		}
+		gauge(c.srcUp, up, s.Name, s.Type)
+		counter(c.srcReceived, s.Received, s.Name)
+		counter(c.srcRejected, s.Rejected, s.Name)
+		counter(c.srcDropped, s.Dropped, s.Name)
+	}
+	gauge(c.heap, float64(proxy.HeapBytes()))
+	gauge(c.memLevel, levels[c.p.MemoryLevel()])
+	gauge(c.health, levels[st.Health.Status])
+	dr := 0.0
+	if st.Health.Draining {
+		dr = 1
+	}
+	gauge(c.draining, dr)
+}

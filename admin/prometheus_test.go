@@ -1,0 +1,148 @@
+package admin_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"wsproxy/dataflow"
+	"wsproxy/proxy"
+)
+
+func scrape(t testing.TB, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/plain; version=0.0.4; charset=utf-8" {
+		t.Fatalf("content type %q", ct)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("exposition does not parse: %v", err)
+	}
+	return mfs
+}
+
+// value returns the value of the metric of family name whose labels include
+// labels (name, value pairs); ok false when absent.
+func value(mfs map[string]*dto.MetricFamily, name string, labels ...string) (float64, bool) {
+	mf := mfs[name]
+	if mf == nil {
+		return 0, false
+	}
+next:
+	for _, m := range mf.Metric {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, lp := range m.Label {
+				if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Untyped != nil:
+			return m.Untyped.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+func TestPrometheusExpositionMatchesTraffic(t *testing.T) {
+	e := start(t, func(c *proxy.Config) { c.Queue.MaxBytes = 4096 })
+	a, b := e.dial(t), e.dial(t)
+	b.Send(t, `{"type":"subscribe","payload":{"exchange":["binance"]}}`)
+	b.NextOfType(t, "subscribed", wait)
+	b.Send(t, `{"type":"nope"}`)
+	b.NextOfType(t, "error", wait)
+	const n = 10
+	e.publish(t, n, 0)
+	receive(t, a, n)
+	receive(t, b, n)
+	for i := 0; i < 3; i++ { // larger than a whole queue: shed as too_large, twice each
+		if err := e.in.Output(context.Background(), big(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.in.Output(context.Background(), dataflow.MarketData{Exchange: "x"}); err == nil {
+		t.Fatal("an invalid message was accepted")
+	}
+	var st proxy.Stats
+	wait5(t, "counters settle", func() bool {
+		getJSON(t, e.url("/api/websocket/stats"), &st)
+		return st.Pool.TotalMessagesSent == 2*n && st.Pool.Shed["too_large"] == 6
+	})
+	mfs := scrape(t, e.url("/metrics"))
+	want := []struct {
+		name   string
+		labels []string
+		v      float64
+	}{
+		{"wsproxy_connections_active", nil, 2},
+		{"wsproxy_connections_total", nil, 2},
+		{"wsproxy_messages_forwarded_total", nil, n + 3},
+		{"wsproxy_messages_sent_total", nil, 2 * n},
+		{"wsproxy_bytes_sent_total", nil, float64(st.Pool.TotalBytesSent)},
+		{"wsproxy_shed_messages_total", []string{"reason", "too_large"}, 6},
+		{"wsproxy_shed_messages_total", []string{"reason", "queue_full"}, 0},
+		{"wsproxy_client_errors_total", nil, 1},
+		{"wsproxy_subscriptions_active", nil, 1},
+		{"wsproxy_dispatch_dropped_total", nil, 0},
+		{"wsproxy_source_up", []string{"source", "test", "type", "inprocess"}, 1},
+		{"wsproxy_source_messages_total", []string{"source", "test"}, n + 3},
+		{"wsproxy_source_rejected_total", []string{"source", "test"}, 1},
+		{"wsproxy_health_status", nil, 0},
+		{"wsproxy_memory_level", nil, 0},
+		{"wsproxy_draining", nil, 0},
+	}
+	for _, w := range want {
+		got, ok := value(mfs, w.name, w.labels...)
+		if !ok || got != w.v {
+			t.Errorf("%s%v = %v (present %v), want %v", w.name, w.labels, got, ok, w.v)
+		}
+	}
+	if v, ok := value(mfs, "wsproxy_memory_heap_bytes"); !ok || v <= 0 {
+		t.Errorf("heap bytes %v", v)
+	}
+	if _, ok := mfs["go_goroutines"]; !ok {
+		t.Error("Go runtime collector missing")
+	}
+	h := mfs["wsproxy_delivery_latency_seconds"]
+	if h == nil || h.GetType() != dto.MetricType_HISTOGRAM {
+		t.Fatalf("latency histogram missing: %v", h)
+	}
+	hist := h.Metric[0].Histogram
+	if hist.GetSampleCount() != 2*n || hist.GetSampleSum() <= 0 {
+		t.Fatalf("histogram count %d sum %g, want %d deliveries", hist.GetSampleCount(), hist.GetSampleSum(), 2*n)
+	}
+	var prev uint64
+	les := map[float64]bool{}
+	for _, bk := range hist.Bucket {
+		if bk.GetCumulativeCount() < prev {
+			t.Fatal("buckets not cumulative")
+		}
+		prev = bk.GetCumulativeCount()
+		les[bk.GetUpperBound()] = true
+	}
+	if !les[0.015] || !les[0.03] || prev > 2*n {
+		t.Fatalf("buckets %v", hist.Bucket)
+	}
+}

@@ -1,0 +1,157 @@
+package proxy_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"wsproxy/dataflow"
+	"wsproxy/internal/wstest"
+	"wsproxy/proxy"
+)
+
+// syncBuffer collects log output from many goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// lines returns the JSON log lines written so far.
+func (s *syncBuffer) lines(t testing.TB) []map[string]any {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func startLogged(t testing.TB, level string) (*harness, *syncBuffer) {
+	t.Helper()
+	buf := &syncBuffer{}
+	cfg := proxy.Config{Log: proxy.LogConfig{Level: level}}
+	cfg.ApplyDefaults()
+	in := dataflow.NewInProcess("test")
+	srv, err := proxy.New(cfg, proxy.NewLogger(cfg.Log, buf), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	wstest.Eventually(t, wait, "source attached", func() bool { return in.Status().Connected })
+	return &harness{srv: srv, in: in, url: "ws://" + ln.Addr().String() + "/ws"}, buf
+}
+
+// TestInfoLevelLogsNothingPerMessage floods three clients, which also send
+// requests and bad messages, and finds only process-level lines at info.
+func TestInfoLevelLogsNothingPerMessage(t *testing.T) {
+	h, buf := startLogged(t, "info")
+	clients := []*wstest.Client{h.dial(t), h.dial(t), h.dial(t)}
+	const n = 2000
+	for i := 0; i < n; i++ {
+		h.publish(t, "binance", "trade", "BTC/USDT", int64(i+1))
+		if i%100 == 0 {
+			for _, c := range clients {
+				c.Send(t, `{"type":"ping"}`)
+				c.Send(t, `{"type":"bogus"}`)
+			}
+		}
+	}
+	for _, c := range clients {
+		syncPing(t, c)
+		_ = c.Conn.Close()
+	}
+	wstest.Eventually(t, wait, "clients gone", func() bool { return h.srv.Pool().Len() == 0 })
+	lines := buf.lines(t)
+	if len(lines) > 2 {
+		t.Fatalf("%d log lines at info for %d messages; want only the start line:\n%v", len(lines), n, lines)
+	}
+	for _, l := range lines {
+		if l["level"] != "info" || l["conn_id"] != nil {
+			t.Fatalf("unexpected line at info: %v", l)
+		}
+	}
+}
+
+// TestDebugLevelLogsConnectionLifecycle: each connection's start and end
+// are logged at debug by a child logger carrying its conn_id.
+func TestDebugLevelLogsConnectionLifecycle(t *testing.T) {
+	h, buf := startLogged(t, "debug")
+	c := h.dial(t)
+	h.publish(t, "binance", "trade", "BTC/USDT", 1)
+	c.NextOfType(t, "trade", wait)
+	_ = c.Conn.Close()
+	wstest.Eventually(t, wait, "client gone", func() bool { return h.srv.Pool().Len() == 0 })
+	byMsg := map[string]map[string]any{}
+	wstest.Eventually(t, wait, "lifecycle lines", func() bool {
+		for _, l := range buf.lines(t) {
+			if msg, _ := l["message"].(string); l["conn_id"] != nil {
+				byMsg[msg] = l
+			}
+		}
+		return len(byMsg) >= 2
+	})
+	conn, ok := byMsg["connected"]
+	if !ok || conn["level"] != "debug" || conn["remote"] == nil {
+		t.Fatalf("no debug 'connected' line with conn_id: %v", byMsg)
+	}
+	for msg, l := range byMsg {
+		if l["conn_id"] != conn["conn_id"] || l["level"] != "debug" {
+			t.Fatalf("%q: %v", msg, l)
+		}
+	}
+}
+
+func TestLogFormats(t *testing.T) {
+	tests := []struct {
+		name, format string
+		json         bool
+	}{
+		{"default is json", "", true},
+		{"json", "json", true},
+		{"pretty", "pretty", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			log := proxy.NewLogger(proxy.LogConfig{Format: tt.format}, &b)
+			log.Info().Str("k", "v").Msg("hello")
+			var m map[string]any
+			isJSON := json.Unmarshal(b.Bytes(), &m) == nil
+			if isJSON != tt.json || !strings.Contains(b.String(), "hello") {
+				t.Fatalf("output %q (json %v)", b.String(), isJSON)
+			}
+			if tt.json && (m["level"] != "info" || m["time"] == nil || m["k"] != "v") {
+				t.Fatalf("json line %v", m)
+			}
+		})
+	}
+}
