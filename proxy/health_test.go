@@ -65,7 +65,7 @@ func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
 	want := proxy.Config{}
 	want.Admin.DrainWindow = 30 * time.Second
 	want.Health = proxy.HealthConfig{LatencyDegraded: 15 * time.Millisecond, LatencyUnhealthy: 30 * time.Millisecond,
-		ErrorRateDegraded: 0.01, ErrorRateUnhealthy: 0.05, MinEvents: 100}
+		ErrorRateDegraded: 0.01, ErrorRateUnhealthy: 0.05, MinEvents: 100, SourceDownUnhealthyAfter: time.Minute}
 	want.Metrics.Window = 10 * time.Second
 	if cfg.Admin != want.Admin || cfg.Health != want.Health || cfg.Metrics != want.Metrics {
 		t.Fatalf("defaults: %+v %+v %+v", cfg.Admin, cfg.Health, cfg.Metrics)
