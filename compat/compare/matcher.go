@@ -59,6 +59,7 @@ type Matcher struct {
 	pending   map[Key][]*entry
 	inWindow  int // pending entries with counted set
 	reached   chan struct{}
+	isReached bool
 	count     int
 	sides     [2]SideStats
 	types     map[string]*TypeStats
@@ -202,7 +203,8 @@ func (m *Matcher) observeData(side Side, k Key, canon []byte, at time.Time) {
 	if counted {
 		m.sides[side].Data++
 		m.typeLocked(k.Type).count(side)
-		if m.count > 0 && m.sides[side].Data == m.count {
+		if m.count > 0 && m.sides[side].Data >= m.count && !m.isReached {
+			m.isReached = true
 			close(m.reached)
 		}
 	}
