@@ -13,18 +13,20 @@ import (
 	"syscall"
 
 	"wsproxy/admin"
-	"wsproxy/dataflow"
 	"wsproxy/proxy"
 )
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "wsproxy:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
 func run(args []string) error {
+	if cmd, ok := subcommand(args); ok {
+		return cmd(args[1:])
+	}
 	fl := flag.NewFlagSet("wsproxy", flag.ContinueOnError)
 	cfgPath := fl.String("config", "config.yaml", "path to the YAML configuration (\"\" for defaults only)")
 	if err := fl.Parse(args); err != nil {
@@ -42,11 +44,7 @@ func run(args []string) error {
 	}
 	log := proxy.NewLogger(cfg.Log, os.Stderr)
 
-	var sources []dataflow.Source
-	if cfg.Sources.Demo.Enabled {
-		sources = append(sources, dataflow.NewDemo(cfg.Sources.Demo))
-	}
-	srv, err := proxy.New(cfg, log, sources...)
+	srv, err := proxy.New(cfg, log, buildSources(cfg)...)
 	if err != nil {
 		return err
 	}
