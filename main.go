@@ -49,6 +49,7 @@ func run(args []string) error {
 		return err
 	}
 	admin.New(srv).Register(srv)
+	proxy.RegisterDemoPage(srv)
 	if err := srv.Start(); err != nil {
 		return err
 	}
