@@ -60,8 +60,8 @@ func subcommand(args []string) (func(args []string) error, bool) {
 	return nil, false
 }
 
-// buildSources turns the sources section of the configuration into
-// sources. wsproxy and the legacy reference both use it, so one
+// buildSources turns the sources section of the configuration into the
+// legacy reference's sources, the same as wsproxy's (main.go), so that one
 // configuration feeds both in a parallel run.
 func buildSources(cfg proxy.Config) []dataflow.Source {
 	var sources []dataflow.Source

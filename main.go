@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"wsproxy/admin"
+	"wsproxy/dataflow"
 	"wsproxy/proxy"
 )
 
@@ -44,7 +45,11 @@ func run(args []string) error {
 	}
 	log := proxy.NewLogger(cfg.Log, os.Stderr)
 
-	srv, err := proxy.New(cfg, log, buildSources(cfg)...)
+	var sources []dataflow.Source
+	if cfg.Sources.Demo.Enabled {
+		sources = append(sources, dataflow.NewDemo(cfg.Sources.Demo))
+	}
+	srv, err := proxy.New(cfg, log, sources...)
 	if err != nil {
 		return err
 	}

@@ -95,6 +95,7 @@ type Server struct {
 	in       chan *dataflow.MarketData
 	http     *fasthttp.Server
 	upgrader websocket.FastHTTPUpgrader
+	routes   map[string]fasthttp.RequestHandler
 
 	seq       atomic.Uint64
 	total     atomic.Uint64
@@ -126,6 +127,7 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		sources: sources,
 		in:      make(chan *dataflow.MarketData, cfg.InputQueue),
 		clients: make(map[*client]struct{}),
+		routes:  make(map[string]fasthttp.RequestHandler),
 	}
 	s.upgrader = websocket.FastHTTPUpgrader{
 		HandshakeTimeout: 10 * time.Second,
@@ -140,6 +142,11 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 	}
 	return s, nil
 }
+
+// Handle registers an HTTP handler for an exact path, for sources that
+// receive over HTTP (ingest). /ws and /api/websocket/status are taken. Call
+// before Serve.
+func (s *Server) Handle(path string, h fasthttp.RequestHandler) { s.routes[path] = h }
 
 // Deliver implements dataflow.Sink: it queues md for broadcast and never
 // blocks; a full queue drops and counts.
@@ -288,6 +295,10 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) {
 	case "/api/websocket/status":
 		s.serveStatus(ctx)
 	default:
+		if h, ok := s.routes[string(ctx.Path())]; ok {
+			h(ctx)
+			return
+		}
 		ctx.Error("not found", fasthttp.StatusNotFound)
 	}
 }

@@ -142,6 +142,33 @@ func TestStatusEndpoint(t *testing.T) {
 	}
 }
 
+func TestHandleRegistersRoute(t *testing.T) {
+	in := dataflow.NewInProcess("test")
+	srv, err := legacy.New(legacy.Config{}, zerolog.Nop(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Handle("/ingest", func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ingested") })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	for path, want := range map[string]int{"/ingest": 200, "/other": 404} {
+		status, body, err := fasthttp.Get(nil, "http://"+ln.Addr().String()+path)
+		if err != nil || status != want || (want == 200 && string(body) != "ingested") {
+			t.Fatalf("GET %s: %d %q %v", path, status, body, err)
+		}
+	}
+}
+
 func TestShutdownCloses1001(t *testing.T) {
 	h := start(t, legacy.Config{})
 	c := h.dial(t)
