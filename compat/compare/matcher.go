@@ -42,9 +42,31 @@ type Key struct {
 // entry is one message waiting for its counterpart.
 type entry struct {
 	side    Side
-	canon   []byte // canonical payload
+	raw     []byte // payload as received
+	canon   []byte // canonical payload, computed when first needed
 	at      time.Time
 	counted bool // first arrival inside the window
+}
+
+// canonical returns the canonical form of the payload, computing it once.
+// Payloads are validated JSON, so this cannot fail; should it, the raw
+// bytes stand in.
+func (e *entry) canonical() []byte {
+	if e.canon == nil {
+		c, err := canonical(e.raw)
+		if err != nil {
+			c = e.raw
+		}
+		e.canon = c
+	}
+	return e.canon
+}
+
+// same reports whether a and b carry the same payload: byte-identical (the
+// common case, wsproxy passes data through untouched) or equal once
+// canonical (key order, whitespace).
+func same(a, b *entry) bool {
+	return bytes.Equal(a.raw, b.raw) || bytes.Equal(a.canonical(), b.canonical())
 }
 
 // Matcher pairs the data messages of the two sides. It is safe for
@@ -166,9 +188,7 @@ func (m *Matcher) Observe(side Side, frame []byte, at time.Time) string {
 		return env.Type
 	}
 	var p dataPayload
-	dec := json.NewDecoder(bytes.NewReader(env.Payload))
-	dec.UseNumber()
-	if len(env.Payload) == 0 || dec.Decode(&p) != nil || p.Type == nil || p.Exchange == nil ||
+	if len(env.Payload) == 0 || json.Unmarshal(env.Payload, &p) != nil || p.Type == nil || p.Exchange == nil ||
 		p.Symbol == nil || p.Timestamp == nil || len(p.Data) == 0 {
 		m.addMalformed(side, at, "data message without payload {type,exchange,symbol,timestamp,data}", frame)
 		return env.Type
@@ -178,17 +198,13 @@ func (m *Matcher) Observe(side Side, frame []byte, at time.Time) string {
 		m.addMalformed(side, at, "data envelope differs from the legacy shape (type, payload.timestamp or timestamp)", frame)
 		return env.Type
 	}
-	canon, err := canonical(env.Payload)
-	if err != nil {
-		m.addMalformed(side, at, "payload is not valid JSON", frame)
-		return env.Type
-	}
 	k := Key{Type: *p.Type, Exchange: *p.Exchange, Symbol: *p.Symbol, Timestamp: ts}
-	m.observeData(side, k, canon, at)
+	m.observeData(k, &entry{side: side, raw: env.Payload, at: at})
 	return env.Type
 }
 
-func (m *Matcher) observeData(side Side, k Key, canon []byte, at time.Time) {
+func (m *Matcher) observeData(k Key, n *entry) {
+	side, at := n.side, n.at
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	counted := m.inWindowLocked(at)
@@ -210,7 +226,7 @@ func (m *Matcher) observeData(side Side, k Key, canon []byte, at time.Time) {
 	}
 	es := m.pending[k]
 	for i, e := range es {
-		if e.side == side.other() && bytes.Equal(e.canon, canon) {
+		if e.side == side.other() && same(e, n) {
 			m.pending[k] = append(es[:i:i], es[i+1:]...)
 			if len(m.pending[k]) == 0 {
 				delete(m.pending, k)
@@ -239,7 +255,8 @@ func (m *Matcher) observeData(side Side, k Key, canon []byte, at time.Time) {
 	} else {
 		m.inWindow++
 	}
-	m.pending[k] = append(es, &entry{side: side, canon: canon, at: at, counted: counted})
+	n.counted = counted
+	m.pending[k] = append(es, n)
 }
 
 // addSkewLocked keeps every sample up to maxSkewSamples, then a uniform
@@ -348,7 +365,7 @@ func (m *Matcher) Report(minParity float64) *Report {
 			r.Differing++
 			ts.Differing++
 			if len(r.Diffs) < m.maxDiffs {
-				r.Diffs = append(r.Diffs, newDiff(k, l.canon, p.canon))
+				r.Diffs = append(r.Diffs, newDiff(k, l.canonical(), p.canonical()))
 			}
 		}
 		for _, e := range sides[Legacy][n:] {
@@ -356,7 +373,7 @@ func (m *Matcher) Report(minParity float64) *Report {
 				r.MissingInProxy++
 				ts.MissingInProxy++
 				if len(r.MissingInProxySamples) < m.maxDiffs {
-					r.MissingInProxySamples = append(r.MissingInProxySamples, Sample{Key: k, Payload: e.canon})
+					r.MissingInProxySamples = append(r.MissingInProxySamples, Sample{Key: k, Payload: e.canonical()})
 				}
 			}
 		}
@@ -365,7 +382,7 @@ func (m *Matcher) Report(minParity float64) *Report {
 				r.MissingInLegacy++
 				ts.MissingInLegacy++
 				if len(r.MissingInLegacySamples) < m.maxDiffs {
-					r.MissingInLegacySamples = append(r.MissingInLegacySamples, Sample{Key: k, Payload: e.canon})
+					r.MissingInLegacySamples = append(r.MissingInLegacySamples, Sample{Key: k, Payload: e.canonical()})
 				}
 			}
 		}
