@@ -38,13 +38,17 @@ func inProcessFeed(t testing.TB) Feed {
 	l, p := dataflow.NewInProcess("legacy"), dataflow.NewInProcess("proxy")
 	return Feed{Legacy: l, Proxy: p, Start: func(ctx context.Context) {
 		wstest.Eventually(t, wait, "sources attached", func() bool { return l.Status().Connected && p.Status().Connected })
-		go publish(ctx, l, p)
+		go publish(ctx, func(md dataflow.MarketData) {
+			_ = l.Output(ctx, md) // a closed channel at the end of a test is fine
+			_ = p.Output(ctx, md)
+		})
 	}}
 }
 
-// publish writes one message every 2ms, cycling through symbols and types;
-// data carries a sequence number "seq" that tests use to find messages.
-func publish(ctx context.Context, outs ...dataflow.OutputChannel) {
+// publish emits one message every 2ms until ctx ends, cycling through
+// symbols and types; data carries a sequence number "seq" that tests use to
+// find messages.
+func publish(ctx context.Context, emit func(dataflow.MarketData)) {
 	symbols := []string{"BTC/USDT", "ETH/USDT", "SOL/USDT"}
 	types := []string{"trade", "trade", "ticker", "depth", "kline_1m"}
 	tick := time.NewTicker(2 * time.Millisecond)
@@ -62,9 +66,7 @@ func publish(ctx context.Context, outs ...dataflow.OutputChannel) {
 			Timestamp: time.Now().UnixMilli(),
 			Data:      []byte(fmt.Sprintf(`{"seq":%d,"price":"%d.5","qty":"0.1"}`, seq, 50000+seq)),
 		}
-		for _, o := range outs {
-			_ = o.Output(ctx, md) // a closed channel at the end of a test is fine
-		}
+		emit(md)
 	}
 }
 
