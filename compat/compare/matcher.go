@@ -209,11 +209,17 @@ func (m *Matcher) observeData(k Key, n *entry) {
 	defer m.mu.Unlock()
 	counted := m.inWindowLocked(at)
 	if !m.sub.Matches(k.Exchange, k.Type, k.Symbol) {
-		if side == Proxy && counted {
+		switch {
+		case !counted:
+			// Before the subscription took effect wsproxy sends everything.
+			m.sides[side].WarmUp++
+		case side == Proxy:
 			m.outFilter++
 			m.typeLocked(k.Type).OutOfFilter++
+			m.sides[side].OutsideFilter++
+		default:
+			m.sides[side].OutsideFilter++
 		}
-		m.sides[side].OutsideFilter++
 		return
 	}
 	if counted {

@@ -19,8 +19,9 @@ type SideStats struct {
 	Control int `json:"control"`
 	// Malformed counts in-window frames that are not in the legacy shape.
 	Malformed int `json:"malformed"`
-	// OutsideFilter counts data messages outside the subscription filter
-	// (expected from the legacy server, which broadcast everything).
+	// OutsideFilter counts in-window data messages outside the subscription
+	// filter (expected from the legacy server, which broadcast everything;
+	// a violation from wsproxy).
 	OutsideFilter int `json:"outsideFilter"`
 	// WarmUp counts messages excluded because they were first seen before
 	// the window opened.
