@@ -1,6 +1,7 @@
 package compare_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -234,4 +235,28 @@ func TestParseSubscription(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzObserve: whatever a server sends, the matcher neither panics nor
+// loses count: every frame is data, control or malformed.
+func FuzzObserve(f *testing.F) {
+	f.Add(frame("trade", "binance", "BTC/USDT", 1, `{"price":"1"}`))
+	f.Add([]byte(`{"type":"batch","messages":[1],"count":1,"timestamp":1}`))
+	f.Add([]byte(`{"type":"trade","payload":{"type":"trade","exchange":"b","symbol":"s","data":null,"timestamp":1.5},"timestamp":"x"}`))
+	f.Add([]byte(`{"type":"welcome"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sub, _ := compare.ParseSubscription(`{"dataTypes":["trade"]}`)
+		m := compare.NewMatcher(sub, 1, 2)
+		m.Open(at(0))
+		m.Observe(compare.Legacy, b, at(1))
+		m.Observe(compare.Proxy, b, at(2))
+		r := m.Report(100)
+		if !json.Valid(b) && (r.Legacy.Malformed != 1 || r.Proxy.Malformed != 1) {
+			t.Fatalf("invalid frame %q not counted as malformed: %+v", b, r)
+		}
+		if r.Matched > 1 || r.Differing > 1 {
+			t.Fatalf("one frame per side gave %+v", r)
+		}
+	})
 }
