@@ -25,15 +25,15 @@ var ErrStopped = errors.New("legacy: server stopped")
 // documented on each field.
 type Config struct {
 	// Listen is the address of /ws and /api/websocket/status. "": ":8090".
-	Listen string `yaml:"listen"`
+	Listen string
 	// ClientQueue is how many frames may wait for one client's writer;
 	// beyond it frames for that client are dropped and counted. 0: 4096.
-	ClientQueue int `yaml:"client_queue"`
+	ClientQueue int
 	// InputQueue is how many messages may wait between the sources and the
 	// broadcaster; beyond it messages are dropped and counted. 0: 65536.
-	InputQueue int `yaml:"input_queue"`
+	InputQueue int
 	// WriteTimeout is the deadline of each socket write. 0: 10s.
-	WriteTimeout time.Duration `yaml:"write_timeout"`
+	WriteTimeout time.Duration
 }
 
 func (c *Config) applyDefaults() {
