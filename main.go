@@ -4,10 +4,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,23 +17,20 @@ import (
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "wsproxy:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
 func run(args []string) error {
+	if cmd, ok := subcommand(args); ok {
+		return cmd(args[1:])
+	}
 	fl := flag.NewFlagSet("wsproxy", flag.ContinueOnError)
 	cfgPath := fl.String("config", "config.yaml", "path to the YAML configuration (\"\" for defaults only)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
-	path := *cfgPath
-	if path == "config.yaml" {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			path = "" // defaults and environment only
-		}
-	}
-	cfg, err := proxy.LoadConfig(path)
+	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -57,6 +52,7 @@ func run(args []string) error {
 	if cluster != nil {
 		api.SetCluster(cluster)
 	}
+	proxy.RegisterDemoPage(srv)
 	if cfg.Admin.Listen == "" {
 		api.Register(srv)
 	} else {

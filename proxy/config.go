@@ -40,6 +40,9 @@ type Config struct {
 	// DispatchQueue is how many messages may wait between the sources and
 	// the dispatcher; beyond it messages are dropped and counted. 0: 65536.
 	DispatchQueue int `yaml:"dispatch_queue"`
+	// DemoPage serves a live-data demo page at / (proxy/web/index.html).
+	// nil (absent): true.
+	DemoPage *bool `yaml:"demo_page"`
 
 	Queue   QueueConfig   `yaml:"queue"`
 	Batch   BatchConfig   `yaml:"batch"`
@@ -205,6 +208,10 @@ func (c *Config) ApplyDefaults() {
 	defDur(&c.WriteTimeout, 10*time.Second)
 	defDur(&c.ShutdownTimeout, 10*time.Second)
 	defInt(&c.DispatchQueue, 65536)
+	if c.DemoPage == nil {
+		on := true
+		c.DemoPage = &on
+	}
 	defInt(&c.Queue.MaxMessages, 100)
 	defInt(&c.Queue.MaxBytes, 1<<20)
 	defInt(&c.Batch.MaxMessages, 100)

@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go mod download
+# The browser e2e test drives Debian's chromium; install it when absent.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test.sh: chromium not found: installing it (apt-get install -y chromium)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium; } >/dev/null 2>&1; then
+    echo "test.sh: WARNING: COULD NOT INSTALL CHROMIUM: THE BROWSER E2E TEST WILL BE SKIPPED" >&2
+  fi
+fi
 REDIS_ADDR="$(scripts/redis.sh)"
 export REDIS_ADDR
 echo "test.sh: using Redis at $REDIS_ADDR"

@@ -1,0 +1,9 @@
+package legacy_test
+
+import (
+	"testing"
+
+	"wsproxy/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }

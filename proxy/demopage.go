@@ -1,0 +1,34 @@
+package proxy
+
+import (
+	_ "embed"
+
+	"github.com/valyala/fasthttp"
+)
+
+// demoPage is a plain HTML+JS page that connects to /ws exactly as the
+// deployed frontend does and renders the live data, so that operators (and
+// the browser e2e test) can see a node deliver with a real browser.
+//
+//go:embed web/index.html
+var demoPage []byte
+
+// RegisterDemoPage serves the demo page at / unless demo_page is off. Call
+// before Start.
+func RegisterDemoPage(s *Server) {
+	if s.cfg.DemoPage != nil && !*s.cfg.DemoPage {
+		return
+	}
+	s.Handle("/", serveDemoPage)
+}
+
+func serveDemoPage(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsGet() && !ctx.IsHead() {
+		ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-cache")
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
+	ctx.SetContentType("text/html; charset=utf-8")
+	ctx.SetBody(demoPage)
+}
