@@ -47,6 +47,9 @@ type Config struct {
 	Limits  LimitsConfig  `yaml:"limits"`
 	Sources SourcesConfig `yaml:"sources"`
 	Log     LogConfig     `yaml:"log"`
+
+	SlowConsumer SlowConsumerConfig `yaml:"slow_consumer"`
+	Memory       MemoryConfig       `yaml:"memory"`
 }
 
 // QueueConfig bounds each connection's queue.
@@ -64,6 +67,9 @@ type BatchConfig struct {
 	// FlushInterval > 0 holds frames up to this long to write them together.
 	// 0: write at once when the writer is idle.
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	// MaxBytes of data per flush (a larger single frame goes alone); bounds
+	// what a writer stuck on a stalled client holds. 0: 65536.
+	MaxBytes int `yaml:"max_bytes"`
 }
 
 // CompatConfig holds legacy-protocol switches.
@@ -164,6 +170,7 @@ func (c *Config) ApplyDefaults() {
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
 	}
+	c.applyPressureDefaults()
 }
 
 // Validate checks values and combinations after defaults.
@@ -188,6 +195,7 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
 	}
+	errs = append(errs, c.validatePressure()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

@@ -78,6 +78,11 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		WriteTimeout:      cfg.WriteTimeout,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		ConnectionTimeout: cfg.ConnectionTimeout,
+		// slow consumers and memory pressure
+		BatchMaxBytes:      cfg.Batch.MaxBytes,
+		SlowConsumerMaxLag: cfg.SlowConsumer.MaxLag,
+		Memory:             cfg.Memory.pool(),
+		Log:                log.With().Str("component", "pool").Logger(),
 	}, nil)
 	s.disp = NewDispatcher(s.index, cfg.DispatchQueue)
 	s.upgrader = websocket.FastHTTPUpgrader{
