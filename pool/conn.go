@@ -200,7 +200,11 @@ func (c *Conn) poppedLocked(f *Frame) {
 
 // dropOldestDataLocked removes the oldest data frame; false if there is none.
 func (c *Conn) dropOldestDataLocked() bool {
-	for i := 0; i < c.q.len(); i++ {
+	if c.q.len() > 0 && c.q.at(0).IsData() {
+		c.poppedLocked(c.q.pop()) // the usual case, O(1)
+		return true
+	}
+	for i := 1; i < c.q.len(); i++ {
 		if c.q.at(i).IsData() {
 			c.poppedLocked(c.q.removeAt(i))
 			return true

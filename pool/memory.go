@@ -120,6 +120,8 @@ type MemoryStats struct {
 	Since int64 `json:"since"`
 	// Transitions counts level changes.
 	Transitions uint64 `json:"transitions"`
+	// Samples counts samples taken.
+	Samples uint64 `json:"samples"`
 	// RefusedConnections counts connections refused while critical.
 	RefusedConnections uint64 `json:"refusedConnections"`
 }
@@ -133,6 +135,7 @@ type memoryMonitor struct {
 	queued      atomic.Int64
 	since       atomic.Int64
 	transitions atomic.Uint64
+	sampled     atomic.Uint64
 	refused     atomic.Uint64
 	gcRunning   atomic.Bool
 
@@ -218,19 +221,24 @@ func (p *Pool) sampleMemory(now time.Time) {
 		p.shedForMemory(usage - int64(m.cfg.ElevatedRatio*float64(m.cfg.Threshold)))
 	}
 	if m.cfg.Heap == nil {
-		m.collectIfStale(level, ns, gcs)
+		m.collectIfStale(level, level == PressureCritical && cur != PressureCritical, ns, gcs)
 	}
+	m.sampled.Add(1)
 }
 
-// collectIfStale runs a garbage collection when a level above normal has
-// seen none for a second: heap objects include garbage until one runs, and
-// an idle process may not run one for minutes.
-func (m *memoryMonitor) collectIfStale(level Pressure, ns int64, gcs uint64) {
+// collectIfStale runs a garbage collection on entering critical (what was
+// just shed, and the garbage the heap figure includes, is returned at once
+// rather than at the collector's next pacing point), and when a level above
+// normal has seen none for a second (an idle process may not run one for
+// minutes, and its garbage would hold the level up).
+func (m *memoryMonitor) collectIfStale(level Pressure, enteredCritical bool, ns int64, gcs uint64) {
 	if gcs != m.gcCycles || m.gcSeenAt == 0 {
 		m.gcCycles, m.gcSeenAt = gcs, ns
-		return
+		if !enteredCritical {
+			return
+		}
 	}
-	if level == PressureNormal || ns-m.gcSeenAt < int64(time.Second) {
+	if !enteredCritical && (level == PressureNormal || ns-m.gcSeenAt < int64(time.Second)) {
 		return
 	}
 	if m.gcRunning.CompareAndSwap(false, true) {
@@ -335,6 +343,7 @@ func (p *Pool) MemoryStats() MemoryStats {
 		ThresholdBytes:     m.cfg.Threshold,
 		Since:              m.since.Load(),
 		Transitions:        m.transitions.Load(),
+		Samples:            m.sampled.Load(),
 		RefusedConnections: m.refused.Load(),
 	}
 }
