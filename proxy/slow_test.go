@@ -322,7 +322,23 @@ func TestSlowConsumerClosed1008(t *testing.T) {
 				c.SlowConsumer.MaxLag = maxLag
 				c.WriteTimeout = time.Minute // only the slow-consumer policy may close it
 			})
-			healthy := h.dial(t)
+			// The healthy client reads as fast as it can (a decoding client
+			// under the race detector could itself lag 300ms behind 8 KiB
+			// frames) and reports pongs.
+			healthy := wstest.DialRaw(t, h.url, 0)
+			h.poolConn(t, healthy.Conn.LocalAddr())
+			pongs := make(chan struct{}, 1)
+			go func() {
+				for {
+					f, err := healthy.ReadFrame(time.Time{})
+					if err != nil {
+						return
+					}
+					if bytes.Contains(f.Payload[:min(len(f.Payload), 20)], []byte(`"pong"`)) {
+						pongs <- struct{}{}
+					}
+				}
+			}()
 			stalled := wstest.DialRaw(t, h.url, stalledRcvBuf)
 			c := h.poolConn(t, stalled.Conn.LocalAddr())
 
@@ -388,8 +404,14 @@ func TestSlowConsumerClosed1008(t *testing.T) {
 			if st.Pool.ErrorConnections != 0 {
 				t.Fatalf("slow-consumer close counted as %d error connections", st.Pool.ErrorConnections)
 			}
-			healthy.Send(t, `{"type":"ping"}`)
-			healthy.NextOfType(t, "pong", wait)
+			if err := healthy.WriteText(`{"type":"ping"}`); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-pongs:
+			case <-time.After(wait):
+				t.Fatal("healthy client got no pong")
+			}
 			if n := h.srv.Pool().Len(); !tc.reads && n != 1 {
 				t.Fatalf("%d connections left, want the healthy one", n)
 			}
