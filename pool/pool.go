@@ -81,12 +81,19 @@ type Reason int
 
 // Shedding reasons. Every shed frame is counted under exactly one.
 const (
-	ReasonQueueFull    Reason = iota // oldest data frame dropped for a newer one
-	ReasonTooLarge                   // a frame larger than the whole queue bound
-	ReasonClosed                     // frames still queued when the connection died
-	ReasonConflated                  // a queued latest-wins frame replaced by a newer one of the same key
-	ReasonSlowConsumer               // frames still queued when a slow consumer was closed
-	ReasonMemory                     // dropped from a saturated connection under critical memory pressure
+	ReasonQueueFull Reason = iota // oldest data frame dropped for a newer one
+	ReasonTooLarge                // a frame larger than the whole queue bound
+	ReasonClosed                  // frames still queued when the connection died
+
+	// ReasonConflated: a queued latest-wins frame was replaced by a newer
+	// one of the same key.
+	ReasonConflated
+	// ReasonSlowConsumer: frames still queued when a slow consumer was
+	// closed.
+	ReasonSlowConsumer
+	// ReasonMemory: dropped from a saturated connection under critical
+	// memory pressure.
+	ReasonMemory
 	numReasons
 )
 
@@ -325,18 +332,17 @@ type Stats struct {
 // Stats returns current counters.
 func (p *Pool) Stats() Stats {
 	s := Stats{
-		TotalConnections:   p.total.Load(),
-		ActiveConnections:  p.active.Load(),
-		ErrorConnections:   p.errorConns.Load(),
-		MessagesSent:       p.msgsSent.Load(),
-		BytesSent:          p.bytesSent.Load(),
-		QueuedFrames:       p.queuedFrames.Load(),
-		QueuedBytes:        p.queuedBytes.Load(),
-		ClosedConnections:  p.closedCount.Load(),
-		Shed:               make(map[string]uint64, numReasons),
-		SlowConsumerCloses: p.slowClosed.Load(),
-		Memory:             p.MemoryStats(),
+		TotalConnections:  p.total.Load(),
+		ActiveConnections: p.active.Load(),
+		ErrorConnections:  p.errorConns.Load(),
+		MessagesSent:      p.msgsSent.Load(),
+		BytesSent:         p.bytesSent.Load(),
+		QueuedFrames:      p.queuedFrames.Load(),
+		QueuedBytes:       p.queuedBytes.Load(),
+		ClosedConnections: p.closedCount.Load(),
+		Shed:              make(map[string]uint64, numReasons),
 	}
+	s.SlowConsumerCloses, s.Memory = p.slowClosed.Load(), p.MemoryStats()
 	if n := p.latencyCount.Load(); n > 0 {
 		s.AvgLatencyMs = float64(p.latencySum.Load()) / float64(n) / 1e6
 	}

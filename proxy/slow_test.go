@@ -63,11 +63,12 @@ func (h *harness) poolConn(t testing.TB, local net.Addr) *pool.Conn {
 
 // saturate publishes filler trades until c's writer is stuck on a client
 // that does not read and its queue is full; it returns the messages
-// published so far.
-func saturate(t testing.TB, h *harness, c *pool.Conn, published uint64) uint64 {
+// published so far. Between bursts it lets the healthy connections take
+// what they were sent.
+func saturate(t testing.TB, h *harness, c *pool.Conn, published uint64, healthy ...*pool.Conn) uint64 {
 	t.Helper()
 	max := h.srv.Pool().Config().QueueMaxMessages
-	lastBytes := uint64(0)
+	lastBytes, still := uint64(0), 0
 	deadline := time.Now().Add(30 * time.Second)
 	for i := 0; ; i++ {
 		for j := 0; j < 50; j++ {
@@ -75,11 +76,16 @@ func saturate(t testing.TB, h *harness, c *pool.Conn, published uint64) uint64 {
 		}
 		published += 50
 		h.dispatched(t, published)
+		drained(t, healthy...)
 		st := c.Stats()
-		// Nothing written while 50 more frames were queued: the writer is
-		// blocked on a full socket.
+		// Nothing written while twice 50 more frames were queued: the
+		// writer is blocked on a full socket.
 		if st.QueueDepth >= max && st.SaturatedSince != 0 && st.BytesSent == lastBytes {
-			return published
+			if still++; still == 2 {
+				return published
+			}
+		} else {
+			still = 0
 		}
 		lastBytes = st.BytesSent
 		if time.Now().After(deadline) {
@@ -236,8 +242,7 @@ func TestFullQueueConflatesAndDropsOldest(t *testing.T) {
 			stalled := wstest.DialRaw(t, h.url, stalledRcvBuf)
 			c := h.poolConn(t, stalled.Conn.LocalAddr())
 			hc := h.poolConn(t, healthy.Conn.LocalAddr())
-			published := saturate(t, h, c, 0)
-			drained(t, hc)
+			published := saturate(t, h, c, 0, hc)
 			before := c.Stats()
 
 			for i, e := range tc.feed {
