@@ -65,9 +65,10 @@ type MemoryConfig struct {
 	// before the level is lowered. 0: 1s.
 	RecoverAfter time.Duration
 	// Heap replaces the heap measurement (a cgroup's usage, a test's
-	// figure). nil: the Go heap from runtime/metrics; while a level above
-	// normal persists with no garbage collection for a second, the monitor
-	// runs one so that garbage does not hold the level up.
+	// figure). nil: the Go heap from runtime/metrics; the monitor then runs
+	// a garbage collection on entering critical, and whenever a level above
+	// normal has seen none for a second, so that garbage neither lingers
+	// under pressure nor holds the level up.
 	Heap func() uint64
 }
 
