@@ -50,3 +50,36 @@ func BenchmarkFanOut1k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEnqueueConflate is the worst case of conflation: a full queue of
+// 100 latest-wins frames whose match is the oldest, so the newest-to-oldest
+// scan runs its whole length.
+func BenchmarkEnqueueConflate(b *testing.B) {
+	p := pool.New(pool.Config{}, nil)
+	c := p.Add(&nullConn{}, pool.ConnOptions{Hold: true})
+	for i := 0; i < 100; i++ {
+		c.Enqueue(&pool.Frame{Op: pool.OpText, Data: []byte("x"), IngestAt: 1, Key: uint64(i), LatestWins: true}, 0)
+	}
+	f := &pool.Frame{Op: pool.OpText, Data: []byte("y"), IngestAt: 1, Key: 0, LatestWins: true}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Enqueue(f, 0)
+	}
+}
+
+// BenchmarkEnqueueDropOldest: a full queue and a trade, which drops the
+// oldest frame.
+func BenchmarkEnqueueDropOldest(b *testing.B) {
+	p := pool.New(pool.Config{}, nil)
+	c := p.Add(&nullConn{}, pool.ConnOptions{Hold: true})
+	f := dataFrame(1)
+	for i := 0; i < 100; i++ {
+		c.Enqueue(f, 0)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Enqueue(f, 0)
+	}
+}

@@ -41,6 +41,15 @@ type Conn struct {
 	bytes        atomic.Uint64
 	dropped      atomic.Uint64
 	errs         atomic.Uint64
+	shedBy       [numReasons]atomic.Uint64
+
+	// satSince is when (unix ns) an enqueue first found the queue full since
+	// the writer last found it below its bound; 0: not saturated. Written
+	// under mu, read by the pool's Run loop without it.
+	satSince atomic.Int64
+	// abortAt is when (unix ns) the socket of a connection closed as a slow
+	// consumer is closed hard; 0: not scheduled.
+	abortAt atomic.Int64
 }
 
 // ID returns the connection id given at Add.
@@ -81,13 +90,12 @@ func (c *Conn) Enqueue(f *Frame, seq uint64) bool {
 		c.shed(ReasonTooLarge, 1)
 		return false
 	}
-	for c.qData >= cfg.QueueMaxMessages || c.qBytes+len(f.Data) > cfg.QueueMaxBytes {
-		if !c.dropOldestDataLocked() {
-			break
-		}
-		c.shed(ReasonQueueFull, 1)
+	maxMsgs, maxBytes := c.p.queueBounds()
+	if c.qData >= maxMsgs || c.qBytes+len(f.Data) > maxBytes {
+		c.makeRoomLocked(f, maxMsgs, maxBytes)
+	} else {
+		c.pushLocked(f)
 	}
-	c.pushLocked(f)
 	start := !c.writing && !c.held && (cfg.FlushInterval == 0 || c.qData >= cfg.BatchMaxMessages)
 	if start {
 		c.writing = true
@@ -193,7 +201,11 @@ func (c *Conn) poppedLocked(f *Frame) {
 
 // dropOldestDataLocked removes the oldest data frame; false if there is none.
 func (c *Conn) dropOldestDataLocked() bool {
-	for i := 0; i < c.q.len(); i++ {
+	if c.q.len() > 0 && c.q.at(0).IsData() {
+		c.poppedLocked(c.q.pop()) // the usual case, O(1)
+		return true
+	}
+	for i := 1; i < c.q.len(); i++ {
 		if c.q.at(i).IsData() {
 			c.poppedLocked(c.q.removeAt(i))
 			return true
@@ -219,6 +231,7 @@ func (c *Conn) discardLocked(r Reason) {
 
 func (c *Conn) shed(r Reason, n int) {
 	c.dropped.Add(uint64(n))
+	c.shedBy[r].Add(uint64(n))
 	c.p.shed[r].Add(uint64(n))
 }
 
@@ -290,11 +303,14 @@ func (c *Conn) writeLoop() {
 		_, err := c.nc.Write(wb.b)
 		if err != nil {
 			p.putBuf(wb)
-			p.errorConns.Add(1)
-			c.errs.Add(1)
 			c.mu.Lock()
+			aborted := c.dead // the pool closed the socket under the write
 			c.stopWritingLocked()
 			c.mu.Unlock()
+			if !aborted {
+				p.errorConns.Add(1)
+				c.errs.Add(1)
+			}
 			c.abort()
 			return
 		}
@@ -351,9 +367,14 @@ func (c *Conn) stopWritingLocked() {
 // fillLocked moves up to BatchMaxMessages frames into wb as WebSocket
 // frames. It stops after a close frame and reports whether it wrote one.
 func (c *Conn) fillLocked(wb *writeBuf) (closeSent bool) {
-	limit := c.p.cfg.BatchMaxMessages
+	c.noteDrainLocked()
+	limit, maxBytes, size := c.p.cfg.BatchMaxMessages, c.p.cfg.BatchMaxBytes, 0
 	for i := 0; i < limit && c.q.len() > 0; i++ {
+		if n := len(c.q.at(0).Data); i > 0 && size+n > maxBytes {
+			break
+		}
 		f := c.q.pop()
+		size += len(f.Data)
 		c.poppedLocked(f)
 		if f.IsData() {
 			wb.ingest = append(wb.ingest, f.IngestAt)
@@ -426,6 +447,11 @@ type ConnStats struct {
 	QueueDepth   int    `json:"queueDepth"`
 	QueueBytes   int    `json:"queueBytes"`
 	State        string `json:"state"`
+	// Shed breaks Dropped down by reason (only reasons that occurred).
+	Shed map[string]uint64 `json:"shed,omitempty"`
+	// SaturatedSince is when (unix ms) the queue was found full without
+	// having drained since; 0: keeping up.
+	SaturatedSince int64 `json:"saturatedSince,omitempty"`
 }
 
 // Stats returns a snapshot of c.
@@ -440,7 +466,7 @@ func (c *Conn) Stats() ConnStats {
 		state = "closing"
 	}
 	c.mu.Unlock()
-	return ConnStats{
+	st := ConnStats{
 		ID: c.id, Remote: c.remote,
 		ConnectedAt:  c.connectedAt.UnixMilli(),
 		LastActivity: c.lastActivity.Load() / 1e6,
@@ -451,7 +477,12 @@ func (c *Conn) Stats() ConnStats {
 		QueueDepth:   depth,
 		QueueBytes:   qb,
 		State:        state,
+		Shed:         c.shedCounts(),
 	}
+	if sat := c.satSince.Load(); sat != 0 {
+		st.SaturatedSince = sat / 1e6
+	}
+	return st
 }
 
 // Closing reports whether a close frame has been queued or the socket is gone.

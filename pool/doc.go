@@ -13,4 +13,19 @@
 // so that a batch of frames is one write. Control frames the WebSocket
 // library would otherwise write itself (pong, close) are routed through the
 // same writer so that frame order is kept.
+//
+// Slow consumers and memory pressure (DESIGN.md). A queue never grows past
+// its bounds: when it is full, a latest-wins frame (ticker, depth, kline)
+// replaces in place the queued frame of the same exchange, type and symbol
+// (ReasonConflated); any other frame pushes out the oldest data frame
+// (ReasonQueueFull). Every shed frame is counted per reason, on the pool and
+// on the connection. A connection whose queue was found full and has not
+// drained below its bound since is saturated; saturated for longer than
+// Config.SlowConsumerMaxLag, it is closed with 1008 "Slow consumer" and its
+// socket is closed CloseGrace later even if its writer is stuck in a write.
+// The memory monitor (MemoryConfig) samples the Go heap plus the queued
+// bytes: elevated shrinks queue bounds to a quarter, critical also sheds the
+// queues of saturated connections and refuses new connections (Admit).
+// Enforcement runs on the pool's single Run goroutine: no per-connection
+// timers.
 package pool

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // ErrClosed is returned when enqueueing to a connection that is closing.
@@ -36,6 +38,19 @@ type Config struct {
 	// CloseGrace is how long a connection waits for the client's close reply
 	// after the server sent its close frame. 0: 2s.
 	CloseGrace time.Duration
+	// BatchMaxBytes caps the data bytes one write carries (a single larger
+	// frame still goes alone), so that a writer blocked on a stalled client
+	// pins a bounded buffer. 0: 64 KiB.
+	BatchMaxBytes int
+	// SlowConsumerMaxLag closes, with 1008 "Slow consumer", a connection whose
+	// queue has stayed saturated (found full by an enqueue and not drained
+	// since) this long. 0: 10s.
+	SlowConsumerMaxLag time.Duration
+	// Memory configures the memory monitor (see MemoryConfig).
+	Memory MemoryConfig
+	// Log receives memory level transitions and slow-consumer closes. Zero
+	// value: nothing is logged.
+	Log zerolog.Logger
 }
 
 func (c *Config) applyDefaults() {
@@ -56,6 +71,9 @@ func (c *Config) applyDefaults() {
 	defd(&c.HeartbeatInterval, 30*time.Second)
 	defd(&c.ConnectionTimeout, 60*time.Second)
 	defd(&c.CloseGrace, 2*time.Second)
+	def(&c.BatchMaxBytes, DefaultBatchMaxBytes)
+	defd(&c.SlowConsumerMaxLag, DefaultSlowConsumerMaxLag)
+	c.Memory.applyDefaults()
 }
 
 // Reason says why a frame was shed.
@@ -66,10 +84,20 @@ const (
 	ReasonQueueFull Reason = iota // oldest data frame dropped for a newer one
 	ReasonTooLarge                // a frame larger than the whole queue bound
 	ReasonClosed                  // frames still queued when the connection died
+
+	// ReasonConflated: a queued latest-wins frame was replaced by a newer
+	// one of the same key.
+	ReasonConflated
+	// ReasonSlowConsumer: frames still queued when a slow consumer was
+	// closed.
+	ReasonSlowConsumer
+	// ReasonMemory: dropped from a saturated connection under critical
+	// memory pressure.
+	ReasonMemory
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"queue_full", "too_large", "connection_closed"}
+var reasonNames = [numReasons]string{"queue_full", "too_large", "connection_closed", "conflated", "slow_consumer", "memory_critical"}
 
 func (r Reason) String() string { return reasonNames[r] }
 
@@ -83,6 +111,8 @@ type Observer interface {
 type Pool struct {
 	cfg      Config
 	observer Observer
+	log      zerolog.Logger
+	mem      memoryMonitor
 
 	mu    sync.Mutex
 	conns map[*Conn]struct{}
@@ -100,6 +130,8 @@ type Pool struct {
 	durationSum  atomic.Int64 // ms, of closed connections
 	closedCount  atomic.Uint64
 	shed         [numReasons]atomic.Uint64
+	slowClosed   atomic.Uint64
+	slowLog      rateLimit
 
 	bufs sync.Pool
 }
@@ -107,7 +139,8 @@ type Pool struct {
 // New returns a pool; zero fields of cfg take their defaults.
 func New(cfg Config, obs Observer) *Pool {
 	cfg.applyDefaults()
-	p := &Pool{cfg: cfg, observer: obs, conns: make(map[*Conn]struct{}), byID: make(map[string]*Conn)}
+	p := &Pool{cfg: cfg, observer: obs, log: cfg.Log, conns: make(map[*Conn]struct{}), byID: make(map[string]*Conn)}
+	p.mem.init(&p.cfg.Memory)
 	p.bufs.New = func() any { return &writeBuf{b: make([]byte, 0, 4096)} }
 	return p
 }
@@ -240,7 +273,7 @@ func (p *Pool) CloseAll(ctx context.Context, code int, reason string) {
 // flushes, until ctx ends. One goroutine serves every connection, so idle
 // connections cost no timer of their own.
 func (p *Pool) Run(ctx context.Context) {
-	tick := min(p.cfg.HeartbeatInterval, p.cfg.ConnectionTimeout) / 4
+	tick := min(p.cfg.HeartbeatInterval, p.cfg.ConnectionTimeout, p.cfg.SlowConsumerMaxLag) / 4
 	tick = max(tick, 10*time.Millisecond)
 	hb := time.NewTicker(tick)
 	defer hb.Stop()
@@ -250,10 +283,18 @@ func (p *Pool) Run(ctx context.Context) {
 		defer ft.Stop()
 		flushC = ft.C
 	}
+	var memC <-chan time.Time
+	if p.cfg.Memory.Threshold > 0 {
+		mt := time.NewTicker(p.cfg.Memory.SampleInterval)
+		defer mt.Stop()
+		memC = mt.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-memC:
+			p.sampleMemory(now)
 		case <-flushC:
 			p.FlushAll()
 		case now := <-hb.C:
@@ -268,6 +309,9 @@ func (p *Pool) heartbeat(now int64) {
 	for _, c := range p.snapshot() {
 		if now-c.lastActivity.Load() > timeout {
 			c.abort()
+			continue
+		}
+		if p.policeSlow(c, now) {
 			continue
 		}
 		c.mu.Lock()
@@ -295,6 +339,9 @@ type Stats struct {
 	AvgDurationMs     float64           `json:"averageConnectionDuration"`
 	ClosedConnections uint64            `json:"closedConnections"`
 	Shed              map[string]uint64 `json:"shed"`
+	// SlowConsumerCloses counts connections closed with 1008 "Slow consumer".
+	SlowConsumerCloses uint64      `json:"slowConsumerCloses"`
+	Memory             MemoryStats `json:"memory"`
 }
 
 // Stats returns current counters.
@@ -310,6 +357,7 @@ func (p *Pool) Stats() Stats {
 		ClosedConnections: p.closedCount.Load(),
 		Shed:              make(map[string]uint64, numReasons),
 	}
+	s.SlowConsumerCloses, s.Memory = p.slowClosed.Load(), p.MemoryStats()
 	if n := p.latencyCount.Load(); n > 0 {
 		s.AvgLatencyMs = float64(p.latencySum.Load()) / float64(n) / 1e6
 	}

@@ -64,12 +64,14 @@ type Config struct {
 	// "https://*.example.com") allowed to upgrade; "*" allows any. A request
 	// without an Origin header (not a browser) is always allowed. Empty:
 	// any origin (legacy behaviour).
-	AllowedOrigins []string      `yaml:"allowed_origins"`
-	Auth           AuthConfig    `yaml:"auth"`
-	TLS            TLSConfig     `yaml:"tls"`
-	Admin          AdminConfig   `yaml:"admin"`
-	Health         HealthConfig  `yaml:"health"`
-	Metrics        MetricsConfig `yaml:"metrics"`
+	AllowedOrigins []string           `yaml:"allowed_origins"`
+	Auth           AuthConfig         `yaml:"auth"`
+	TLS            TLSConfig          `yaml:"tls"`
+	Admin          AdminConfig        `yaml:"admin"`
+	Health         HealthConfig       `yaml:"health"`
+	Metrics        MetricsConfig      `yaml:"metrics"`
+	SlowConsumer   SlowConsumerConfig `yaml:"slow_consumer"`
+	Memory         MemoryConfig       `yaml:"memory"`
 }
 
 // QueueConfig bounds each connection's queue.
@@ -87,6 +89,9 @@ type BatchConfig struct {
 	// FlushInterval > 0 holds frames up to this long to write them together.
 	// 0: write at once when the writer is idle.
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	// MaxBytes of data per flush (a larger single frame goes alone); bounds
+	// what a writer stuck on a stalled client holds. 0: 65536.
+	MaxBytes int `yaml:"max_bytes"`
 }
 
 // CompatConfig holds legacy-protocol switches.
@@ -236,6 +241,7 @@ func (c *Config) ApplyDefaults() {
 		c.Log.Format = "json"
 	}
 	c.applyAdminDefaults()
+	c.applyPressureDefaults()
 }
 
 // Validate checks values and combinations after defaults.
@@ -263,6 +269,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.Cluster.validate()...)
 	errs = append(errs, c.validateHardening()...)
 	errs = append(errs, c.validateAdmin()...)
+	errs = append(errs, c.validatePressure()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

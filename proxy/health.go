@@ -94,7 +94,7 @@ func (s *Server) MemoryLevel() string {
 			return l
 		}
 	}
-	return MemoryNormal
+	return s.pool.MemoryLevel()
 }
 
 // Accepting reports whether new WebSocket upgrades are accepted: false once

@@ -92,6 +92,11 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		WriteTimeout:      cfg.WriteTimeout,
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		ConnectionTimeout: cfg.ConnectionTimeout,
+		// slow consumers and memory pressure
+		BatchMaxBytes:      cfg.Batch.MaxBytes,
+		SlowConsumerMaxLag: cfg.SlowConsumer.MaxLag,
+		Memory:             cfg.Memory.pool(),
+		Log:                log.With().Str("component", "pool").Logger(),
 	}, s.op.latency)
 	s.disp = NewDispatcher(s.index, cfg.DispatchQueue)
 	if *cfg.SnapshotOnSubscribe {

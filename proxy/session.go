@@ -37,7 +37,8 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 	}
 	batch := string(ctx.QueryArgs().Peek("batch")) == "1"
 	remote := ctx.RemoteAddr().String()
-	over := s.slots.Add(1) > int64(s.cfg.MaxConnections)
+	// Beyond the connection limit, or while memory is critical: 1013.
+	over := s.slots.Add(1) > int64(s.cfg.MaxConnections) || s.pool.Admit() != nil
 	s.handlers.Add(1)
 	err := s.upgrader.Upgrade(ctx, func(ws *websocket.Conn) {
 		defer s.handlers.Done()

@@ -52,6 +52,9 @@ type PoolStats struct {
 	QueuedMessages     int64             `json:"queuedMessages"`
 	QueuedBytes        int64             `json:"queuedBytes"`
 	Shed               map[string]uint64 `json:"shed"`
+	// MemoryLevel is the memory monitor's level: normal, elevated, critical.
+	MemoryLevel        string `json:"memoryLevel"`
+	SlowConsumerCloses uint64 `json:"slowConsumerCloses"`
 }
 
 // DataflowStats describes the input side.
@@ -132,6 +135,8 @@ func (s *Server) Stats() Stats {
 		QueuedMessages:     ps.QueuedFrames,
 		QueuedBytes:        ps.QueuedBytes,
 		Shed:               ps.Shed,
+		MemoryLevel:        ps.Memory.Level,
+		SlowConsumerCloses: ps.SlowConsumerCloses,
 	}
 	st.Dataflow = DataflowStats{MessagesForwarded: ds.Forwarded, Dropped: ds.Dropped, Queued: ds.Queued, LastActivity: ds.LastActivity,
 		SnapshotOverflow: ds.SnapshotOverflow}
