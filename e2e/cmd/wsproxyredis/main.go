@@ -10,6 +10,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,7 +27,11 @@ import (
 func main() {
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address")
 	pattern := flag.String("pattern", "market-data-*", "Pub/Sub pattern")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (profiling runs)")
 	flag.Parse()
+	if *pprofAddr != "" {
+		go func() { _ = http.ListenAndServe(*pprofAddr, nil) }()
+	}
 	var l syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
 		l.Cur = l.Max
