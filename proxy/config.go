@@ -47,6 +47,19 @@ type Config struct {
 	Limits  LimitsConfig  `yaml:"limits"`
 	Sources SourcesConfig `yaml:"sources"`
 	Log     LogConfig     `yaml:"log"`
+	FanOut  FanOutConfig  `yaml:"fanout"`
+}
+
+// FanOutConfig tunes how one message reaches a large recipient set.
+type FanOutConfig struct {
+	// Workers run parallel fan-out chunks. 0: GOMAXPROCS on 4 cores or more,
+	// otherwise no parallel fan-out; 1: never parallel.
+	Workers int `yaml:"workers"`
+	// ParallelMin is the recipient count from which a message is fanned out
+	// in parallel chunks. 0: 4096.
+	ParallelMin int `yaml:"parallel_min"`
+	// ChunkSize is the recipients per chunk. 0: 1024.
+	ChunkSize int `yaml:"chunk_size"`
 }
 
 // QueueConfig bounds each connection's queue.

@@ -22,6 +22,7 @@ type Dispatcher struct {
 	index *subscription.Index[*pool.Conn]
 	seed  maphash.Seed
 	seq   uint64 // owned by the run goroutine
+	fan   *fanOut
 
 	forwarded atomic.Uint64
 	dropped   atomic.Uint64
@@ -38,6 +39,7 @@ func NewDispatcher(index *subscription.Index[*pool.Conn], queueLen int) *Dispatc
 		index: index,
 		seed:  maphash.MakeSeed(),
 		done:  make(chan struct{}),
+		fan:   newFanOut(0, 0, 0),
 	}
 }
 
@@ -115,12 +117,7 @@ func (d *Dispatcher) Dispatch(md *dataflow.MarketData) int {
 	m := d.index.Match(exchange, typ, symbol)
 	d.seq++
 	seq := d.seq
-	n := 0
-	m.ForEach(func(c *pool.Conn) {
-		if c.Enqueue(f, seq) {
-			n++
-		}
-	})
+	n := d.fan.run(&m, f, seq)
 	d.forwarded.Add(1)
 	d.lastAt.Store(now.UnixMilli())
 	return n

@@ -80,6 +80,7 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		ConnectionTimeout: cfg.ConnectionTimeout,
 	}, nil)
 	s.disp = NewDispatcher(s.index, cfg.DispatchQueue)
+	s.disp.SetParallel(cfg.FanOut.Workers, cfg.FanOut.ParallelMin, cfg.FanOut.ChunkSize)
 	s.upgrader = websocket.FastHTTPUpgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,
