@@ -160,3 +160,24 @@ func TestParallelFanOutDeliversOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestParallelFanOutAllocatesPerChunkNotPerRecipient: the parallel path
+// allocates a task per chunk of 1,024 recipients, nothing per recipient.
+func TestParallelFanOutAllocatesPerChunkNotPerRecipient(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own; run without -race (make bench does)")
+	}
+	const n = 10000
+	d, p := fanout(t, n)
+	d.SetParallel(2, 1000, 1024)
+	d.Dispatch(benchMsg)
+	drain(t, p)
+	allocs := testing.AllocsPerRun(20, func() {
+		d.Dispatch(benchMsg)
+		drain(t, p)
+	})
+	if allocs > 100 {
+		t.Fatalf("%.0f allocations to fan one message out to %d recipients in parallel", allocs, n)
+	}
+	t.Logf("%.1f allocations per parallel fan-out to %d recipients (%.4f per recipient)", allocs, n, allocs/n)
+}
