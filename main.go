@@ -41,10 +41,18 @@ func run(args []string) error {
 		return err
 	}
 	log := proxy.NewLogger(cfg.Log, os.Stderr)
+	raiseOpenFiles(log)
 
 	var sources []dataflow.Source
 	if cfg.Sources.Demo.Enabled {
 		sources = append(sources, dataflow.NewDemo(cfg.Sources.Demo))
+	}
+	if cfg.Sources.RedisSharded.Enabled {
+		src, err := dataflow.NewRedisSharded(cfg.Sources.RedisSharded)
+		if err != nil {
+			return err
+		}
+		sources = append(sources, src)
 	}
 	srv, err := proxy.New(cfg, log, sources...)
 	if err != nil {

@@ -100,6 +100,8 @@ type LimitsConfig struct {
 // SourcesConfig selects the data sources; several may run at once.
 type SourcesConfig struct {
 	Demo dataflow.DemoConfig `yaml:"demo"`
+	// RedisSharded is Redis Cluster sharded Pub/Sub (SSUBSCRIBE).
+	RedisSharded dataflow.RedisShardedConfig `yaml:"redis_sharded"`
 }
 
 // LogConfig configures logging.
@@ -190,6 +192,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue.MaxBytes < 1024 {
 		errs = append(errs, errors.New("queue.max_bytes must be at least 1024"))
+	}
+	if err := c.Sources.RedisSharded.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Log.Format {
 	case "json", "pretty":
