@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,9 +43,10 @@ type options struct {
 	rate                                           float64
 	duration, idle, drain                          time.Duration
 	mix, targets, redisAddr, url, jsonOut          string
-	wsproxyCmd, naiveCmd                           string
+	wsproxyCmd, wsproxyEnv, naiveCmd               string
 	serverPIDs                                     string
 	progress                                       bool
+	repeat                                         int
 }
 
 func run(args []string) error {
@@ -67,8 +69,10 @@ func run(args []string) error {
 	fl.StringVar(&o.url, "url", "", "external target: comma-separated ws:// URLs")
 	fl.StringVar(&o.serverPIDs, "server-pid", "", "external target: comma-separated server pids for RSS")
 	fl.StringVar(&o.wsproxyCmd, "wsproxy-cmd", "", "wsproxy command ({redis} replaced; WSPROXY_LISTEN set); empty: build e2e/cmd/wsproxyredis")
+	fl.StringVar(&o.wsproxyEnv, "wsproxy-env", "", "extra wsproxy environment, comma-separated K=V ({redis} replaced), e.g. WSPROXY_SOURCES_REDIS_ENABLED=true,WSPROXY_SOURCES_REDIS_ADDR={redis}")
 	fl.StringVar(&o.naiveCmd, "naive-cmd", "", "baseline command ({addr}, {redis} replaced); empty: build e2e/cmd/naivehub")
 	fl.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
+	fl.IntVar(&o.repeat, "repeat", 1, "rounds over the targets, alternating them; the table shows each target's median per metric")
 	fl.BoolVar(&o.progress, "progress", true, "live progress line on stderr")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -103,7 +107,12 @@ func run(args []string) error {
 	}
 
 	var reports []loadtest.Report
-	for _, target := range strings.Split(o.targets, ",") {
+	targets := strings.Split(o.targets, ",")
+	var rounds []string
+	for r := 0; r < max(1, o.repeat); r++ {
+		rounds = append(rounds, targets...)
+	}
+	for _, target := range rounds {
 		target = strings.TrimSpace(target)
 		cfg := loadtest.Config{
 			Name: target, Conns: o.conns, PerProcess: o.perProcess, Mix: mix, Rate: o.rate, Duration: o.duration,
@@ -132,11 +141,16 @@ func run(args []string) error {
 				if err != nil {
 					return err
 				}
+				subst := strings.NewReplacer("{addr}", addr, "{redis}", redisAddr)
 				a := make([]string, len(argv))
 				for j, s := range argv {
-					a[j] = strings.NewReplacer("{addr}", addr, "{redis}", redisAddr).Replace(s)
+					a[j] = subst.Replace(s)
 				}
-				s, err := loadtest.StartServer(addr, append(env, "WSPROXY_LISTEN="+addr), a...)
+				e := []string{"WSPROXY_LISTEN=" + addr}
+				for _, kv := range env {
+					e = append(e, subst.Replace(kv))
+				}
+				s, err := loadtest.StartServer(addr, e, a...)
 				if err != nil {
 					stopAll(servers)
 					return err
@@ -156,7 +170,7 @@ func run(args []string) error {
 		}
 		reports = append(reports, rep)
 	}
-	printTable(os.Stdout, o, reports)
+	printTable(os.Stdout, o, medians(targets, reports))
 	b, _ := json.MarshalIndent(reports, "", "  ")
 	fmt.Println(string(b))
 	if o.jsonOut != "" {
@@ -193,6 +207,9 @@ func targetCommand(target string, o options, tmp string) ([]string, []string, er
 	default:
 		env := []string{"WSPROXY_MAX_CONNECTIONS=" + strconv.Itoa(o.conns+1000), "WSPROXY_LOG_LEVEL=warn",
 			"WSPROXY_SOURCES_DEMO_ENABLED=false"}
+		if o.wsproxyEnv != "" {
+			env = append(env, strings.Split(o.wsproxyEnv, ",")...)
+		}
 		if o.wsproxyCmd != "" {
 			return strings.Fields(o.wsproxyCmd), env, nil
 		}
@@ -285,4 +302,52 @@ func raiseNoFile() {
 		l.Cur = l.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
+}
+
+// medians folds repeated runs into one report per target holding the median
+// of each figure (each figure separately), so that one run disturbed by
+// other load on the machine does not decide a ratio.
+func medians(targets []string, reps []loadtest.Report) []loadtest.Report {
+	var out []loadtest.Report
+	for _, t := range targets {
+		t = strings.TrimSpace(t)
+		var rs []loadtest.Report
+		for _, r := range reps {
+			if r.Name == t {
+				rs = append(rs, r)
+			}
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		med := func(f func(r *loadtest.Report) *float64) {
+			v := make([]float64, len(rs))
+			for i := range rs {
+				v[i] = *f(&rs[i])
+			}
+			sort.Float64s(v)
+			*f(&rs[0]) = v[len(v)/2]
+		}
+		for _, f := range []func(r *loadtest.Report) *float64{
+			func(r *loadtest.Report) *float64 { return &r.ConnectRate },
+			func(r *loadtest.Report) *float64 { return &r.LossPct },
+			func(r *loadtest.Report) *float64 { return &r.DeliveredPerSec },
+			func(r *loadtest.Report) *float64 { return &r.Latency.P50 },
+			func(r *loadtest.Report) *float64 { return &r.Latency.P95 },
+			func(r *loadtest.Report) *float64 { return &r.Latency.P99 },
+			func(r *loadtest.Report) *float64 { return &r.Latency.Max },
+			func(r *loadtest.Report) *float64 { return &r.RSSBaseMB },
+			func(r *loadtest.Report) *float64 { return &r.RSSIdleMB },
+			func(r *loadtest.Report) *float64 { return &r.RSSLoadMB },
+			func(r *loadtest.Report) *float64 { return &r.KBPerConn },
+			func(r *loadtest.Report) *float64 { return &r.KBPerConnTotal },
+		} {
+			med(f)
+		}
+		if len(rs) > 1 {
+			rs[0].Name = fmt.Sprintf("%s(med%d)", t, len(rs))
+		}
+		out = append(out, rs[0])
+	}
+	return out
 }
