@@ -9,7 +9,7 @@ test:
 # The hot-path micro-benchmarks: match, enqueue, fan-out to 1k/10k
 # recipients, encode (BENCHMARKS.md).
 bench:
-	go test -run='^$$' -bench='^Benchmark(Match|MatchDeliver|Enqueue|FanOut1k|FanOut10k|FanOut10kInline|Encode|AppendData)$$' -benchmem ./subscription ./pool ./proxy ./compat
+	go test -run='^$$' -bench='^Benchmark(Match|MatchDeliver|Enqueue|FanOut1k|FanOut10k|FanOut10kInline|FanOut10kParallel|Encode|AppendData)$$' -benchmem ./subscription ./pool ./proxy ./compat
 
 bench-all:
 	go test -run='^$$' -bench=. -benchmem ./...

@@ -52,8 +52,7 @@ type Config struct {
 
 // FanOutConfig tunes how one message reaches a large recipient set.
 type FanOutConfig struct {
-	// Workers run parallel fan-out chunks. 0: GOMAXPROCS on 4 cores or more,
-	// otherwise no parallel fan-out; 1: never parallel.
+	// Workers run parallel fan-out chunks. 0: GOMAXPROCS; 1: never parallel.
 	Workers int `yaml:"workers"`
 	// ParallelMin is the recipient count from which a message is fanned out
 	// in parallel chunks. 0: 4096.

@@ -36,12 +36,7 @@ type fanOut struct {
 
 func newFanOut(workers, parallelMin, chunk int) *fanOut {
 	if workers <= 0 {
-		// On fewer than 4 cores the connection writers already keep every
-		// core busy and a parallel hand-off measured no gain
-		// (BenchmarkFanOut10k vs BenchmarkFanOut10kInline, BENCHMARKS.md).
-		if workers = runtime.GOMAXPROCS(0); workers < 4 {
-			workers = 1
-		}
+		workers = runtime.GOMAXPROCS(0)
 	}
 	if parallelMin <= 0 {
 		parallelMin = DefaultParallelMin
@@ -90,8 +85,8 @@ func (fo *fanOut) enqueueChunk(cs []*pool.Conn, f *pool.Frame, seq uint64) {
 	fo.wg.Done()
 }
 
-// SetParallel tunes parallel fan-out: workers (0: GOMAXPROCS from 4 cores
-// up, otherwise never parallel; 1: never parallel), the recipient count from which it applies (0:
+// SetParallel tunes parallel fan-out: workers (0: GOMAXPROCS; 1: never
+// parallel), the recipient count from which it applies (0:
 // DefaultParallelMin) and the chunk size (0: DefaultChunkSize). Call before
 // Run.
 func (d *Dispatcher) SetParallel(workers, parallelMin, chunk int) {

@@ -69,7 +69,7 @@ func drain(tb testing.TB, p *pool.Pool) {
 func benchFanOut(b *testing.B, n int, workers ...int) {
 	d, p := fanout(b, n)
 	if len(workers) > 0 {
-		d.SetParallel(workers[0], 0, 0)
+		d.SetParallel(workers[0], 4096, 1024)
 	}
 	if got := d.Dispatch(benchMsg); got != n {
 		b.Fatalf("dispatched to %d of %d", got, n)
@@ -93,9 +93,11 @@ func benchFanOut(b *testing.B, n int, workers ...int) {
 func BenchmarkFanOut1k(b *testing.B)  { benchFanOut(b, 1000) }
 func BenchmarkFanOut10k(b *testing.B) { benchFanOut(b, 10000) }
 
-// BenchmarkFanOut10kInline is BenchmarkFanOut10k with parallel chunks off,
-// for comparison in the same run.
-func BenchmarkFanOut10kInline(b *testing.B) { benchFanOut(b, 10000, 1) }
+// BenchmarkFanOut10kInline and BenchmarkFanOut10kParallel force parallel
+// chunks off and on (2 workers), whatever the core count, for comparison in
+// the same run.
+func BenchmarkFanOut10kInline(b *testing.B)   { benchFanOut(b, 10000, 1) }
+func BenchmarkFanOut10kParallel(b *testing.B) { benchFanOut(b, 10000, 2) }
 
 // BenchmarkEncode is the once-per-message work: encoding the shared frame.
 func BenchmarkEncode(b *testing.B) {
