@@ -8,8 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -117,10 +115,3 @@ func StartRedis(dir string) (*Server, error) {
 	return StartServer(addr, nil, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", filepath.Clean(dir), "--client-output-buffer-limit", "pubsub 0 0 0", "--maxclients", "1000")
 }
-
-// ParseArgv splits a command line on spaces ({addr} and {redis} are
-// substituted by the caller).
-func ParseArgv(s string) []string { return strings.Fields(s) }
-
-// Itoa is strconv.Itoa, for callers building argv.
-func Itoa(i int) string { return strconv.Itoa(i) }
