@@ -1,4 +1,4 @@
-.PHONY: run test bench lint fmt fuzz soak
+.PHONY: run test bench bench-all load lint fmt fuzz soak
 
 run:
 	go run .
@@ -6,8 +6,18 @@ run:
 test:
 	scripts/test.sh
 
+# The hot-path micro-benchmarks: match, enqueue, fan-out to 1k/10k
+# recipients, encode (BENCHMARKS.md).
 bench:
+	go test -run='^$$' -bench='^Benchmark(Match|MatchDeliver|Enqueue|FanOut1k|FanOut10k|FanOut10kInline|FanOut10kParallel|Encode|AppendData)$$' -benchmem ./subscription ./pool ./proxy ./compat
+
+bench-all:
 	go test -run='^$$' -bench=. -benchmem ./...
+
+# A short side-by-side load run of the naive baseline and wsproxy
+# (BENCHMARKS.md has the big ones).
+load:
+	go run ./e2e/cmd/wsload -conns 2000 -rate 20 -duration 10s
 
 fmt:
 	gofmt -w .

@@ -3,6 +3,7 @@ module wsproxy
 go 1.26.8
 
 require (
+	github.com/alitto/pond/v2 v2.7.1
 	github.com/chromedp/chromedp v0.23.0
 	github.com/fasthttp/websocket v1.5.12
 	github.com/golang-jwt/jwt/v5 v5.3.1

@@ -35,6 +35,7 @@ func run(args []string) error {
 		return err
 	}
 	log := proxy.NewLogger(cfg.Log, os.Stderr)
+	raiseOpenFiles(log)
 
 	sources, err := proxy.BuildSources(cfg.Sources)
 	if err != nil {

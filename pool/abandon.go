@@ -12,6 +12,14 @@ func (c *Conn) Abandon() {
 	c.mu.Lock()
 	c.closing = true
 	c.discardLocked(ReasonClosed)
+	c.mu.Unlock()
+	c.WaitWritten(time.Second)
+}
+
+// WaitWritten waits up to d for a write in flight, and the frames queued
+// before it, to reach the socket.
+func (c *Conn) WaitWritten(d time.Duration) {
+	c.mu.Lock()
 	var idle chan struct{}
 	if c.writing {
 		if c.idle == nil {
@@ -21,7 +29,7 @@ func (c *Conn) Abandon() {
 	}
 	c.mu.Unlock()
 	if idle != nil {
-		t := time.NewTimer(time.Second)
+		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
 		case <-idle:

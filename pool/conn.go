@@ -21,6 +21,9 @@ type Conn struct {
 	batch       bool
 	connectedAt time.Time
 	writeFn     func() // c.writeLoop, bound once so that starting a writer does not allocate
+	// writeDeadline (unix ns) is the socket's current write deadline; only
+	// the writer touches it (deadline.go).
+	writeDeadline int64
 
 	mu        sync.Mutex
 	q         ring
@@ -299,7 +302,7 @@ func (c *Conn) writeLoop() {
 		}
 		c.mu.Unlock()
 
-		_ = c.nc.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
+		c.armWriteDeadline(time.Now())
 		_, err := c.nc.Write(wb.b)
 		if err != nil {
 			p.putBuf(wb)

@@ -72,6 +72,18 @@ type Config struct {
 	Metrics        MetricsConfig      `yaml:"metrics"`
 	SlowConsumer   SlowConsumerConfig `yaml:"slow_consumer"`
 	Memory         MemoryConfig       `yaml:"memory"`
+	FanOut         FanOutConfig       `yaml:"fanout"`
+}
+
+// FanOutConfig tunes how one message reaches a large recipient set.
+type FanOutConfig struct {
+	// Workers run parallel fan-out chunks. 0: GOMAXPROCS; 1: never parallel.
+	Workers int `yaml:"workers"`
+	// ParallelMin is the recipient count from which a message is fanned out
+	// in parallel chunks. 0: 4096.
+	ParallelMin int `yaml:"parallel_min"`
+	// ChunkSize is the recipients per chunk. 0: 1024.
+	ChunkSize int `yaml:"chunk_size"`
 }
 
 // QueueConfig bounds each connection's queue.
@@ -152,6 +164,8 @@ type SourcesConfig struct {
 	Redis   dataflow.RedisConfig  `yaml:"redis"`
 	Streams dataflow.StreamConfig `yaml:"streams"`
 	Ingest  dataflow.IngestConfig `yaml:"ingest"`
+	// RedisSharded is Redis Cluster sharded Pub/Sub (SSUBSCRIBE).
+	RedisSharded dataflow.RedisShardedConfig `yaml:"redis_sharded"`
 }
 
 // LogConfig configures logging.
@@ -255,6 +269,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue.MaxBytes < 1024 {
 		errs = append(errs, errors.New("queue.max_bytes must be at least 1024"))
+	}
+	if err := c.Sources.RedisSharded.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.Log.Format {
 	case "json", "pretty":

@@ -30,6 +30,7 @@ type Dispatcher struct {
 	latest map[uint64]*snapEntry // guarded by fence; nil when snapshots are off
 	maxKey int
 	overfl atomic.Uint64
+	fan    *fanOut
 
 	forwarded atomic.Uint64
 	dropped   atomic.Uint64
@@ -46,6 +47,7 @@ func NewDispatcher(index *subscription.Index[*pool.Conn], queueLen int) *Dispatc
 		index: index,
 		seed:  maphash.MakeSeed(),
 		done:  make(chan struct{}),
+		fan:   newFanOut(0, 0, 0),
 	}
 }
 
@@ -127,12 +129,7 @@ func (d *Dispatcher) Dispatch(md *dataflow.MarketData) int {
 	if f.LatestWins && d.latest != nil {
 		d.rememberLocked(f, seq, exchange, typ, symbol)
 	}
-	n := 0
-	m.ForEach(func(c *pool.Conn) {
-		if c.Enqueue(f, seq) {
-			n++
-		}
-	})
+	n := d.fan.run(&m, f, seq)
 	d.fence.Unlock()
 	d.forwarded.Add(1)
 	d.lastAt.Store(now.UnixMilli())

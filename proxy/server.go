@@ -102,6 +102,7 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 	if *cfg.SnapshotOnSubscribe {
 		s.disp.EnableSnapshots(cfg.SnapshotMaxKeys)
 	}
+	s.disp.SetParallel(cfg.FanOut.Workers, cfg.FanOut.ParallelMin, cfg.FanOut.ChunkSize)
 	s.upgrader = websocket.FastHTTPUpgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,

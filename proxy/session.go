@@ -2,12 +2,12 @@ package proxy
 
 import (
 	"errors"
+	"net"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/fasthttp/websocket"
-	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"wsproxy/compat"
@@ -41,16 +41,24 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 	over := s.slots.Add(1) > int64(s.cfg.MaxConnections) || s.pool.Admit() != nil
 	s.handlers.Add(1)
 	err := s.upgrader.Upgrade(ctx, func(ws *websocket.Conn) {
-		defer s.handlers.Done()
-		defer s.slots.Add(-1)
-		defer release()
 		if over {
+			defer s.handlers.Done()
+			defer s.slots.Add(-1)
+			defer release()
 			_ = ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseTryAgainLater, reasonCapacity), time.Now().Add(time.Second))
 			_ = ws.Close()
 			return
 		}
-		s.serveConn(ws, remote, batch)
+		// Serve from a goroutine of our own on the raw socket, so that the
+		// upgrade's buffers and request context are released now (wsread.go).
+		nc, pre := detach(ws)
+		go func() {
+			defer s.handlers.Done()
+			defer s.slots.Add(-1)
+			defer release()
+			s.serveConn(nc, pre, remote, batch)
+		}()
 	})
 	if err != nil {
 		s.handlers.Done()
@@ -64,7 +72,7 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 type session struct {
 	s          *Server
 	c          *pool.Conn
-	log        zerolog.Logger
+	log        connLog
 	channels   map[string]bool
 	filters    int
 	unfiltered bool
@@ -75,32 +83,31 @@ type session struct {
 	nkeys      int
 }
 
-func (s *Server) serveConn(ws *websocket.Conn, remote string, batch bool) {
+func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool) {
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
-	c := s.pool.Add(ws.NetConn(), pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true})
-	ss := &session{s: s, c: c, log: s.log.With().Str("conn_id", id).Logger(), rate: newMsgLimiter(s.cfg.Limits)}
+	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true})
+	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: newMsgLimiter(s.cfg.Limits)}
 	defer ss.end()
 
-	ws.SetReadLimit(s.cfg.MaxPayload)
 	// Control replies go through the connection's writer so that frame
-	// order holds; the library would otherwise write them itself.
-	ws.SetPingHandler(func(data string) error {
-		c.Touch()
-		if !ss.allowMessage() {
-			return nil
-		}
-		c.Send(&pool.Frame{Op: pool.OpPong, Data: []byte(data)})
-		return nil
-	})
-	ws.SetPongHandler(func(string) error { c.Touch(); return nil })
-	ws.SetCloseHandler(func(code int, _ string) error {
-		if code == websocket.CloseNoStatusReceived {
-			c.CloseNow(0, "")
-		} else {
-			c.CloseNow(code, "")
-		}
-		return nil
-	})
+	// order holds.
+	ws := &frameReader{nc: nc, pre: pre, limit: s.cfg.MaxPayload,
+		onPing: func(data string) {
+			c.Touch()
+			if !ss.allowMessage() {
+				return
+			}
+			c.Send(&pool.Frame{Op: pool.OpPong, Data: []byte(data)})
+		},
+		onPong: c.Touch,
+		onClose: func(code int) {
+			if code == websocket.CloseNoStatusReceived {
+				c.CloseNow(0, "")
+			} else {
+				c.CloseNow(code, "")
+			}
+		},
+	}
 
 	now := time.Now().UnixMilli()
 	c.Send(pool.NewControl(compat.AppendWelcome(nil, id, now, now)))
@@ -112,8 +119,11 @@ func (s *Server) serveConn(ws *websocket.Conn, remote string, batch bool) {
 		mt, msg, err := ws.ReadMessage()
 		if err != nil {
 			ss.logEnd(err)
-			if protocolFailure(err) {
-				ss.failed(ws)
+			if pe, ok := asProtocolError(err); ok {
+				s.errors.Add(1)
+				c.CountError()
+				c.CloseNow(pe.code, pe.reason)
+				ss.linger(nc)
 			}
 			return
 		}

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/fasthttp/websocket"
@@ -99,26 +99,15 @@ func (ss *session) clearKeys() {
 // protocolFailure reports whether a read error is one the WebSocket library
 // answered itself with a close frame (1002 protocol error, 1009 too big):
 // it writes that frame straight to the socket before returning.
-func protocolFailure(err error) bool {
-	if errors.Is(err, websocket.ErrReadLimit) {
-		return true
-	}
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
-		return false
-	}
-	return strings.HasPrefix(err.Error(), "websocket: ")
-}
-
-// failed ends a connection after a protocol failure. The library has
-// written its close frame; nothing may follow it, so the queue is dropped.
-// Then the server half-closes and reads what the client still sends (up to
-// its close reply and end of stream, or the close grace) so that closing a
-// socket with unread input does not reset the connection and destroy the
-// close frame before the client reads it.
-func (ss *session) failed(ws *websocket.Conn) {
-	ss.c.Abandon()
-	nc := underlying(ws.NetConn())
+// linger ends a connection after a protocol failure, once its close frame
+// is queued: it lets the writer put the close frame on the wire, then
+// half-closes and reads what the client still sends (up to its close reply
+// and end of stream, or the close grace), so that closing a socket with
+// unread input does not reset the connection and destroy the close frame
+// before the client reads it.
+func (ss *session) linger(nc net.Conn) {
+	ss.c.WaitWritten(time.Second)
+	nc = underlying(nc)
 	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
 		_ = hc.CloseWrite()
 	}

@@ -18,7 +18,7 @@ type BuiltSources struct {
 const IngestPath = "/api/dataflow/ingest"
 
 // BuildSources constructs every enabled source of cfg, in a fixed order
-// (demo, redis, streams, ingest). It is shared by every program that feeds
+// (demo, redis, redis_sharded, streams, ingest). It is shared by every program that feeds
 // from the pipeline, so that they all read the same configuration keys.
 func BuildSources(cfg SourcesConfig) (BuiltSources, error) {
 	var b BuiltSources
@@ -27,6 +27,13 @@ func BuildSources(cfg SourcesConfig) (BuiltSources, error) {
 	}
 	if cfg.Redis.Enabled {
 		r, err := dataflow.NewRedisPubSub(cfg.Redis)
+		if err != nil {
+			return b, fmt.Errorf("config: %w", err)
+		}
+		b.All = append(b.All, r)
+	}
+	if cfg.RedisSharded.Enabled {
+		r, err := dataflow.NewRedisSharded(cfg.RedisSharded)
 		if err != nil {
 			return b, fmt.Errorf("config: %w", err)
 		}

@@ -1,0 +1,198 @@
+package loadtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT (linux/in.h): bind the
+// source address without reserving a port, so that the kernel picks the port
+// at connect time per destination and one source address serves far more
+// than 28k connections.
+const ipBindAddressNoPort = 24
+
+// DefaultSourceIPs are the loopback source addresses connections are spread
+// over: 127.0.0.2 to 127.0.0.20.
+func DefaultSourceIPs() []string {
+	ips := make([]string, 0, 19)
+	for i := 2; i <= 20; i++ {
+		ips = append(ips, fmt.Sprintf("127.0.0.%d", i))
+	}
+	return ips
+}
+
+var errHandshake = errors.New("loadtest: handshake refused")
+
+// wsConn is one lean client connection: a raw socket, a buffered reader and
+// a reused payload buffer.
+type wsConn struct {
+	nc       net.Conn
+	br       *bufio.Reader
+	payload  []byte
+	group    int
+	received atomic.Uint64
+	closed   atomic.Bool
+}
+
+func dialWS(ctx context.Context, rawURL, localIP string, timeout time.Duration) (*wsConn, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: timeout}
+	if localIP != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(localIP)}
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	nc, err := d.DialContext(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Now().Add(timeout))
+	path := u.RequestURI()
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + u.Host +
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	br := bufio.NewReaderSize(nc, 4096)
+	status, err := br.ReadString('\n')
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if !strings.Contains(status, " 101 ") {
+		nc.Close()
+		return nil, fmt.Errorf("%w: %s", errHandshake, strings.TrimSpace(status))
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	return &wsConn{nc: nc, br: br, payload: make([]byte, 0, 512)}, nil
+}
+
+// readFrame returns the next frame; the payload is valid until the next call.
+// Server frames are unmasked and, from both servers measured, unfragmented.
+func (c *wsConn) readFrame() (op byte, payload []byte, err error) {
+	var h [2]byte
+	if _, err = io.ReadFull(c.br, h[:]); err != nil {
+		return 0, nil, err
+	}
+	op = h[0] & 0x0f
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var e [2]byte
+		if _, err = io.ReadFull(c.br, e[:]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(e[:]))
+	case 127:
+		var e [8]byte
+		if _, err = io.ReadFull(c.br, e[:]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(e[:])
+	}
+	if n > 16<<20 {
+		return 0, nil, fmt.Errorf("loadtest: frame of %d bytes", n)
+	}
+	if uint64(cap(c.payload)) < n {
+		c.payload = make([]byte, n)
+	}
+	c.payload = c.payload[:n]
+	if _, err = io.ReadFull(c.br, c.payload); err != nil {
+		return 0, nil, err
+	}
+	return op, c.payload, nil
+}
+
+// writeFrame sends a masked client frame (zero masking key: the payload goes
+// as is, which is valid framing).
+func (c *wsConn) writeFrame(op byte, payload []byte) error {
+	b := make([]byte, 0, 14+len(payload))
+	b = append(b, 0x80|op)
+	switch n := len(payload); {
+	case n <= 125:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xffff:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	b = append(b, 0, 0, 0, 0)
+	b = append(b, payload...)
+	_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// waitText reads frames until a text frame containing marker arrives.
+func (c *wsConn) waitText(marker []byte) error {
+	for {
+		op, p, err := c.readFrame()
+		if err != nil {
+			return err
+		}
+		switch op {
+		case 0x1:
+			if bytes.Contains(p, marker) {
+				return nil
+			}
+		case 0x8:
+			return fmt.Errorf("loadtest: closed by server: %q", p)
+		case 0x9:
+			if err := c.writeFrame(0xA, p); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+var sentAtKey = []byte(`"sentAt":`)
+
+// sentAt extracts the publisher's timestamp (unix ns) from a data frame.
+func sentAt(p []byte) (int64, bool) {
+	i := bytes.Index(p, sentAtKey)
+	if i < 0 {
+		return 0, false
+	}
+	var v int64
+	seen := false
+	for _, ch := range p[i+len(sentAtKey):] {
+		if ch < '0' || ch > '9' {
+			break
+		}
+		v = v*10 + int64(ch-'0')
+		seen = true
+	}
+	return v, seen
+}
