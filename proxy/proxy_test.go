@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
 )
@@ -365,5 +367,37 @@ func TestFlushOnTimeout(t *testing.T) {
 		if m := c.Next(t, wait); m.Payload["data"] == nil {
 			t.Fatalf("unexpected frame %s", m.Raw)
 		}
+	}
+}
+
+// TestNothingUnfilteredAfterSubscribed: once a client has read "subscribed",
+// no message outside its filter may follow, even while the pipeline is busy
+// (the reply is released only after the connection left unfiltered delivery).
+func TestNothingUnfilteredAfterSubscribed(t *testing.T) {
+	h := start(t, nil)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := int64(1); ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = h.in.Output(context.Background(), dataflow.MarketData{Exchange: "binance", Type: "trade", Symbol: "BTC/USDT", Timestamp: i, Data: []byte(`{}`)})
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for i := 0; i < 20; i++ {
+		c := h.dial(t)
+		c.Send(t, `{"type":"subscribe","payload":{"exchange":["okx"]}}`)
+		c.NextOfType(t, "subscribed", wait)
+		for _, m := range syncPing(t, c) {
+			if m.Type == "trade" {
+				t.Fatalf("round %d: binance trade after subscribed to okx only: %s", i, m.Raw)
+			}
+		}
+		_ = c.Conn.Close()
 	}
 }

@@ -173,6 +173,10 @@ func (ss *session) sendError(code, msg string) {
 }
 
 func (ss *session) handle(msg []byte) {
+	// Replies go out once the change they announce is complete: a client
+	// that reads "subscribed" and publishes at once must be filtered.
+	ss.c.Hold()
+	defer ss.c.Start()
 	m, perr := compat.DecodeClient(msg)
 	if perr != nil {
 		ss.sendError(perr.Code, perr.Message)
