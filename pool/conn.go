@@ -238,20 +238,7 @@ func (c *Conn) shed(r Reason, n int) {
 	c.p.shed[r].Add(uint64(n))
 }
 
-// Hold pauses writing (after a write in flight) until Start, while frames
-// keep queueing. The session holds a connection while it handles a client
-// message, so that a reply such as "subscribed" reaches the client only once
-// the change it announces is in effect.
-func (c *Conn) Hold() {
-	c.mu.Lock()
-	if !c.closing && !c.dead {
-		c.held = true
-	}
-	c.mu.Unlock()
-}
-
-// Start lets the writer run for a connection added with ConnOptions.Hold or
-// held by Hold.
+// Start lets the writer run for a connection added with ConnOptions.Hold.
 func (c *Conn) Start() {
 	c.mu.Lock()
 	c.held = false
@@ -300,7 +287,7 @@ func (c *Conn) writeLoop() {
 			p.putBuf(wb)
 			return
 		}
-		if c.held || c.holdLocked() {
+		if c.holdLocked() {
 			c.stopWritingLocked()
 			c.mu.Unlock()
 			p.putBuf(wb)

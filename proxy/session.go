@@ -173,10 +173,6 @@ func (ss *session) sendError(code, msg string) {
 }
 
 func (ss *session) handle(msg []byte) {
-	// Replies go out once the change they announce is complete: a client
-	// that reads "subscribed" and publishes at once must be filtered.
-	ss.c.Hold()
-	defer ss.c.Start()
 	m, perr := compat.DecodeClient(msg)
 	if perr != nil {
 		ss.sendError(perr.Code, perr.Message)
@@ -250,10 +246,12 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 		if err == nil {
 			ss.filters++
 			ss.addKeys(id, keys)
+			// Leave unfiltered delivery before the reply is queued: a client
+			// that reads "subscribed" must get nothing outside its filters.
+			ss.updateDelivery()
 			ss.reply(compat.AppendSubscribedFilter(nil, id,
 				compat.FilterSpec{Exchange: f.Exchanges, Symbols: f.Symbols, DataTypes: f.DataTypes}, now))
-			ss.sendSnapshot(&f) // before updateDelivery ends the unfiltered coverage
-			ss.updateDelivery()
+			ss.sendSnapshot(&f)
 			return
 		}
 	}
