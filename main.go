@@ -36,6 +36,7 @@ func run(args []string) error {
 	}
 	log := proxy.NewLogger(cfg.Log, os.Stderr)
 	raiseOpenFiles(log)
+	startPprof(log)
 
 	sources, err := proxy.BuildSources(cfg.Sources)
 	if err != nil {
