@@ -3,7 +3,6 @@ package dataflow
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 )
 
@@ -43,8 +42,7 @@ type InProcess struct {
 	c      counters
 	closed atomic.Bool
 
-	mu   sync.RWMutex
-	sink Sink
+	att attachment
 }
 
 var (
@@ -65,15 +63,7 @@ func (ip *InProcess) Name() string { return ip.c.name }
 
 // Run attaches the channel to sink until ctx ends.
 func (ip *InProcess) Run(ctx context.Context, sink Sink) error {
-	ip.mu.Lock()
-	ip.sink = sink
-	ip.mu.Unlock()
-	ip.c.setConnected(true)
-	<-ctx.Done()
-	ip.c.setConnected(false)
-	ip.mu.Lock()
-	ip.sink = nil
-	ip.mu.Unlock()
+	ip.att.run(ctx, &ip.c, sink)
 	return nil
 }
 
@@ -90,9 +80,7 @@ func (ip *InProcess) Output(ctx context.Context, md MarketData) error {
 		ip.c.rejected.Add(1)
 		return err
 	}
-	ip.mu.RLock()
-	sink := ip.sink
-	ip.mu.RUnlock()
+	sink := ip.att.get()
 	if sink == nil {
 		ip.c.rejected.Add(1)
 		return ErrClosed

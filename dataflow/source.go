@@ -108,3 +108,31 @@ func (c *counters) status() SourceStatus {
 		LastReject:   lr,
 	}
 }
+
+// attachment is the sink of a push source (in-process, HTTP ingest): the
+// producer calls in whenever it likes, and messages can only be delivered
+// while the proxy runs the source. Safe for concurrent use.
+type attachment struct {
+	mu   sync.RWMutex
+	sink Sink
+}
+
+// run attaches sink until ctx ends, reporting the source connected meanwhile.
+func (a *attachment) run(ctx context.Context, c *counters, sink Sink) {
+	a.mu.Lock()
+	a.sink = sink
+	a.mu.Unlock()
+	c.setConnected(true)
+	<-ctx.Done()
+	c.setConnected(false)
+	a.mu.Lock()
+	a.sink = nil
+	a.mu.Unlock()
+}
+
+// get returns the attached sink, nil when the source is not running.
+func (a *attachment) get() Sink {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.sink
+}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"sync"
 
 	"github.com/valyala/fasthttp"
 )
@@ -48,8 +47,7 @@ type Ingest struct {
 	cfg IngestConfig
 	c   counters
 
-	mu   sync.RWMutex
-	sink Sink
+	att attachment
 }
 
 var _ Source = (*Ingest)(nil)
@@ -74,15 +72,7 @@ func (in *Ingest) Stats() SourceStatus { return in.c.status() }
 // Run attaches the endpoint to sink until ctx ends; requests before or
 // after are answered 503.
 func (in *Ingest) Run(ctx context.Context, sink Sink) error {
-	in.mu.Lock()
-	in.sink = sink
-	in.mu.Unlock()
-	in.c.setConnected(true)
-	<-ctx.Done()
-	in.c.setConnected(false)
-	in.mu.Lock()
-	in.sink = nil
-	in.mu.Unlock()
+	in.att.run(ctx, &in.c, sink)
 	return nil
 }
 
@@ -119,9 +109,7 @@ func (in *Ingest) Handler() fasthttp.RequestHandler {
 				"body of "+strconv.Itoa(len(body))+" bytes exceeds max_body_bytes "+strconv.Itoa(in.cfg.MaxBodyBytes))
 			return
 		}
-		in.mu.RLock()
-		sink := in.sink
-		in.mu.RUnlock()
+		sink := in.att.get()
 		if sink == nil {
 			in.answer(ctx, fasthttp.StatusServiceUnavailable, "ingest is not running")
 			return
