@@ -28,8 +28,14 @@ func start(t testing.TB, mut func(*proxy.Config)) *harness {
 	if mut != nil {
 		mut(&cfg)
 	}
+	return startWith(t, cfg, zerolog.Nop())
+}
+
+// startWith serves cfg, fed by an in-process source, logging to log.
+func startWith(t testing.TB, cfg proxy.Config, log zerolog.Logger) *harness {
+	t.Helper()
 	in := dataflow.NewInProcess("test")
-	srv, err := proxy.New(cfg, zerolog.Nop(), in)
+	srv, err := proxy.New(cfg, log, in)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,15 +2,11 @@ package proxy_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"net"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
 )
@@ -51,23 +47,7 @@ func startLogged(t testing.TB, level string) (*harness, *syncBuffer) {
 	buf := &syncBuffer{}
 	cfg := proxy.Config{Log: proxy.LogConfig{Level: level}}
 	cfg.ApplyDefaults()
-	in := dataflow.NewInProcess("test")
-	srv, err := proxy.New(cfg, proxy.NewLogger(cfg.Log, buf), in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	wstest.Eventually(t, wait, "source attached", func() bool { return in.Status().Connected })
-	return &harness{srv: srv, in: in, url: "ws://" + ln.Addr().String() + "/ws"}, buf
+	return startWith(t, cfg, proxy.NewLogger(cfg.Log, buf)), buf
 }
 
 // TestInfoLevelLogsNothingPerMessage floods three clients, which also send
