@@ -494,3 +494,33 @@ func (c *Conn) Closing() bool {
 	defer c.mu.Unlock()
 	return c.closing || c.dead
 }
+
+// Offer queues a data frame only if it fits without shedding anything and
+// leaves a quarter of the queue's bounds free for live frames; it reports
+// whether it did. Snapshots on subscribe use it: what the queue cannot hold
+// is not sent (and the caller counts it) rather than pushing out newer
+// frames or frames of other keys.
+func (c *Conn) Offer(f *Frame) bool {
+	c.mu.Lock()
+	if c.closing || c.dead {
+		c.mu.Unlock()
+		return false
+	}
+	maxMsgs, maxBytes := c.p.queueBounds()
+	maxMsgs, maxBytes = maxMsgs-maxMsgs/4, maxBytes-maxBytes/4
+	if c.qData+1 > maxMsgs || c.qBytes+len(f.Data) > maxBytes {
+		c.mu.Unlock()
+		return false
+	}
+	c.pushLocked(f)
+	cfg := &c.p.cfg
+	start := !c.writing && !c.held && (cfg.FlushInterval == 0 || c.qData >= cfg.BatchMaxMessages)
+	if start {
+		c.writing = true
+	}
+	c.mu.Unlock()
+	if start {
+		go c.writeFn()
+	}
+	return true
+}

@@ -58,8 +58,13 @@ type Config struct {
 	// SnapshotMaxKeys bounds the (exchange, type, symbol) keys remembered
 	// for snapshots; keys beyond it are not remembered (counted in
 	// dataflow.snapshotOverflow). 0: 100000.
-	SnapshotMaxKeys int           `yaml:"snapshot_max_keys"`
-	Cluster         ClusterConfig `yaml:"cluster"`
+	SnapshotMaxKeys int `yaml:"snapshot_max_keys"`
+	// SnapshotRate bounds the snapshot work one connection may cause, in
+	// keys per second: examining a remembered key costs 1, queuing a frame
+	// 10 more; the bucket holds one second's worth. Keys left unexamined
+	// are counted (dataflow.snapshotRateLimited). 0: 100000.
+	SnapshotRate int           `yaml:"snapshot_rate"`
+	Cluster      ClusterConfig `yaml:"cluster"`
 	// AllowedOrigins lists the browser origins ("https://app.example.com",
 	// "https://*.example.com") allowed to upgrade; "*" allows any. A request
 	// without an Origin header (not a browser) is always allowed. Empty:
@@ -250,6 +255,7 @@ func (c *Config) ApplyDefaults() {
 		c.SnapshotOnSubscribe = &t
 	}
 	defInt(&c.SnapshotMaxKeys, 100000)
+	defInt(&c.SnapshotRate, 100000)
 	c.Cluster.applyDefaults()
 	if c.Log.Format == "" {
 		c.Log.Format = "json"

@@ -26,10 +26,8 @@ type Dispatcher struct {
 	// fence is held for each Dispatch and by subscription changes that
 	// must know exactly which messages they precede (snapshot.go).
 	fence  sync.Mutex
-	seq    uint64                // guarded by fence
-	latest map[uint64]*snapEntry // guarded by fence; nil when snapshots are off
-	maxKey int
-	overfl atomic.Uint64
+	seq    atomic.Uint64 // written under fence; read without it by snapshots
+	latest *snapStore    // nil when snapshots are off
 	fan    *fanOut
 
 	forwarded atomic.Uint64
@@ -124,10 +122,12 @@ func (d *Dispatcher) Dispatch(md *dataflow.MarketData) int {
 	symbol := subscription.NormalizeSymbol(md.Symbol)
 	d.fence.Lock()
 	m := d.index.Match(exchange, typ, symbol)
-	d.seq++
-	seq := d.seq
+	seq := d.seq.Add(1)
 	if f.LatestWins && d.latest != nil {
-		d.rememberLocked(f, seq, exchange, typ, symbol)
+		// Before the fan-out: a snapshot holding this key's shard either
+		// queues the older frame first or sees this one and leaves it to
+		// the live delivery (snapshot.go).
+		d.latest.remember(f, seq, exchange, typ, symbol)
 	}
 	n := d.fan.run(&m, f, seq)
 	d.fence.Unlock()
@@ -145,10 +145,15 @@ type DispatchStats struct {
 	// SnapshotOverflow counts latest-wins messages not remembered for
 	// snapshots because snapshot_max_keys was reached.
 	SnapshotOverflow uint64 `json:"snapshotOverflow"`
+	SnapshotCounts
 }
 
 // Stats returns the counters.
 func (d *Dispatcher) Stats() DispatchStats {
-	return DispatchStats{Forwarded: d.forwarded.Load(), Dropped: d.dropped.Load(), Queued: len(d.in), LastActivity: d.lastAt.Load(),
-		SnapshotOverflow: d.overfl.Load()}
+	st := DispatchStats{Forwarded: d.forwarded.Load(), Dropped: d.dropped.Load(), Queued: len(d.in), LastActivity: d.lastAt.Load()}
+	if d.latest != nil {
+		st.SnapshotOverflow = d.latest.overflow.Load()
+		st.SnapshotCounts = d.latest.counts()
+	}
+	return st
 }

@@ -78,6 +78,9 @@ type session struct {
 	unfiltered bool
 	buf        []byte
 	cover      []coverage // snapshot.go
+	snapRate   bucket     // snapshot work, snapshot.go
+	snapOn     bool       // snapRate is set up
+	snapNext   int        // shard the next snapshot starts at
 	rate       msgLimiter
 	keys       map[string]int // index keys per filter id
 	nkeys      int
