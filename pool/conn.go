@@ -395,6 +395,7 @@ func (c *Conn) fillLocked(wb *writeBuf) (closeSent bool) {
 		}
 	}
 	c.flushEnvelopeLocked(wb)
+	c.q.shrink()
 	return false
 }
 
@@ -486,6 +487,14 @@ func (c *Conn) Stats() ConnStats {
 		st.SaturatedSince = sat / 1e6
 	}
 	return st
+}
+
+// QueueCapacity returns how many frames c's queue holds without growing:
+// 0 until it is first used, and again once a burst has drained.
+func (c *Conn) QueueCapacity() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.q.capacity()
 }
 
 // Closing reports whether a close frame has been queued or the socket is gone.

@@ -91,11 +91,17 @@ type FanOutConfig struct {
 	ChunkSize int `yaml:"chunk_size"`
 }
 
+// DefaultQueueMaxMessages is queue.max_messages when unset.
+const DefaultQueueMaxMessages = 4096
+
 // QueueConfig bounds each connection's queue.
 type QueueConfig struct {
-	// MaxMessages queued per connection. 0: 100.
+	// MaxMessages queued per connection, a bound second to MaxBytes: high
+	// enough that a burst of a few thousand small frames is absorbed (the
+	// queue's ring grows only while it is used and is released once it
+	// drains, so idle connections do not pay for it). 0: 4096.
 	MaxMessages int `yaml:"max_messages"`
-	// MaxBytes queued per connection. 0: 1 MiB.
+	// MaxBytes queued per connection, the first bound. 0: 1 MiB.
 	MaxBytes int `yaml:"max_bytes"`
 }
 
@@ -152,6 +158,11 @@ type LimitsConfig struct {
 	// and is answered by one RATE_LIMIT_EXCEEDED error. 0: 50; negative: no
 	// limit.
 	MessageRate float64 `yaml:"message_rate"`
+	// StatsCost is how many messages of MessageRate one getStats counts
+	// for: its reply is a hundred times a pong, and the STATS it carries
+	// change at most every 250 ms (proxy.StatsMaxAge). 0: 10 (5 getStats a
+	// second at the default rate); 1: like any message.
+	StatsCost int `yaml:"stats_cost"`
 	// MessageBurst is each connection's bucket size. 0: 2 × MessageRate.
 	MessageBurst int `yaml:"message_burst"`
 	// RateLimitGrace is how many further messages over the rate a connection
@@ -236,7 +247,7 @@ func (c *Config) ApplyDefaults() {
 		on := true
 		c.DemoPage = &on
 	}
-	defInt(&c.Queue.MaxMessages, 100)
+	defInt(&c.Queue.MaxMessages, DefaultQueueMaxMessages)
 	defInt(&c.Queue.MaxBytes, 1<<20)
 	defInt(&c.Batch.MaxMessages, 100)
 	if c.Compat.UnfilteredReceiveAll == nil {

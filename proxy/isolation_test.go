@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -118,9 +119,10 @@ type churner struct {
 	wg   sync.WaitGroup
 }
 
-// startChurners connects n clients, each of which sends the frames of
-// script in turn, one every period, until stopped.
-func startChurners(t testing.TB, url string, n int, period time.Duration, script ...string) func() {
+// startChurners connects n clients, each of which sends setup (if not
+// empty) and then the frames of script in turn, one every period (the
+// clients' phases spread over the period), until stopped.
+func startChurners(t testing.TB, url string, n int, period time.Duration, setup string, script ...string) func() {
 	t.Helper()
 	var cs []*churner
 	for i := 0; i < n; i++ {
@@ -128,6 +130,27 @@ func startChurners(t testing.TB, url string, n int, period time.Duration, script
 		if err != nil {
 			t.Fatal(err)
 		}
+		if setup != "" {
+			// The setup done (the server answers the ping after it) before
+			// the measurement.
+			for _, m := range []string{setup, `{"type":"ping"}`} {
+				if err := conn.WriteMessage(websocket.TextMessage, []byte(m)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for {
+				_ = conn.SetReadDeadline(time.Now().Add(wait))
+				_, b, err := conn.ReadMessage()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(string(b), `"type":"pong"`) {
+					break
+				}
+			}
+			_ = conn.SetReadDeadline(time.Time{})
+		}
+		phase := period * time.Duration(i) / time.Duration(n)
 		c := &churner{conn: conn, stop: make(chan struct{})}
 		cs = append(cs, c)
 		c.wg.Add(2)
@@ -145,6 +168,11 @@ func startChurners(t testing.TB, url string, n int, period time.Duration, script
 		}()
 		go func() {
 			defer c.wg.Done()
+			select { // spread the clients over the period
+			case <-c.stop:
+				return
+			case <-time.After(phase):
+			}
 			tick := time.NewTicker(period)
 			defer tick.Stop()
 			for k := 0; ; k++ {
@@ -229,16 +257,18 @@ func runIsolation(t testing.TB, h *harness, n int, start func() (stop func())) i
 func churnMarketDataScenario(t testing.TB) (*harness, func() func()) {
 	h := start(t, nil)
 	h.rememberTickers(t, isolationKeys)
-	return h, func() func() { return startChurners(t, h.url, 4, 50*time.Millisecond, churnMarketData...) }
+	return h, func() func() { return startChurners(t, h.url, 4, 50*time.Millisecond, "", churnMarketData...) }
 }
 
 func getStatsScenario(t testing.TB, clients int) (*harness, func() func()) {
 	h := start(t, func(c *proxy.Config) { c.MaxConnections = clients + 100 })
 	h.rememberTickers(t, isolationKeys)
-	// At their rate limit: message_rate per second each.
-	rate := h.srv.Config().Limits.MessageRate
-	period := time.Duration(float64(time.Second) / rate)
-	return h, func() func() { return startChurners(t, h.url, clients, period, churnGetStats...) }
+	// At their rate limit: message_rate / stats_cost getStats per second each.
+	l := h.srv.Config().Limits
+	period := time.Duration(float64(l.StatsCost) * float64(time.Second) / l.MessageRate)
+	// Subscribed to nothing that is published: they only ask for STATS.
+	setup := `{"type":"subscribe","payload":{"exchange":["none"]}}`
+	return h, func() func() { return startChurners(t, h.url, clients, period, setup, churnGetStats...) }
 }
 
 // BenchmarkIsolationChurn: with 50,000 remembered tickers, 4 clients toggle

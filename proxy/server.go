@@ -57,7 +57,8 @@ type Server struct {
 	bg      sync.WaitGroup
 	stopped bool
 
-	op operations // admin-facing: latency, rate window, memory level, drain
+	op    operations // admin-facing: latency, rate window, memory level, drain
+	stats statsCache // getStats answers (statscache.go)
 }
 
 // New builds a server from cfg (defaults applied) and the sources it will

@@ -228,12 +228,15 @@ func (ss *session) handle(msg []byte) {
 			ss.reply(compat.AppendUnsubscribedFilter(nil, "", now))
 		}
 	case compat.KindGetStats:
-		b, err := compat.AppendStats(nil, ss.s.Stats(), now)
+		if !ss.allowCost(ss.s.cfg.Limits.StatsCost - 1) { // one was taken with the frame
+			return
+		}
+		f, err := ss.s.statsReply(now)
 		if err != nil {
 			ss.sendError(compat.CodeInternalError, "stats unavailable")
 			return
 		}
-		ss.reply(b)
+		ss.c.Send(f)
 	}
 }
 
