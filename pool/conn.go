@@ -417,11 +417,7 @@ func (c *Conn) flushEnvelopeLocked(wb *writeBuf) {
 func (c *Conn) release() {
 	c.mu.Lock()
 	c.closing = true
-	var idle chan struct{}
-	if c.writing {
-		idle = make(chan struct{})
-		c.idle = idle
-	}
+	idle := c.idleLocked()
 	c.mu.Unlock()
 	if idle != nil {
 		t := time.NewTimer(time.Second)

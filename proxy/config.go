@@ -37,6 +37,13 @@ type Config struct {
 	// ShutdownTimeout bounds graceful shutdown (flush, close 1001, wait for
 	// replies). 0: 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ShutdownDrainShare is the share of the shutdown grace the dispatcher
+	// may spend delivering the messages still waiting for it once the
+	// sources have stopped; what is left then is discarded and counted
+	// (dataflow.shutdownDiscarded). The close frames (1001) are then spread
+	// over half of what remains, the rest is for flushing and the clients'
+	// close replies. 0: 0.3; at most 0.9.
+	ShutdownDrainShare float64 `yaml:"shutdown_drain_share"`
 	// DispatchQueue is how many messages may wait between the sources and
 	// the dispatcher; beyond it messages are dropped and counted. 0: 65536.
 	DispatchQueue int `yaml:"dispatch_queue"`
@@ -243,6 +250,9 @@ func (c *Config) ApplyDefaults() {
 	defDur(&c.WriteTimeout, 10*time.Second)
 	defDur(&c.ShutdownTimeout, 10*time.Second)
 	defInt(&c.DispatchQueue, 65536)
+	if c.ShutdownDrainShare <= 0 {
+		c.ShutdownDrainShare = 0.3
+	}
 	if c.DemoPage == nil {
 		on := true
 		c.DemoPage = &on
@@ -278,6 +288,9 @@ func (c *Config) ApplyDefaults() {
 // Validate checks values and combinations after defaults.
 func (c *Config) Validate() error {
 	var errs []error
+	if c.ShutdownDrainShare > 0.9 {
+		errs = append(errs, fmt.Errorf("shutdown_drain_share %v: want at most 0.9 (the close frames need the rest of shutdown_timeout)", c.ShutdownDrainShare))
+	}
 	if c.ConnectionTimeout <= c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("connection_timeout (%s) must exceed heartbeat_interval (%s)", c.ConnectionTimeout, c.HeartbeatInterval))
 	}

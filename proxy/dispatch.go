@@ -32,6 +32,10 @@ type Dispatcher struct {
 
 	forwarded atomic.Uint64
 	dropped   atomic.Uint64
+	// drainUntil (unix ns, 0: no bound) ends Run's final drain: messages
+	// still queued then are discarded and counted in discarded.
+	drainUntil atomic.Int64
+	discarded  atomic.Uint64
 	lastAt    atomic.Int64
 	done      chan struct{}
 }
@@ -60,7 +64,8 @@ func (d *Dispatcher) Deliver(md *dataflow.MarketData) bool {
 	}
 }
 
-// Run dispatches until ctx ends, then drains what is already queued.
+// Run dispatches until ctx ends, then drains what is already queued, until
+// the bound set by DrainUntil.
 func (d *Dispatcher) Run(ctx context.Context) {
 	defer close(d.done)
 	for {
@@ -69,6 +74,10 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			d.Dispatch(md)
 		case <-ctx.Done():
 			for {
+				if until := d.drainUntil.Load(); until != 0 && time.Now().UnixNano() >= until {
+					d.discardQueued()
+					return
+				}
 				select {
 				case md := <-d.in:
 					d.Dispatch(md)
@@ -76,6 +85,22 @@ func (d *Dispatcher) Run(ctx context.Context) {
 					return
 				}
 			}
+		}
+	}
+}
+
+// DrainUntil bounds the drain Run does after its context ends: messages
+// still queued at t are discarded and counted (DispatchStats.Discarded).
+// Call before cancelling Run's context.
+func (d *Dispatcher) DrainUntil(t time.Time) { d.drainUntil.Store(t.UnixNano()) }
+
+func (d *Dispatcher) discardQueued() {
+	for {
+		select {
+		case <-d.in:
+			d.discarded.Add(1)
+		default:
+			return
 		}
 	}
 }
@@ -145,12 +170,16 @@ type DispatchStats struct {
 	// SnapshotOverflow counts latest-wins messages not remembered for
 	// snapshots because snapshot_max_keys was reached.
 	SnapshotOverflow uint64 `json:"snapshotOverflow"`
+	// Discarded counts messages not delivered at shutdown because the
+	// drain's share of the grace had run out (shutdown_drain_share).
+	Discarded uint64 `json:"shutdownDiscarded"`
 	SnapshotCounts
 }
 
 // Stats returns the counters.
 func (d *Dispatcher) Stats() DispatchStats {
-	st := DispatchStats{Forwarded: d.forwarded.Load(), Dropped: d.dropped.Load(), Queued: len(d.in), LastActivity: d.lastAt.Load()}
+	st := DispatchStats{Forwarded: d.forwarded.Load(), Dropped: d.dropped.Load(), Queued: len(d.in), LastActivity: d.lastAt.Load(),
+		Discarded: d.discarded.Load()}
 	if d.latest != nil {
 		st.SnapshotOverflow = d.latest.overflow.Load()
 		st.SnapshotCounts = d.latest.counts()

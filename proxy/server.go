@@ -49,7 +49,9 @@ type Server struct {
 	errors    atomic.Uint64
 	channels  atomic.Int64
 	lastAct   atomic.Int64
-	handlers  sync.WaitGroup
+	handlers  sync.WaitGroup // upgrade handlers and connections being served
+	// intake orders handlers.Add against stopping intake (session.go).
+	intake sync.RWMutex
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -236,19 +238,41 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped = true
 	cancel := s.cancel
 	s.mu.Unlock()
+	s.intake.Lock()
 	s.accepting.Store(false)
+	s.intake.Unlock()
 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.ShutdownWithContext(ctx) }()
+	grace := s.cfg.ShutdownTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		grace = time.Until(dl)
+	}
 	if cancel != nil {
+		// Intake stops (the sources end with the run context); the
+		// dispatcher delivers what waits for it within its share of the
+		// grace and counts the rest.
+		s.disp.DrainUntil(time.Now().Add(time.Duration(float64(grace) * s.cfg.ShutdownDrainShare)))
 		cancel()
-		select { // let queued pipeline messages reach the connection queues
+		select {
 		case <-s.disp.Done():
 		case <-ctx.Done():
 		}
 	}
-	// fasthttp does not track hijacked connections: close them here.
-	s.pool.CloseAll(ctx, websocket.CloseGoingAway, "Server shutdown")
+	if n := s.disp.Stats().Discarded; n > 0 {
+		s.log.Warn().Uint64("messages", n).Msg("shutdown: messages still queued for dispatch were not delivered")
+	}
+	// fasthttp does not track hijacked connections: close them here, 1001
+	// spread over half of the time left (nats lame duck mode), so that
+	// thousands of close frames and flushes do not start in one instant.
+	rest := grace
+	if dl, ok := ctx.Deadline(); ok {
+		rest = time.Until(dl)
+	}
+	var conns []*pool.Conn
+	s.pool.Each(func(c *pool.Conn) { conns = append(conns, c) })
+	s.closeSpread(ctx, conns, min(rest/2, time.Duration(len(conns))*shutdownClosePace))
+	s.pool.CloseAll(ctx, websocket.CloseGoingAway, reasonShutdown)
 	waitGroup(ctx, &s.handlers)
 	s.bg.Wait()
 	err := <-httpDone
@@ -260,6 +284,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	return nil
 }
+
+// shutdownClosePace is the pace of close frames at shutdown, one per
+// connection: 5,000 a second (at most over half of the grace left).
+const shutdownClosePace = 200 * time.Microsecond
 
 func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
 	done := make(chan struct{})

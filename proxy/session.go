@@ -23,23 +23,31 @@ const (
 )
 
 func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
+	// The handler is counted before the accepting check, under the intake
+	// lock that Shutdown takes to stop intake: either Shutdown's Wait sees
+	// this handler, or this handler sees that intake has stopped.
+	s.intake.RLock()
 	if !s.accepting.Load() {
+		s.intake.RUnlock()
 		ctx.Error("server shutting down", fasthttp.StatusServiceUnavailable)
 		return
 	}
+	s.handlers.Add(1)
+	s.intake.RUnlock()
 	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
+		s.handlers.Done()
 		ctx.Error("expected a WebSocket upgrade", fasthttp.StatusUpgradeRequired)
 		return
 	}
 	release, ok := s.guard.admit(ctx)
 	if !ok {
+		s.handlers.Done()
 		return
 	}
 	batch := string(ctx.QueryArgs().Peek("batch")) == "1"
 	remote := ctx.RemoteAddr().String()
 	// Beyond the connection limit, or while memory is critical: 1013.
 	over := s.slots.Add(1) > int64(s.cfg.MaxConnections) || s.pool.Admit() != nil
-	s.handlers.Add(1)
 	err := s.upgrader.Upgrade(ctx, func(ws *websocket.Conn) {
 		if over {
 			defer s.handlers.Done()
