@@ -36,8 +36,8 @@ type Dispatcher struct {
 	// still queued then are discarded and counted in discarded.
 	drainUntil atomic.Int64
 	discarded  atomic.Uint64
-	lastAt    atomic.Int64
-	done      chan struct{}
+	lastAt     atomic.Int64
+	done       chan struct{}
 }
 
 var _ dataflow.Sink = (*Dispatcher)(nil)
