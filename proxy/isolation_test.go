@@ -3,15 +3,10 @@ package proxy_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/fasthttp/websocket"
 
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
@@ -111,98 +106,6 @@ func (b *bystander) measure(t testing.TB, h *harness, n int, gap time.Duration) 
 
 func p99(lat []time.Duration) time.Duration { return lat[int(0.99*float64(len(lat)-1))] }
 
-// churner is a client that repeats one request every period and reads
-// everything it is sent as fast as it can, discarding it.
-type churner struct {
-	conn *websocket.Conn
-	stop chan struct{}
-	wg   sync.WaitGroup
-}
-
-// startChurners connects n clients, each of which sends setup (if not
-// empty) and then the frames of script in turn, one every period (the
-// clients' phases spread over the period), until stopped.
-func startChurners(t testing.TB, url string, n int, period time.Duration, setup string, script ...string) func() {
-	t.Helper()
-	var cs []*churner
-	for i := 0; i < n; i++ {
-		conn, _, err := websocket.DefaultDialer.Dial(url, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if setup != "" {
-			// The setup done (the server answers the ping after it) before
-			// the measurement.
-			for _, m := range []string{setup, `{"type":"ping"}`} {
-				if err := conn.WriteMessage(websocket.TextMessage, []byte(m)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for {
-				_ = conn.SetReadDeadline(time.Now().Add(wait))
-				_, b, err := conn.ReadMessage()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if strings.Contains(string(b), `"type":"pong"`) {
-					break
-				}
-			}
-			_ = conn.SetReadDeadline(time.Time{})
-		}
-		phase := period * time.Duration(i) / time.Duration(n)
-		c := &churner{conn: conn, stop: make(chan struct{})}
-		cs = append(cs, c)
-		c.wg.Add(2)
-		go func() {
-			defer c.wg.Done()
-			for {
-				_, r, err := conn.NextReader()
-				if err != nil {
-					return
-				}
-				if _, err := io.Copy(io.Discard, r); err != nil {
-					return
-				}
-			}
-		}()
-		go func() {
-			defer c.wg.Done()
-			select { // spread the clients over the period
-			case <-c.stop:
-				return
-			case <-time.After(phase):
-			}
-			tick := time.NewTicker(period)
-			defer tick.Stop()
-			for k := 0; ; k++ {
-				select {
-				case <-c.stop:
-					return
-				case <-tick.C:
-				}
-				if err := conn.WriteMessage(websocket.TextMessage, []byte(script[k%len(script)])); err != nil {
-					return
-				}
-			}
-		}()
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			for _, c := range cs {
-				close(c.stop)
-			}
-			for _, c := range cs {
-				_ = c.conn.Close()
-				c.wg.Wait()
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
 // Scripts of the churning clients.
 var (
 	// churnMarketData toggles the legacy marketData channel: every subscribe
@@ -257,7 +160,7 @@ func runIsolation(t testing.TB, h *harness, n int, start func() (stop func())) i
 func churnMarketDataScenario(t testing.TB) (*harness, func() func()) {
 	h := start(t, nil)
 	h.rememberTickers(t, isolationKeys)
-	return h, func() func() { return startChurners(t, h.url, 4, 50*time.Millisecond, "", churnMarketData...) }
+	return h, func() func() { return wstest.StartChurners(t, h.url, 4, 50*time.Millisecond, "", churnMarketData...) }
 }
 
 func getStatsScenario(t testing.TB, clients int) (*harness, func() func()) {
@@ -268,7 +171,7 @@ func getStatsScenario(t testing.TB, clients int) (*harness, func() func()) {
 	period := time.Duration(float64(l.StatsCost) * float64(time.Second) / l.MessageRate)
 	// Subscribed to nothing that is published: they only ask for STATS.
 	setup := `{"type":"subscribe","payload":{"exchange":["none"]}}`
-	return h, func() func() { return startChurners(t, h.url, clients, period, setup, churnGetStats...) }
+	return h, func() func() { return wstest.StartChurners(t, h.url, clients, period, setup, churnGetStats...) }
 }
 
 // BenchmarkIsolationChurn: with 50,000 remembered tickers, 4 clients toggle
