@@ -181,7 +181,13 @@ func (u *upstream) serve(ctx *fasthttp.RequestCtx) {
 	case stream != nil:
 		req.SetBodyStream(&limitReader{r: stream, left: u.maxBody}, cl)
 	default:
-		req.SetBodyRaw(ctx.Request.Body())
+		body := ctx.Request.Body()
+		if len(body) > u.maxBody {
+			u.active.Add(-1)
+			u.failErr(ctx, errUpstreamBodyTooLarge)
+			return
+		}
+		req.SetBodyRaw(body)
 	}
 
 	resp := fasthttp.AcquireResponse()
