@@ -85,6 +85,18 @@ func TestUpstreamAndStaticConfig(t *testing.T) {
 	}
 }
 
+func TestShippedUpstreamConfigIsTheDefault(t *testing.T) {
+	shipped, err := proxy.LoadConfig("../config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var def proxy.Config
+	def.ApplyDefaults()
+	if shipped.Upstream != def.Upstream || shipped.Static != def.Static || def.Upstream.URL != "" || def.Static.Dir != "" {
+		t.Fatalf("config.yaml %+v %+v, defaults %+v %+v (both off)", shipped.Upstream, shipped.Static, def.Upstream, def.Static)
+	}
+}
+
 func TestUpstreamAndStaticConfigErrors(t *testing.T) {
 	empty := t.TempDir()
 	for _, tc := range []struct{ name, yaml, want string }{
