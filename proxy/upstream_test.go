@@ -362,6 +362,12 @@ func TestUpstreamHeaders(t *testing.T) {
 			t.Errorf("client received hop-by-hop %s: %q", name, v)
 		}
 	}
+	if r := f.do(t, "HEAD", "/x/y", ""); r.status != 200 || r.body != "" || r.header.Get("Content-Type") != "application/json" {
+		t.Errorf("HEAD = %d %q %q, want the upstream's headers and no body", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	if r := f.do(t, "GET", "/x/y", ""); r.status != 200 || !strings.Contains(r.body, `"path":"/base/x/y"`) {
+		t.Errorf("GET after HEAD on the same connection = %d %s", r.status, r.body)
+	}
 }
 
 func TestUpstreamEventStreamOneByOne(t *testing.T) {
@@ -656,5 +662,66 @@ func TestUpstreamShutdownEndsStreams(t *testing.T) {
 	case <-ended:
 	case <-time.After(wait):
 		t.Fatal("event stream still open after shutdown")
+	}
+}
+
+// TestUpstreamKeepsIngestBounded: with an upstream, request bodies are
+// streamed, and wsproxy's own body-reading route (ingest) still gets its
+// body whole, chunked or not, and still refuses one past the server limit.
+func TestUpstreamKeepsIngestBounded(t *testing.T) {
+	up := newCollector(t)
+	b, err := proxy.BuildSources(proxy.SourcesConfig{Ingest: dataflow.IngestConfig{Enabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, host := serve(t, proxy.Config{Upstream: proxy.UpstreamConfig{URL: up.srv.URL}}, b.Ingest, b.All...)
+	wstest.Eventually(t, wait, "ingest running", func() bool { return b.Ingest.Stats().Connected })
+	c := wstest.Dial(t, "ws://"+host+"/ws")
+	c.NextOfType(t, "welcome", wait)
+	url := "http://" + host + proxy.IngestPath
+	client := &http.Client{Timeout: 2 * wait}
+
+	body := mdJSON("binance", "trade", "BTC/USDT", 1) + "\n" + mdJSON("binance", "trade", "BTC/USDT", 2) + "\n"
+	pr, pw := io.Pipe()
+	go func() { _, _ = io.WriteString(pw, body); _ = pw.Close() }()
+	resp, err := client.Post(url, "application/x-ndjson", pr) // chunked: no length
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(got), `"accepted":2`) {
+		t.Fatalf("chunked ingest = %d %s", resp.StatusCode, got)
+	}
+	for i := 1; i <= 2; i++ {
+		if m := c.NextOfType(t, "trade", wait); m.Str("payload", "data", "seq") != strconv.Itoa(i) {
+			t.Fatalf("trade %d: %s", i, m.Raw)
+		}
+	}
+	if code, resp := httpDo(t, "POST", url, body); code != 200 || !strings.Contains(string(resp), `"accepted":2`) {
+		t.Fatalf("ingest with a length = %d %s", code, resp)
+	}
+	// Over the server's 8 MiB: refused once fasthttp's first 8 KiB are in,
+	// before the rest is read (only 16 KiB are ever sent), never forwarded.
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(wait))
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", proxy.IngestPath, 9<<20)
+	if _, err := conn.Write(make([]byte, 16<<10)); err != nil {
+		t.Fatal(err)
+	}
+	big, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("9 MiB ingest declared, 16 KiB sent: no answer (%v)", err)
+	}
+	big.Body.Close()
+	if big.StatusCode != 413 {
+		t.Fatalf("9 MiB ingest = %d, want 413", big.StatusCode)
+	}
+	if n := up.hitCount(proxy.IngestPath); n != 0 {
+		t.Fatalf("ingest reached the upstream %d times", n)
 	}
 }
