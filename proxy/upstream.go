@@ -40,6 +40,8 @@ type UpstreamStats struct {
 	Errors map[string]uint64 `json:"errors"`
 }
 
+var http11 = []byte("HTTP/1.1")
+
 // errUpstreamBodyTooLarge ends a streamed request body past max_body_bytes.
 var errUpstreamBodyTooLarge = errors.New("proxy: request body exceeds upstream.max_body_bytes")
 
@@ -168,6 +170,7 @@ func (u *upstream) serve(ctx *fasthttp.RequestCtx) {
 	ctx.Request.Header.CopyTo(&req.Header)
 	dropHopHeaders(&req.Header, connection)
 	req.Header.ResetConnectionClose()
+	req.Header.SetProtocolBytes(http11) // whatever the client spoke, this hop is HTTP/1.1
 	uri := req.URI()
 	uri.SetScheme(u.scheme)
 	uri.SetHost(u.host)
@@ -203,6 +206,7 @@ func (u *upstream) serve(ctx *fasthttp.RequestCtx) {
 	resp.Header.CopyTo(&ctx.Response.Header)
 	dropHopHeaders(&ctx.Response.Header, connection)
 	ctx.Response.Header.ResetConnectionClose()
+	ctx.Response.Header.SetProtocol(http11) // not the upstream's: this hop is the server's
 
 	body := resp.BodyStream()
 	if body == nil { // HEAD, 204, 304: headers only

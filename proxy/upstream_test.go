@@ -739,3 +739,42 @@ func TestUpstreamKeepsIngestBounded(t *testing.T) {
 		t.Fatalf("ingest reached the upstream %d times", n)
 	}
 }
+
+// TestUpstreamHTTP10 has an upstream that answers HTTP/1.0 with a body
+// ended by closing the connection: the client still gets an HTTP/1.1
+// answer with the whole body.
+func TestUpstreamHTTP10(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(wait))
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err != nil {
+					return
+				}
+				_, _ = io.WriteString(conn, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"+strings.Repeat("old server ", 1000))
+			}()
+		}
+	}()
+	f := startFront(t, func(c *proxy.Config) { c.Upstream.URL = "http://" + ln.Addr().String() })
+	for range 2 {
+		resp, err := f.http.Get(f.base + "/api/stats")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.Proto != "HTTP/1.1" || resp.StatusCode != 200 || string(b) != strings.Repeat("old server ", 1000) {
+			t.Fatalf("%s %d, %d bytes (%v)", resp.Proto, resp.StatusCode, len(b), err)
+		}
+	}
+}
