@@ -145,6 +145,18 @@ func newCollector(t testing.TB) *collector {
 			}
 		}
 	})
+	mux.HandleFunc("GET /api/stats/twenty", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 20 {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	})
 	mux.HandleFunc("/api/slow", func(w http.ResponseWriter, r *http.Request) {
 		c.inFlight.Add(1)
 		defer c.inFlight.Add(-1)
@@ -776,5 +788,48 @@ func TestUpstreamHTTP10(t *testing.T) {
 		if err != nil || resp.Proto != "HTTP/1.1" || resp.StatusCode != 200 || string(b) != strings.Repeat("old server ", 1000) {
 			t.Fatalf("%s %d, %d bytes (%v)", resp.Proto, resp.StatusCode, len(b), err)
 		}
+	}
+}
+
+// TestUpstreamStreamTimeouts: response_timeout bounds the wait for the
+// headers only, so a stream outlives it; idle_timeout cuts a stream that
+// stays silent, counted as aborted.
+func TestUpstreamStreamTimeouts(t *testing.T) {
+	up := newCollector(t)
+	f := startFront(t, func(c *proxy.Config) {
+		c.Upstream.URL = up.srv.URL
+		c.Upstream.ResponseTimeout = 200 * time.Millisecond // the stream below lasts 1 s
+		c.Upstream.IdleTimeout = 300 * time.Millisecond
+	})
+	resp, err := f.stream.Get(f.base + "/api/stats/twenty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || strings.Count(string(b), "data: ") != 20 {
+		t.Fatalf("stream longer than response_timeout: %d events (%v)", strings.Count(string(b), "data: "), err)
+	}
+
+	resp, err = f.stream.Get(f.base + "/api/stats/forever") // one event, then silence
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(resp.Body); ended <- string(b) }()
+	select {
+	case got := <-ended:
+		if got != "data: first\n\n" {
+			t.Fatalf("silent stream delivered %q", got)
+		}
+	case <-time.After(wait):
+		t.Fatal("a silent stream outlived idle_timeout")
+	}
+	resp.Body.Close()
+	if got := f.metric(t, `wsproxy_upstream_errors_total{reason="aborted"}`); got != "1" {
+		t.Fatalf(`errors{reason="aborted"} = %q, want 1`, got)
+	}
+	if got := f.metric(t, "wsproxy_upstream_active"); got != "0" {
+		t.Fatalf("wsproxy_upstream_active = %q after every stream ended", got)
 	}
 }
