@@ -833,3 +833,27 @@ func TestUpstreamStreamTimeouts(t *testing.T) {
 		t.Fatalf("wsproxy_upstream_active = %q after every stream ended", got)
 	}
 }
+
+// TestUpstreamOwnedPathsWithoutTheirRoutes: when admin.listen moves the
+// admin API, /metrics and the probes off the main listener (no route
+// registered here), their paths still are not forwarded.
+func TestUpstreamOwnedPathsWithoutTheirRoutes(t *testing.T) {
+	up := newCollector(t)
+	h := start(t, func(c *proxy.Config) { c.Upstream.URL = up.srv.URL })
+	base := "http://" + h.srv.Addr().String()
+	for _, path := range []string{"/metrics", "/livez", "/readyz", "/api/websocket/stats", "/api/websocket", proxy.IngestPath} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 || up.hitCount(path) != 0 {
+			t.Errorf("GET %s = %d, upstream hits %d; want 404 from wsproxy", path, resp.StatusCode, up.hitCount(path))
+		}
+	}
+	if resp, err := http.Get(base + "/api/stats"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/api/stats: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+}
