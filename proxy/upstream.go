@@ -68,9 +68,10 @@ type upstream struct {
 	active   atomic.Int64
 	errs     [5]atomic.Uint64 // by index in UpstreamReasons
 
-	mu      sync.Mutex
-	streams map[*upstreamBody]struct{}
-	closed  bool
+	mu       sync.Mutex
+	streams  map[*upstreamBody]struct{}
+	closed   bool
+	stopping atomic.Bool // streams ended by shutdown are not "aborted"
 }
 
 func newUpstream(cfg UpstreamConfig, writeTimeout time.Duration, log zerolog.Logger) (*upstream, error) {
@@ -321,6 +322,7 @@ func (u *upstream) track(b *upstreamBody) bool {
 // closeStreams ends every response still streaming (shutdown: fasthttp
 // waits for them otherwise) and refuses new ones.
 func (u *upstream) closeStreams() {
+	u.stopping.Store(true)
 	u.mu.Lock()
 	u.closed = true
 	bodies := make([]*upstreamBody, 0, len(u.streams))
@@ -351,7 +353,7 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		_ = b.conn.SetWriteDeadline(time.Now().Add(b.u.writeTimeout))
 	}
-	if err != nil && !errors.Is(err, io.EOF) && !b.aborted.Swap(true) {
+	if err != nil && !errors.Is(err, io.EOF) && !b.u.stopping.Load() && !b.aborted.Swap(true) {
 		b.u.count(UpstreamAborted)
 	}
 	return n, err

@@ -689,6 +689,9 @@ func TestUpstreamShutdownEndsStreams(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("event stream still open after shutdown")
 	}
+	if st := f.srv.UpstreamStats(); st.Errors[proxy.UpstreamAborted] != 0 || st.Active != 0 {
+		t.Fatalf("after shutdown: %+v (a stream ended by shutdown is not aborted)", st)
+	}
 }
 
 // TestUpstreamKeepsIngestBounded: with an upstream, request bodies are
