@@ -6,6 +6,7 @@ package natstest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -159,19 +160,30 @@ func CreateStream(t testing.TB, js jetstream.JetStream, cfg jetstream.StreamConf
 
 // Publish publishes body to subj on JetStream, retrying (with one message
 // ID, so that the server stores it once) until it is acknowledged or the
-// deadline passes; it rides out a server restart.
+// deadline passes; it rides out a server restart. It returns the stream
+// sequence.
 func Publish(t testing.TB, js jetstream.JetStream, subj, id string, body []byte) uint64 {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	seq, err := TryPublish(js, subj, id, body, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
+
+// TryPublish is Publish for goroutines other than the test's: it returns
+// the error instead of failing the test.
+func TryPublish(js jetstream.JetStream, subj, id string, body []byte, timeout time.Duration) (uint64, error) {
+	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		ack, err := js.Publish(ctx, subj, body, jetstream.WithMsgID(id))
 		cancel()
 		if err == nil {
-			return ack.Sequence
+			return ack.Sequence, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("publish %s to %s: %v", id, subj, err)
+			return 0, fmt.Errorf("natstest: publish %s to %s: %w", id, subj, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
