@@ -14,7 +14,7 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 # The NATS and JetStream tests start their own nats-server (Debian's
 # package) on a free port with a temporary store; install it when absent.
-if ! command -v nats-server >/dev/null 2>&1; then
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
   echo "test.sh: nats-server not found: installing it (apt-get install -y nats-server)"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
   if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq nats-server; } >/dev/null 2>&1; then

@@ -27,6 +27,7 @@ import (
 type Server struct {
 	// URL is nats://127.0.0.1:<port>; it stays the same across restarts.
 	URL  string
+	bin  string
 	port int
 	dir  string
 	cmd  *exec.Cmd
@@ -37,7 +38,8 @@ type Server struct {
 // installs Debian's package).
 func Start(t testing.TB) *Server {
 	t.Helper()
-	if _, err := exec.LookPath("nats-server"); err != nil {
+	bin := serverBinary()
+	if bin == "" {
 		t.Skip("SKIPPED: nats-server is not installed; scripts/test.sh installs it — this test needs its own NATS server")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -46,7 +48,7 @@ func Start(t testing.TB) *Server {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	s := &Server{URL: "nats://127.0.0.1:" + strconv.Itoa(port), port: port, dir: t.TempDir()}
+	s := &Server{URL: "nats://127.0.0.1:" + strconv.Itoa(port), bin: bin, port: port, dir: t.TempDir()}
 	s.start(t)
 	t.Cleanup(func() {
 		s.kill()
@@ -57,9 +59,21 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// serverBinary finds nats-server on PATH or where Debian installs it
+// (/usr/sbin, not on every user's PATH); "" when it is not installed.
+func serverBinary() string {
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/sbin/nats-server"); err == nil {
+		return "/usr/sbin/nats-server"
+	}
+	return ""
+}
+
 func (s *Server) start(t testing.TB) {
 	t.Helper()
-	s.cmd = exec.Command("nats-server", "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(s.port),
+	s.cmd = exec.Command(s.bin, "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(s.port),
 		"-sd", filepath.Join(s.dir, "store"), "-l", filepath.Join(s.dir, "nats.log"))
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start nats-server: %v", err)
