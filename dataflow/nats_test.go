@@ -302,6 +302,33 @@ func TestJetStreamTrimmedGapReported(t *testing.T) {
 		!strings.Contains(logs.String(), `"from_sequence":11,"to_sequence":40`) {
 		t.Fatalf("%d gap log lines:\n%s", n, logs.String())
 	}
+
+	// A message deleted from the middle of what the source has not read yet
+	// is a gap too.
+	relay.SetDown(true)
+	relay.Cut()
+	eventually(t, "second cut noticed", func() bool { return !src.Stats().Connected })
+	for i := 61; i <= 70; i++ {
+		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
+	}
+	stream, err := js.Stream(context.Background(), "MD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.DeleteMsg(context.Background(), 65); err != nil {
+		t.Fatal(err)
+	}
+	relay.SetDown(false)
+	eventually(t, "resumed after the deleted message", func() bool { return s.len() == 39 })
+	got = s.seqs(t)
+	wantSeqs(t, got[30:34], 61, 64)
+	wantSeqs(t, got[34:], 66, 70)
+	if st := src.Stats(); st.Gaps != 2 || !strings.Contains(st.LastGap, "sequences 65..65") {
+		t.Fatalf("stats = %+v", st)
+	}
+	if n := strings.Count(logs.String(), "jetstream gap"); n != 2 {
+		t.Fatalf("%d gap log lines:\n%s", n, logs.String())
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes.
