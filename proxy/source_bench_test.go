@@ -188,7 +188,7 @@ func cpuTime() time.Duration {
 // the dispatcher has forwarded them. Reported: msgs/s of wall time, msgs
 // per CPU-second of this process (the source, its client library and the
 // dispatcher, i.e. per core), and the share lost (dropped by the source or
-// its library). Run with
+// its library, or never received). Run with
 //
 //	go test -run '^$' -bench SourceIngest -benchtime 200000x ./proxy
 func BenchmarkSourceIngest(b *testing.B) {
@@ -228,11 +228,21 @@ func BenchmarkSourceIngest(b *testing.B) {
 			}
 			cpu := cpuTime() - cpu0
 			wall := end.Sub(start)
-			fwd := srv.Stats().Dataflow.MessagesForwarded
+			st := srv.Stats()
+			fwd, s := st.Dataflow.MessagesForwarded, st.Dataflow.Sources[0]
+			pct := func(n uint64) float64 { return 100 * float64(n) / float64(b.N) }
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(float64(fwd)/wall.Seconds(), "msgs/s")
 			b.ReportMetric(float64(fwd)/cpu.Seconds(), "msgs/cpu-s")
-			b.ReportMetric(100*float64(uint64(b.N)-min(fwd, uint64(b.N)))/float64(b.N), "lost-%")
+			// Lost: counted by the source (dispatcher full, client library
+			// buffer overflow), or never received (the server cut or
+			// starved the subscriber).
+			b.ReportMetric(pct(s.Dropped), "dropped-%")
+			b.ReportMetric(pct(st.Dataflow.Dropped), "dispatch-full-%")
+			b.ReportMetric(pct(uint64(b.N)-min(uint64(b.N), s.Received+s.Dropped)), "unreceived-%")
+			if s.LastError != "" {
+				b.Logf("%s: %s", kind, s.LastError)
+			}
 		})
 	}
 }
