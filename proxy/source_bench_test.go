@@ -239,6 +239,7 @@ func BenchmarkSourceIngest(b *testing.B) {
 			// starved the subscriber).
 			b.ReportMetric(pct(s.Dropped), "dropped-%")
 			b.ReportMetric(pct(st.Dataflow.Dropped), "dispatch-full-%")
+			b.ReportMetric(float64(s.SlowConsumer), "slow-events")
 			b.ReportMetric(pct(uint64(b.N)-min(uint64(b.N), s.Received+s.Dropped)), "unreceived-%")
 			if s.LastError != "" {
 				b.Logf("%s: %s", kind, s.LastError)
