@@ -50,7 +50,7 @@ type SourceStatus struct {
 	LastReject string `json:"lastReject,omitempty"`
 	// SlowConsumer counts the client library's slow-consumer events (its
 	// pending buffer overflowed; the messages it dropped are in Dropped).
-	// NATS only.
+	// NATS and JetStream only.
 	SlowConsumer uint64 `json:"slowConsumer,omitempty"`
 	// Gaps counts the times messages were lost before the source could read
 	// them (a stream trimmed past its position); LastGap says which. Sources

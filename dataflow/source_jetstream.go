@@ -185,7 +185,7 @@ func (j *JetStream) Run(ctx context.Context, sink Sink) error {
 func (j *JetStream) session(ctx context.Context, sink Sink, pos *position, bo *Backoff) error {
 	conn, err := dialNATS(natsConnOptions{url: j.cfg.URL, name: j.cfg.Name, user: j.cfg.User,
 		password: j.cfg.Password, token: j.cfg.Token, connectTimeout: j.cfg.ConnectTimeout,
-		pingInterval: j.cfg.PingInterval}, func(_ *nats.Subscription, err error) { j.c.fail(fmt.Errorf("jetstream: %w", err)) })
+		pingInterval: j.cfg.PingInterval}, j.async)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
@@ -222,6 +222,15 @@ func (j *JetStream) session(ctx context.Context, sink Sink, pos *position, bo *B
 			return ctx.Err()
 		}
 	}
+}
+
+// async handles the library's asynchronous errors.
+func (j *JetStream) async(_ *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrSlowConsumer) {
+		j.c.slowConsumer.Add(1)
+		return
+	}
+	j.c.fail(fmt.Errorf("jetstream: %w", err))
 }
 
 // consumer creates an ephemeral consumer starting at pos and reports a gap
