@@ -331,6 +331,44 @@ func TestJetStreamTrimmedGapReported(t *testing.T) {
 	}
 }
 
+// TestJetStreamStreamRecreated: a stream deleted and created again (its
+// sequences start over) while the source is cut off is read from its first
+// message, not from the old position.
+func TestJetStreamStreamRecreated(t *testing.T) {
+	srv, js := jsSetup(t, jetstream.StreamConfig{})
+	relay := natstest.NewRelay(t, srv.URL)
+	src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD",
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{}
+	run(t, src, s)
+	eventually(t, "connected", func() bool { return src.Stats().Connected })
+	for i := 1; i <= 30; i++ {
+		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
+	}
+	eventually(t, "30 delivered", func() bool { return s.len() == 30 })
+	relay.SetDown(true)
+	relay.Cut()
+	eventually(t, "cut noticed", func() bool { return !src.Stats().Connected })
+	if err := js.DeleteStream(context.Background(), "MD"); err != nil {
+		t.Fatal(err)
+	}
+	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: "MD", Subjects: []string{"md.>"}, Storage: jetstream.FileStorage})
+	for i := 31; i <= 40; i++ { // sequences 1..10 of the new stream
+		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
+	}
+	relay.SetDown(false)
+	eventually(t, "the new stream's messages", func() bool { return s.len() == 40 })
+	natstest.Publish(t, js, "md.trade.binance", "41", []byte(msg(41)))
+	eventually(t, "live again", func() bool { return s.len() == 41 })
+	wantSeqs(t, s.seqs(t), 1, 41)
+	if st := src.Stats(); st.Sequence != 11 || st.Gaps != 0 {
+		t.Fatalf("stats = %+v", st)
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for concurrent writes.
 type syncBuffer struct {
 	mu sync.Mutex

@@ -154,7 +154,8 @@ func (j *JetStream) Sequence() uint64 { return j.c.sequence.Load() }
 
 // position is where the next consumer starts; it is owned by Run.
 type position struct {
-	next uint64 // the next stream sequence wanted; 0 while unresolved
+	next    uint64    // the next stream sequence wanted; 0 while unresolved
+	created time.Time // creation time of the stream read; zero before the first consumer
 }
 
 // Run implements Source.
@@ -255,6 +256,22 @@ func (j *JetStream) consumer(ctx context.Context, js jetstream.JetStream, pos *p
 	default:
 		cc.FilterSubjects = j.cfg.Subjects
 	}
+	info := st.CachedInfo()
+	switch {
+	case !pos.created.IsZero() && !info.Created.Equal(pos.created):
+		// Deleted and created again: its sequences started over, and
+		// everything it holds is new to us.
+		j.log.get().Warn().Str("stream", j.cfg.Stream).Uint64("next_sequence", pos.next).
+			Msg("jetstream stream was recreated: reading it from its first message")
+		pos.next = 1
+	case pos.next > 1 && info.State.LastSeq+1 < pos.next:
+		// The server lost messages it had stored (a store damaged by a
+		// crash): what it stores from now on would otherwise be skipped.
+		j.log.get().Warn().Str("stream", j.cfg.Stream).Uint64("next_sequence", pos.next).Uint64("last_sequence", info.State.LastSeq).
+			Msg("jetstream stream went back behind our position: reading on from its last message")
+		pos.next = info.State.LastSeq + 1
+	}
+	pos.created = info.Created
 	switch {
 	case pos.next > 0:
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos.next
@@ -265,7 +282,7 @@ func (j *JetStream) consumer(ctx context.Context, js jetstream.JetStream, pos *p
 		// "new" becomes a concrete sequence before the first consumer:
 		// were it asked again after a reconnect, messages stored meanwhile
 		// would be skipped.
-		pos.next = st.CachedInfo().State.LastSeq + 1
+		pos.next = info.State.LastSeq + 1
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, pos.next
 	}
 	cons, err := st.CreateConsumer(rctx, cc)
