@@ -369,6 +369,56 @@ func TestJetStreamStreamRecreated(t *testing.T) {
 	}
 }
 
+// TestNATSSourcesNoticeSilentNetworkLoss: the network between the proxy and
+// the server silently loses everything (no connection is closed); pings
+// (both sources) and pull heartbeats (JetStream) notice, the sources
+// reconnect once the network is back, and JetStream loses nothing stored
+// meanwhile.
+func TestNATSSourcesNoticeSilentNetworkLoss(t *testing.T) {
+	srv, js := jsSetup(t, jetstream.StreamConfig{})
+	relay := natstest.NewRelay(t, srv.URL)
+	core, err := dataflow.NewNATS(dataflow.NATSConfig{URL: relay.URL, Subjects: []string{"core.>"},
+		PingInterval: 200 * time.Millisecond, ConnectTimeout: 500 * time.Millisecond,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsrc, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD",
+		Heartbeat: 500 * time.Millisecond, PingInterval: time.Minute, ConnectTimeout: 500 * time.Millisecond,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, jsink := &sink{}, &sink{}
+	run(t, core, cs)
+	run(t, jsrc, jsink)
+	eventually(t, "connected", func() bool { return core.Stats().Connected && jsrc.Stats().Connected })
+	for i := 1; i <= 10; i++ {
+		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
+	}
+	eventually(t, "10 delivered", func() bool { return jsink.len() == 10 })
+	relay.Stall(true)
+	for i := 11; i <= 20; i++ {
+		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
+	}
+	eventually(t, "silent loss noticed", func() bool { return !core.Stats().Connected && !jsrc.Stats().Connected })
+	relay.Cut() // the held connections are gone for good
+	relay.Stall(false)
+	eventually(t, "reconnected", func() bool { return core.Stats().Connected && jsrc.Stats().Connected })
+	natstest.Publish(t, js, "md.trade.binance", "21", []byte(msg(21)))
+	eventually(t, "21 delivered", func() bool { return jsink.len() == 21 })
+	wantSeqs(t, jsink.seqs(t), 1, 21)
+	nc := srv.Conn(t)
+	eventually(t, "core NATS delivers again", func() bool {
+		_ = nc.Publish("core.trade.binance", []byte(msg(1)))
+		_ = nc.FlushTimeout(100 * time.Millisecond)
+		return cs.len() > 0
+	})
+	if st := jsrc.Stats(); st.LastError == "" || st.Gaps != 0 {
+		t.Fatalf("jetstream stats = %+v", st)
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for concurrent writes.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -475,6 +525,10 @@ func TestNATSSourceConfigErrors(t *testing.T) {
 		}},
 		{"jetstream zero sequence", "sources.jetstream.start", func() error {
 			_, err := dataflow.NewJetStream(dataflow.JetStreamConfig{Start: "0"})
+			return err
+		}},
+		{"jetstream heartbeat too short", "sources.jetstream.heartbeat", func() error {
+			_, err := dataflow.NewJetStream(dataflow.JetStreamConfig{Heartbeat: 100 * time.Millisecond})
 			return err
 		}},
 		{"jetstream bad stream", "sources.jetstream.stream", func() error {

@@ -41,8 +41,9 @@ type JetStreamConfig struct {
 	// BatchSize is how many messages one pull request asks for (what the
 	// client buffers at most). 0: 512.
 	BatchSize int `yaml:"batch_size"`
-	// Heartbeat is the idle heartbeat of pull requests; two missed ones
-	// make the source recreate its consumer. 0: 5s.
+	// Heartbeat is the idle heartbeat of pull requests, 500ms to 15s; two
+	// missed ones make the source recreate its consumer (a silent network
+	// is noticed within about twice this). 0: 5s.
 	Heartbeat time.Duration `yaml:"heartbeat"`
 	// ConnectTimeout bounds one connection attempt and each JetStream API
 	// request. 0: 5s.
@@ -118,6 +119,9 @@ func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
 	}
 	if err := checkSubjects("sources.jetstream.subjects", cfg.Subjects); err != nil {
 		return nil, err
+	}
+	if cfg.Heartbeat < 500*time.Millisecond || cfg.Heartbeat > 15*time.Second {
+		return nil, fmt.Errorf("%w: sources.jetstream.heartbeat %s: want 500ms to 15s", ErrConfig, cfg.Heartbeat)
 	}
 	j := &JetStream{cfg: cfg}
 	switch start := strings.TrimSpace(cfg.Start); {

@@ -7,7 +7,6 @@ package natstest
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -211,9 +210,11 @@ type Relay struct {
 	target string
 	ln     net.Listener
 
-	mu    sync.Mutex
-	conns []net.Conn
-	down  bool
+	mu      sync.Mutex
+	flowing *sync.Cond // signalled when stalled turns false
+	conns   []net.Conn
+	down    bool
+	stalled bool
 }
 
 // NewRelay listens on a free port and forwards every connection to target
@@ -228,8 +229,9 @@ func NewRelay(t testing.TB, target string) *Relay {
 		t.Fatal(err)
 	}
 	r := &Relay{URL: "nats://" + ln.Addr().String(), target: target, ln: ln}
+	r.flowing = sync.NewCond(&r.mu)
 	go r.accept()
-	t.Cleanup(func() { _ = ln.Close(); r.Cut() })
+	t.Cleanup(func() { _ = ln.Close(); r.Stall(false); r.Cut() })
 	return r
 }
 
@@ -262,15 +264,43 @@ func (r *Relay) accept() {
 		r.mu.Lock()
 		r.conns = append(r.conns, c, up)
 		r.mu.Unlock()
-		go pipe(c, up)
-		go pipe(up, c)
+		go r.pipe(c, up)
+		go r.pipe(up, c)
 	}
 }
 
-func pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src) // ends with a cut or a closed peer
+func (r *Relay) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			r.mu.Lock()
+			for r.stalled {
+				r.flowing.Wait()
+			}
+			r.mu.Unlock()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break // a cut or a closed peer
+		}
+	}
 	_ = dst.Close()
 	_ = src.Close()
+}
+
+// Stall(true) stops forwarding bytes without closing anything: a network
+// that silently loses every packet, which only timeouts can tell. Stall(false)
+// forwards again what was held.
+func (r *Relay) Stall(on bool) {
+	r.mu.Lock()
+	r.stalled = on
+	r.mu.Unlock()
+	if !on {
+		r.flowing.Broadcast()
+	}
 }
 
 // SetDown(true) makes the relay close every new connection at once (the
