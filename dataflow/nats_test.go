@@ -419,6 +419,30 @@ func TestNATSSourcesNoticeSilentNetworkLoss(t *testing.T) {
 	}
 }
 
+// TestJetStreamMissingStream: a stream that does not exist (yet) is a
+// source error naming it, retried until the collector creates the stream.
+func TestJetStreamMissingStream(t *testing.T) {
+	srv := natstest.Start(t)
+	src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: srv.URL, Stream: "LATER", Start: "first",
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{}
+	run(t, src, s)
+	eventually(t, "error naming the stream", func() bool {
+		st := src.Stats()
+		return !st.Connected && strings.Contains(st.LastError, "stream LATER") && strings.Contains(st.LastError, "not found")
+	})
+	js := srv.JetStream(t)
+	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: "LATER", Subjects: []string{"later.>"}})
+	natstest.Publish(t, js, "later.trade.binance", "1", []byte(msg(1)))
+	eventually(t, "delivered once the stream exists", func() bool { return s.len() == 1 })
+	if !src.Stats().Connected {
+		t.Fatalf("stats = %+v", src.Stats())
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for concurrent writes.
 type syncBuffer struct {
 	mu sync.Mutex
