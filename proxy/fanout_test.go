@@ -126,8 +126,10 @@ func TestFanOutAllocatesNothingPerRecipient(t *testing.T) {
 	})
 	// The frame and its bytes are 2 allocations; writers are goroutines
 	// started from a pre-bound func value. Allow slack for the runtime
-	// growing its goroutine free list, far below one per recipient.
-	if allocs > 10 {
+	// growing its goroutine free list (on a busy machine writers of the
+	// previous message may still be running, so new goroutines are made),
+	// still a tenth of one per recipient.
+	if allocs > 100 {
 		t.Fatalf("%.0f allocations to fan one message out to 1000 recipients", allocs)
 	}
 	t.Logf("%.1f allocations per fan-out to 1000 recipients (%.4f per recipient)", allocs, allocs/1000)
@@ -186,7 +188,10 @@ func TestParallelFanOutAllocatesPerChunkNotPerRecipient(t *testing.T) {
 		d.Dispatch(benchMsg)
 		drain(t, p)
 	})
-	if allocs > 100 {
+	// As above: slack for writer goroutines made while the previous
+	// message's are still running on a busy machine; a tenth of one per
+	// recipient.
+	if allocs > n/10 {
 		t.Fatalf("%.0f allocations to fan one message out to %d recipients in parallel", allocs, n)
 	}
 	t.Logf("%.1f allocations per parallel fan-out to %d recipients (%.4f per recipient)", allocs, n, allocs/n)
