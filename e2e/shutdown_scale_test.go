@@ -57,7 +57,17 @@ func TestSIGTERMAtScaleUnderSaturation(t *testing.T) {
 				if i >= n || dialErr.Load() != nil {
 					return
 				}
-				conn, _, err := d.Dial(p.url("/ws"), nil)
+				// A handshake may fail on a machine this busy (the server
+				// gives it limits.handshake_timeout): dial again, as a
+				// browser would, a few times.
+				var conn *websocket.Conn
+				var err error
+				for try := 0; try < 5; try++ {
+					if conn, _, err = d.Dial(p.url("/ws"), nil); err == nil {
+						break
+					}
+					time.Sleep(time.Duration(try+1) * 100 * time.Millisecond)
+				}
 				if err != nil {
 					dialErr.Store(&err)
 					return
