@@ -228,7 +228,7 @@ func (s *Server) Stats() Stats {
 }
 
 // Shutdown stops the sources and the listener and closes every client with
-// 1001 "Server shutdown", within ctx.
+// 1001 "Server shutting down", within ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
@@ -249,7 +249,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.http.ShutdownWithContext(ctx) }()
 	for _, c := range clients {
-		c.close(websocket.CloseGoingAway, "Server shutdown")
+		c.close(websocket.CloseGoingAway, "Server shutting down")
 	}
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); s.bg.Wait(); close(done) }()

@@ -178,7 +178,7 @@ func TestShutdownCloses1001(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl, _ := c.WaitClose(t, wait)
-	if cl.Code != websocket.CloseGoingAway || cl.Reason != "Server shutdown" {
+	if cl.Code != websocket.CloseGoingAway || cl.Reason != "Server shutting down" {
 		t.Fatalf("close %+v", cl)
 	}
 }
