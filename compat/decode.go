@@ -157,8 +157,8 @@ func DecodeClient(b []byte) (ClientMessage, *Error) {
 	}
 	if raw, ok := field(payload, "channel"); ok {
 		var ch string
-		if firstByte(raw) != '"' || json.Unmarshal(raw, &ch) != nil {
-			return ClientMessage{}, silentError(CodeInvalidFilter, `"payload.channel" must be a string`)
+		if firstByte(raw) != '"' || json.Unmarshal(raw, &ch) != nil || ch == "" {
+			return ClientMessage{}, silentError(CodeInvalidFilter, `"payload.channel" must be a non-empty string`)
 		}
 		msg.Channel = ch
 		return msg, nil

@@ -15,7 +15,7 @@ type LegacyStats struct {
 	Subscriptions LegacySubscriptions `json:"subscriptions"`
 	// Adapters is always empty: wsproxy has no exchange adapters (its
 	// sources are listed under dataflow.sources).
-	Adapters []struct{} `json:"adapters"`
+	Adapters []struct{}   `json:"adapters"`
 	Server   LegacyServer `json:"server"`
 }
 

@@ -150,10 +150,10 @@ func (r *RedisPubSub) session(ctx context.Context, rdb *redis.Client, sink Sink,
 }
 
 // channelExchange is the <exchange> of a channel named
-// market-data-<type>-<exchange>, the default exchange of a message on it
-// that names none; "" for other channel names.
+// [prefix]market-data-<type>-<exchange>, the default exchange of a message
+// on it that names none; "" for other channel names.
 func channelExchange(channel string) string {
-	rest, ok := strings.CutPrefix(channel, "market-data-")
+	_, rest, ok := strings.Cut(channel, "market-data-")
 	if !ok {
 		return ""
 	}

@@ -39,10 +39,12 @@ var Kept = []transcript.Kept{
 		Reason: "B's filter protocol (PROTOCOL.md); A ignored such frames without a reply",
 	},
 	{
-		Phases:  `^A-5\.1$`,
-		Missing: notData(func(f transcript.Frame) bool { return exch(f) == "binance" && sym(f) == "BTC/USDT" && typ(f) == "trade" }),
-		What:    "a filtered client gets only the messages its filter matches",
-		Reason:  "B's filter protocol; A ignored filters and broadcast everything",
+		Phases: `^A-5\.1$`,
+		Missing: notData(func(f transcript.Frame) bool {
+			return exch(f) == "binance" && sym(f) == "BTC/USDT" && typ(f) == "trade"
+		}),
+		What:   "a filtered client gets only the messages its filter matches",
+		Reason: "B's filter protocol; A ignored filters and broadcast everything",
 	},
 	{
 		Phases:  `^A-5\.5$`,

@@ -222,9 +222,9 @@ func (r *replay) send(c *client, rec Record) {
 	switch rec.Opcode {
 	case 1:
 		var v struct {
-			Text     *string `json:"text"`
-			Elided   bool    `json:"elided"`
-			Prefix   string  `json:"text_prefix"`
+			Text   *string `json:"text"`
+			Elided bool    `json:"elided"`
+			Prefix string  `json:"text_prefix"`
 		}
 		_ = json.Unmarshal(rec.Frame, &v)
 		var b []byte

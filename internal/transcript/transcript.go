@@ -20,15 +20,15 @@ import (
 
 // Record is one line of a transcript.
 type Record struct {
-	Dir    string          `json:"dir"`
-	Client int             `json:"client"`
-	TMs    float64         `json:"t_ms"`
-	Frame  json.RawMessage `json:"frame"`
-	Opcode int             `json:"opcode"`
-	Label  string          `json:"label"`
-	NonJSON bool           `json:"nonjson"`
-	Repeat int             `json:"repeat"`
-	Phase  string          `json:"phase"`
+	Dir     string          `json:"dir"`
+	Client  int             `json:"client"`
+	TMs     float64         `json:"t_ms"`
+	Frame   json.RawMessage `json:"frame"`
+	Opcode  int             `json:"opcode"`
+	Label   string          `json:"label"`
+	NonJSON bool            `json:"nonjson"`
+	Repeat  int             `json:"repeat"`
+	Phase   string          `json:"phase"`
 }
 
 // Phase is one phase of a scenario: a fresh server, fresh clients.
