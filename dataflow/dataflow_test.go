@@ -52,7 +52,9 @@ func TestDecodeLenientAsLegacy(t *testing.T) {
 		{"fractional timestamp passes through", `{"exchange":"b","symbol":"S","type":"trade","timestamp":1723190400000.5,"data":{}}`,
 			func(t *testing.T, md dataflow.MarketData, f string) { wantIn(t, f, `"timestamp":1723190400000.5}`) }, ""},
 		{"ISO timestamp passes through", `{"exchange":"b","symbol":"S","type":"trade","timestamp":"2024-08-09T08:00:00.000Z","data":{}}`,
-			func(t *testing.T, md dataflow.MarketData, f string) { wantIn(t, f, `"timestamp":"2024-08-09T08:00:00.000Z"}`) }, ""},
+			func(t *testing.T, md dataflow.MarketData, f string) {
+				wantIn(t, f, `"timestamp":"2024-08-09T08:00:00.000Z"}`)
+			}, ""},
 		{"missing timestamp is ISO now", `{"exchange":"b","symbol":"S","type":"trade","data":{}}`,
 			func(t *testing.T, md dataflow.MarketData, f string) {
 				if !iso.Match(md.TimestampRaw) {
@@ -66,17 +68,23 @@ func TestDecodeLenientAsLegacy(t *testing.T) {
 				}
 			}, ""},
 		{"null data is forwarded as null", `{"exchange":"b","symbol":"S","type":"trade","timestamp":1,"data":null}`,
-			func(t *testing.T, md dataflow.MarketData, f string) { wantIn(t, f, `"symbol":"S","data":null,"timestamp":1}`) }, ""},
+			func(t *testing.T, md dataflow.MarketData, f string) {
+				wantIn(t, f, `"symbol":"S","data":null,"timestamp":1}`)
+			}, ""},
 		{"missing data stays absent", `{"exchange":"b","symbol":"S","type":"trade","timestamp":1}`,
 			func(t *testing.T, md dataflow.MarketData, f string) { wantIn(t, f, `"symbol":"S","timestamp":1}`) }, ""},
 		{"missing symbol stays absent", `{"exchange":"b","type":"trade","timestamp":1,"data":{}}`,
 			func(t *testing.T, md dataflow.MarketData, f string) { wantIn(t, f, `"exchange":"b","data":{},`) }, ""},
 		{"missing type is market_data", `{"exchange":"b","symbol":"S","timestamp":1,"data":{}}`,
-			func(t *testing.T, md dataflow.MarketData, f string) { wantIn(t, f, `{"type":"market_data","payload":{"type":"market_data",`) }, ""},
+			func(t *testing.T, md dataflow.MarketData, f string) {
+				wantIn(t, f, `{"type":"market_data","payload":{"type":"market_data",`)
+			}, ""},
 		{"empty type is market_data", `{"exchange":"b","symbol":"S","type":"","timestamp":1,"data":{}}`,
 			func(t *testing.T, md dataflow.MarketData, f string) { wantIn(t, f, `{"type":"market_data",`) }, ""},
 		{"missing exchange takes the source's default", `{"symbol":"S","type":"trade","timestamp":1,"data":{}}`,
-			func(t *testing.T, md dataflow.MarketData, f string) { wantIn(t, f, `"exchange":"binance","symbol":"S"`) }, "binance"},
+			func(t *testing.T, md dataflow.MarketData, f string) {
+				wantIn(t, f, `"exchange":"binance","symbol":"S"`)
+			}, "binance"},
 		{"unknown fields, receivedAt and metadata are not forwarded", `{"exchange":"b","symbol":"S","type":"trade","timestamp":1,"receivedAt":2.5,"foo":1,"data":{},"metadata":{"x":1}}`,
 			func(t *testing.T, md dataflow.MarketData, f string) {
 				if f != `{"type":"trade","payload":{"type":"trade","exchange":"b","symbol":"S","data":{},"timestamp":1},"timestamp":9}` {

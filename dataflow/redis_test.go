@@ -295,8 +295,8 @@ func TestRedisStreamsCountsMalformedEntries(t *testing.T) {
 	ctx := context.Background()
 	entries := [][]string{
 		{"data", msg(1)},
-		{"payload", msg(100)},        // no data field
-		{"data", "not json"},         // not JSON
+		{"payload", msg(100)},          // no data field
+		{"data", "not json"},           // not JSON
 		{"data", `{"exchange":["b"]}`}, // a field of the wrong type
 		{"data", msg(2)},
 		{"data", msg(3), "other", "x"}, // extra fields are fine
