@@ -31,6 +31,28 @@ func AppendWelcome(dst []byte, connID string, serverTime, ts int64) []byte {
 	return appendTimestamp(dst, ts)
 }
 
+// AppendLegacyWelcome appends the deployed legacy server's (A's) welcome,
+// without B's proxyVersion, for the reference server:
+// {"type":"welcome","payload":{"connectionId":ID,"serverTime":T},"timestamp":T}.
+func AppendLegacyWelcome(dst []byte, connID string, serverTime, ts int64) []byte {
+	dst = append(dst, `{"type":"welcome","payload":{"connectionId":`...)
+	dst = AppendJSONString(dst, connID)
+	dst = append(dst, `,"serverTime":`...)
+	dst = strconv.AppendInt(dst, serverTime, 10)
+	dst = append(dst, '}')
+	return appendTimestamp(dst, ts)
+}
+
+// AppendLegacyError appends the deployed legacy server's (A's) error frame,
+// which has no code, for the reference server:
+// {"type":"error","payload":{"message":M},"timestamp":T}.
+func AppendLegacyError(dst []byte, message string, ts int64) []byte {
+	dst = append(dst, `{"type":"error","payload":{"message":`...)
+	dst = AppendJSONString(dst, message)
+	dst = append(dst, '}')
+	return appendTimestamp(dst, ts)
+}
+
 // AppendPong appends the reply to an application-level ping, which the
 // browser frontend uses as its liveness check: {"type":"pong","timestamp":T}.
 func AppendPong(dst []byte, ts int64) []byte {
