@@ -140,10 +140,10 @@ type Server struct {
 	channels map[string]int // channel subscriptions per channel name
 	chTotal  int64
 	ln       net.Listener
-	cancel  context.CancelFunc
-	stopped bool
-	bg      sync.WaitGroup
-	conns   sync.WaitGroup
+	cancel   context.CancelFunc
+	stopped  bool
+	bg       sync.WaitGroup
+	conns    sync.WaitGroup
 }
 
 var _ dataflow.Sink = (*Server)(nil)
