@@ -117,7 +117,19 @@ func (s *Server) serveConn(ws *websocket.Conn) {
 
 	s.mu.Lock()
 	if s.stopped {
+		// Upgraded while shutting down: welcome, then close, as A did for
+		// a client that connected just before its shutdown.
 		s.mu.Unlock()
+		c.enqueue(compat.AppendLegacyWelcome(nil, id, now.UnixMilli(), now.UnixMilli()))
+		c.closeAfter(websocket.CloseGoingAway, "Server shutting down")
+		wdone := make(chan struct{})
+		c.writeLoop(wdone)
+		_ = ws.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				break
+			}
+		}
 		_ = ws.Close()
 		return
 	}
