@@ -145,6 +145,8 @@ func (p *Phase) Expected(c int) []Frame {
 type Kept struct {
 	// Phases is a regular expression over phase names ("A-5.8").
 	Phases string
+	// Client limits the row to one client number; 0: every client.
+	Client int
 	// What the difference is and Reason why it is kept.
 	What, Reason string
 	// Extra matches frames wsproxy sends that the recording lacks.
@@ -182,7 +184,7 @@ type Comparison struct {
 func Compare(p *Phase, client int, exp, act []Frame, kept []Kept) []string {
 	c := &Comparison{Phase: p, Client: client, IDs: map[string]string{}, injectedTS: map[string]bool{}}
 	for _, k := range kept {
-		if k.applies(p.Name()) {
+		if k.applies(p.Name()) && (k.Client == 0 || k.Client == client) {
 			c.Kept = append(c.Kept, k)
 		}
 	}

@@ -31,8 +31,13 @@ type Options struct {
 	// Wait bounds every wait of the replay. 0: 10s.
 	Wait time.Duration
 	// Silent lists clients that never answer protocol pings (scenario 10).
+	// They are not probed either: a probe would count as their activity.
 	Silent map[int]bool
-	// Flatten compares B's batches as their messages (always done).
+	// TimeScale > 0 paces the replay: each client frame and inject happens
+	// at its recorded t_ms times TimeScale after the phase starts, for
+	// scenarios whose subject is time (the heartbeat of scenario 10).
+	// 0: as fast as the barriers allow.
+	TimeScale float64
 }
 
 // wrongPaths are the paths of the refused connections of phase 1.3, in
@@ -76,8 +81,14 @@ type replay struct {
 
 func (r *replay) run() {
 	recs := r.p.Records
+	begin := time.Now()
 	for i := 0; i < len(recs); i++ {
 		rec := recs[i]
+		if r.opt.TimeScale > 0 && (rec.Dir == "in" || rec.Dir == "inject" || rec.Dir == "open") {
+			// Pacing the client's side of a timed scenario, not waiting for
+			// the server: the barriers do that.
+			time.Sleep(time.Until(begin.Add(time.Duration(rec.TMs * r.opt.TimeScale * float64(time.Millisecond)))))
+		}
 		switch rec.Dir {
 		case "open":
 			var v struct {
@@ -165,7 +176,7 @@ func (r *replay) barrier() {
 	tag := "barrier-" + strconv.Itoa(r.barriers)
 	var wait []*client
 	for _, c := range r.clients {
-		if c.ended() {
+		if c.ended() || c.silent {
 			continue
 		}
 		if err := c.ws.WriteControl(websocket.PingMessage, []byte(tag), time.Now().Add(r.opt.Wait)); err == nil {
