@@ -55,6 +55,10 @@ func subcommand(args []string) (func(args []string) error, bool) {
 		return runCompare, true
 	case "legacy":
 		return runLegacy, true
+	case "check-config":
+		return runCheckConfig, true
+	case "version":
+		return runVersion, true
 	}
 	return nil, false
 }
