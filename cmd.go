@@ -59,6 +59,10 @@ func subcommand(args []string) (func(args []string) error, bool) {
 		return runCheckConfig, true
 	case "version":
 		return runVersion, true
+	case "healthcheck":
+		return runHealthcheck, true
+	case "drain":
+		return runDrain, true
 	}
 	return nil, false
 }

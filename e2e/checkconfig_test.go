@@ -9,6 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fasthttp/websocket"
+
+	"wsproxy/internal/wstest"
 )
 
 // runBin runs the binary to completion with env added, from the repository
@@ -107,5 +111,46 @@ func TestVersion(t *testing.T) {
 	out, errOut, code := runBin(t, nil, "version")
 	if code != 0 || !strings.HasPrefix(out, "wsproxy ") || !strings.Contains(out, "go1.") {
 		t.Fatalf("exit %d: %q %q", code, out, errOut)
+	}
+}
+
+// healthcheck and drain reach the node of their configuration over
+// loopback, as the container's HEALTHCHECK and the Kubernetes preStop hook
+// run them.
+func TestHealthcheckAndDrainSubcommands(t *testing.T) {
+	adminAddr := freeAddr(t)
+	const token = "ops-token"
+	env := []string{"WSPROXY_ADMIN_LISTEN=" + adminAddr, "WSPROXY_ADMIN_TOKEN=" + token}
+	p := startProc(t, env)
+	env = append(env, "WSPROXY_LISTEN="+p.addr)
+	wstest.Eventually(t, 10*time.Second, "admin listener", func() bool {
+		code, _ := tryGet("http://" + adminAddr + "/livez")
+		return code == 200
+	})
+	out, errOut, code := runBin(t, env, "healthcheck", "-path", "/livez")
+	if code != 0 || !strings.Contains(out, `"alive"`) {
+		t.Fatalf("healthcheck: exit %d %q %q", code, out, errOut)
+	}
+	c := wstest.Dial(t, p.url("/ws"))
+	c.NextOfType(t, "welcome", 5*time.Second)
+	// Without the token the drain is refused (the node keeps serving).
+	if _, errOut, code := runBin(t, append(env[:1:1], "WSPROXY_LISTEN="+p.addr, "WSPROXY_ADMIN_TOKEN=wrong"), "drain", "-window", "300ms"); code != 1 || !strings.Contains(errOut, "401") {
+		t.Fatalf("drain with a wrong token: exit %d %q", code, errOut)
+	}
+	out, errOut, code = runBin(t, env, "drain", "-window", "300ms", "-wait")
+	if code != 0 || !strings.Contains(out, "drain started: 1 connections") || !strings.Contains(out, "drain complete") {
+		t.Fatalf("drain: exit %d %q %q", code, out, errOut)
+	}
+	if cl, _ := c.WaitClose(t, 5*time.Second); cl.Code != websocket.CloseGoingAway {
+		t.Fatalf("drained client: %+v", cl)
+	}
+	if _, _, code := runBin(t, env, "healthcheck", "-path", "/readyz"); code != 1 {
+		t.Fatalf("healthcheck /readyz after the drain: exit %d, want 1", code)
+	}
+	if err := p.stop(t, 20*time.Second); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, _, code := runBin(t, env, "healthcheck"); code != 1 {
+		t.Fatalf("healthcheck of a stopped node: exit %d, want 1", code)
 	}
 }
