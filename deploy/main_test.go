@@ -123,13 +123,13 @@ func get(url string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
-// run runs bin with args from the repository root to completion and
-// returns stdout, stderr and the exit code.
-func run(t *testing.T, bin string, env []string, args ...string) (string, string, int) {
+// runEnv runs bin with args from the repository root, with exactly env, to
+// completion and returns stdout, stderr and the exit code.
+func runEnv(t *testing.T, bin string, env []string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
