@@ -79,11 +79,13 @@ class LineChart {
     // Legend.
     if (names.length > 1 || this.opts.legend) {
       g.textAlign = 'left'; g.textBaseline = 'top';
-      let lx = padL + 6;
+      let lx = padL + 6, ly = padT - 3;
       for (const n of names) {
-        g.fillStyle = this.color(n); g.fillRect(lx, padT + 2, 10, 3);
-        g.fillStyle = '#d8dee9'; g.fillText(n, lx + 14, padT - 3);
-        lx += 22 + g.measureText(n).width;
+        const wn = 22 + g.measureText(n).width;
+        if (lx > padL + 6 && lx + wn > padL + pw) { lx = padL + 6; ly += 13; } // wrap
+        g.fillStyle = this.color(n); g.fillRect(lx, ly + 5, 10, 3);
+        g.fillStyle = '#d8dee9'; g.fillText(n, lx + 14, ly);
+        lx += wn;
       }
     }
     c.dataset.points = String(visible.length);
