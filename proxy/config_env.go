@@ -21,6 +21,7 @@ var NonKeyEnv = map[string]string{
 	"WSPROXY_DEBUG_PPROF":     "listen address of the opt-in profiling endpoint (pprof.go)",
 	"WSPROXY_SOAK":            "length of the soak test (make soak; tests only)",
 	"WSPROXY_E2E_SCREENSHOTS": "directory the browser tests write their screenshots to (tests only)",
+	"WSPROXY_BENCH_PUBLISH":   "set by BenchmarkSourceIngest for its publisher process (tests only)",
 }
 
 // EnvNames returns the environment variable of every configuration key,
