@@ -95,6 +95,9 @@ func (r *replay) run() {
 				Path string `json:"path"`
 			}
 			_ = json.Unmarshal(rec.Frame, &v)
+			if !r.stopped {
+				r.waitForwarded() // earlier messages are not this client's
+			}
 			c := r.dial(rec.Client, v.Path)
 			if c != nil && r.p.ID != "2.2" && r.p.ID != "9.2" {
 				c.waitFrames(r.t, 1, r.opt.Wait)
