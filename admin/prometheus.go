@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/valyala/fasthttp"
 
+	"wsproxy/pool"
 	"wsproxy/proxy"
 )
 
@@ -59,6 +60,7 @@ type collector struct {
 	srcUp, srcReceived, srcRejected, srcDropped           *prometheus.Desc
 	srcGaps, srcSlow                                      *prometheus.Desc
 	heap, memLevel, health, draining                      *prometheus.Desc
+	connMax, memUsage, memThreshold, slowCloses           *prometheus.Desc
 }
 
 func newCollector(p Provider) *collector {
@@ -91,6 +93,10 @@ func newCollector(p Provider) *collector {
 		memLevel:     d("memory_level", "Memory monitor level: 0 normal, 1 elevated, 2 critical."),
 		health:       d("health_status", "Health: 0 healthy, 1 degraded, 2 unhealthy."),
 		draining:     d("draining", "1 once a drain has started."),
+		connMax:      d("connections_max", "Configured connection capacity (max_connections)."),
+		memUsage:     d("memory_usage_bytes", "Memory the monitor compares with its threshold: Go heap plus queued bytes, at its last sample."),
+		memThreshold: d("memory_threshold_bytes", "Memory monitor threshold (memory.threshold); absent when the monitor is off."),
+		slowCloses:   d("slow_consumer_closes_total", "Connections closed with 1008 \"Slow consumer\"."),
 	}
 }
 
@@ -102,6 +108,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.dispDropped, c.dispQueue, c.shed, c.latency,
 		c.srcUp, c.srcReceived, c.srcRejected, c.srcDropped, c.srcGaps, c.srcSlow,
 		c.heap, c.memLevel, c.health, c.draining,
+		c.connMax, c.memUsage, c.memThreshold, c.slowCloses,
 	} {
 		ch <- d
 	}
@@ -162,4 +169,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		dr = 1
 	}
 	gauge(c.draining, dr)
+	counter(c.slowCloses, st.Pool.SlowConsumerCloses)
+	if p, ok := c.p.(interface{ Config() proxy.Config }); ok {
+		gauge(c.connMax, float64(p.Config().MaxConnections))
+	}
+	if p, ok := c.p.(interface{ Pool() *pool.Pool }); ok {
+		ms := p.Pool().MemoryStats()
+		gauge(c.memUsage, float64(ms.UsageBytes))
+		if ms.ThresholdBytes > 0 {
+			gauge(c.memThreshold, float64(ms.ThresholdBytes))
+		}
+	}
 }

@@ -16,7 +16,7 @@ import (
 // TestSIGTERMAtScaleUnderSaturation: thousands of clients on a demo feed fast
 // enough to saturate the machine (the dispatcher backlogged, queues full);
 // on SIGTERM the process stops intake, bounds the backlog drain, closes every
-// client with 1001 and exits within shutdown_timeout. WSPROXY_SCALE_CLIENTS
+// client with 1001 and exits within shutdown_timeout. E2E_SCALE_CLIENTS
 // sets the client count (default 5,000; 1,000 with CI_LOADED=1).
 func TestSIGTERMAtScaleUnderSaturation(t *testing.T) {
 	if testing.Short() {
@@ -28,7 +28,7 @@ func TestSIGTERMAtScaleUnderSaturation(t *testing.T) {
 		// saturating feed take minutes: the same shutdown, at 1,000.
 		n = 1000
 	}
-	if v, err := strconv.Atoi(os.Getenv("WSPROXY_SCALE_CLIENTS")); err == nil && v > 0 {
+	if v, err := strconv.Atoi(os.Getenv("E2E_SCALE_CLIENTS")); err == nil && v > 0 {
 		n = v
 	}
 	const grace = 10 * time.Second

@@ -74,8 +74,14 @@ type Config struct {
 	// keys per second: examining a remembered key costs 1, queuing a frame
 	// 10 more; the bucket holds one second's worth. Keys left unexamined
 	// are counted (dataflow.snapshotRateLimited). 0: 100000.
-	SnapshotRate int           `yaml:"snapshot_rate"`
-	Cluster      ClusterConfig `yaml:"cluster"`
+	SnapshotRate int `yaml:"snapshot_rate"`
+	// LatestWinsTypes are the data types whose newer message replaces a
+	// queued older one of the same (exchange, type, symbol) for a slow
+	// client, and whose latest message snapshots send; an entry ending in
+	// "*" is a prefix ("kline*"). Compared case-insensitively. nil (absent):
+	// ticker, depth, orderbook, kline*; an empty list: none.
+	LatestWinsTypes []string      `yaml:"latest_wins_types"`
+	Cluster         ClusterConfig `yaml:"cluster"`
 	// AllowedOrigins lists the browser origins ("https://app.example.com",
 	// "https://*.example.com") allowed to upgrade; "*" allows any. A request
 	// without an Origin header (not a browser) is always allowed. Empty:
@@ -134,6 +140,10 @@ type CompatConfig struct {
 	// subscription receives every data message (legacy behaviour). nil
 	// (absent): true.
 	UnfilteredReceiveAll *bool `yaml:"unfiltered_receive_all"`
+	// ForwardMetadata adds the pipeline's "metadata" object to each data
+	// payload, as the refactored legacy proxy did. Zero value: false, the
+	// deployed legacy server's five payload keys.
+	ForwardMetadata bool `yaml:"forward_metadata"`
 }
 
 // LimitsConfig bounds what one client may ask for.
@@ -226,6 +236,9 @@ func LoadConfig(path string) (Config, error) {
 			return cfg, err
 		}
 	}
+	if err := CheckEnv(os.Environ()); err != nil {
+		return cfg, err
+	}
 	if err := applyEnv(reflect.ValueOf(&cfg).Elem(), EnvPrefix, os.LookupEnv); err != nil {
 		return cfg, err
 	}
@@ -240,7 +253,7 @@ func ParseConfig(b []byte) (Config, error) {
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, fmt.Errorf("config: %w%s", err, keysAtErrorLines(b, err))
 	}
 	return cfg, nil
 }
@@ -286,6 +299,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	defInt(&c.SnapshotMaxKeys, 100000)
 	defInt(&c.SnapshotRate, 100000)
+	if c.LatestWinsTypes == nil {
+		c.LatestWinsTypes = append([]string(nil), DefaultLatestWinsTypes...)
+	}
 	c.Cluster.applyDefaults()
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
@@ -312,6 +328,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Sources.RedisSharded.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	for _, t := range c.LatestWinsTypes {
+		if strings.TrimSpace(strings.TrimSuffix(t, "*")) == "" && t != "*" {
+			errs = append(errs, fmt.Errorf("latest_wins_types: empty entry %q", t))
+		}
 	}
 	switch c.Log.Format {
 	case "json", "pretty":
@@ -356,6 +377,23 @@ var durationType = reflect.TypeOf(time.Duration(0))
 // applyEnv walks v's yaml-tagged fields and sets those with an environment
 // variable named prefix_PATH.
 func applyEnv(v reflect.Value, prefix string, lookup func(string) (string, bool)) error {
+	return walkEnv(v, prefix, nil, func(name string, path []string, fv reflect.Value) error {
+		s, ok := lookup(name)
+		if !ok {
+			return nil
+		}
+		if err := setFromString(fv, s); err != nil {
+			return fmt.Errorf("config: %s: %s=%q: %w", strings.Join(path, "."), name, s, err)
+		}
+		return nil
+	})
+}
+
+// walkEnv calls fn for every leaf (non-struct) yaml-tagged field under v,
+// with its environment name (prefix_PATH) and yaml path. applyEnv, EnvNames
+// and the effective-config printout all walk the same way, so a key added
+// to any config struct is known everywhere.
+func walkEnv(v reflect.Value, prefix string, path []string, fn func(name string, path []string, fv reflect.Value) error) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -364,19 +402,16 @@ func applyEnv(v reflect.Value, prefix string, lookup func(string) (string, bool)
 			continue
 		}
 		name := prefix + "_" + strings.ToUpper(tag)
+		p := append(path[:len(path):len(path)], tag)
 		fv := v.Field(i)
-		if f.Type.Kind() == reflect.Struct {
-			if err := applyEnv(fv, name, lookup); err != nil {
+		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+			if err := walkEnv(fv, name, p, fn); err != nil {
 				return err
 			}
 			continue
 		}
-		s, ok := lookup(name)
-		if !ok {
-			continue
-		}
-		if err := setFromString(fv, s); err != nil {
-			return fmt.Errorf("config: %s=%q: %w", name, s, err)
+		if err := fn(name, p, fv); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -49,7 +49,8 @@ type Server struct {
 	slots     atomic.Int64
 	accepting atomic.Bool
 	errors    atomic.Uint64
-	channels  atomic.Int64
+	channels  atomic.Int64 // legacy channel subscriptions, all connections
+	chanNames channelSet
 	lastAct   atomic.Int64
 	handlers  sync.WaitGroup // upgrade handlers and connections being served
 	// intake orders handlers.Add against stopping intake (session.go).
@@ -63,6 +64,8 @@ type Server struct {
 
 	op    operations // admin-facing: latency, rate window, memory level, drain
 	stats statsCache // getStats answers (statscache.go)
+	// staticStop ends static.dir's file cache cleaners at Shutdown.
+	staticStop chan struct{}
 }
 
 // New builds a server from cfg (defaults applied) and the sources it will
@@ -109,6 +112,7 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		Log:                log.With().Str("component", "pool").Logger(),
 	}, s.op.latency)
 	s.disp = NewDispatcher(s.index, cfg.DispatchQueue)
+	s.disp.SetDataOptions(NewLatestWinsSet(cfg.LatestWinsTypes), cfg.Compat.ForwardMetadata)
 	if *cfg.SnapshotOnSubscribe {
 		s.disp.EnableSnapshots(cfg.SnapshotMaxKeys)
 	}
@@ -237,7 +241,7 @@ func (s *Server) Serve(ln net.Listener) {
 }
 
 // Shutdown stops accepting, stops the sources, delivers what is queued,
-// closes every client with 1001 "Server shutdown" and waits for them, all
+// closes every client with 1001 "Server shutting down" and waits for them, all
 // within ctx. It returns ctx's error if time ran out.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
@@ -289,6 +293,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	waitGroup(ctx, &s.handlers)
 	s.bg.Wait()
 	err := <-httpDone
+	if s.staticStop != nil {
+		close(s.staticStop)
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

@@ -60,9 +60,10 @@ func (s *Server) statsSnapshot() *statsSnap {
 	if cur = c.cur.Load(); cur != nil && time.Now().UnixNano()-cur.at < int64(StatsMaxAge) {
 		return cur
 	}
+	now := time.Now()
 	st := s.Stats()
-	reply, err := compat.AppendStats(nil, st, 0)
-	cur = &statsSnap{at: time.Now().UnixNano(), stats: st, reply: reply, err: err}
+	reply, err := compat.AppendStatsReply(nil, s.legacyStats(now), st, 0)
+	cur = &statsSnap{at: now.UnixNano(), stats: st, reply: reply, err: err}
 	c.cur.Store(cur)
 	c.builds.Add(1)
 	return cur
