@@ -123,6 +123,7 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool) {
 	now := time.Now().UnixMilli()
 	c.Send(pool.NewControl(compat.AppendWelcome(nil, id, now, now)))
 	ss.updateDelivery()
+	s.stats.changed()
 	c.Start() // welcome first, and the client is registered by the time it reads it
 	ss.log.Debug().Str("remote", remote).Bool("batch", batch).Msg("connected")
 
@@ -172,6 +173,7 @@ func (ss *session) logEnd(err error) {
 }
 
 func (ss *session) end() {
+	defer ss.s.stats.changed()
 	ss.s.index.RemoveSubscriber(ss.c)
 	ss.s.channels.Add(-int64(len(ss.channels)))
 	for ch := range ss.channels {
@@ -212,6 +214,7 @@ func (ss *session) handle(msg []byte) {
 	case compat.KindPing:
 		ss.reply(compat.AppendPong(nil, now))
 	case compat.KindSubscribe:
+		defer ss.s.stats.changed()
 		if m.Channel != "" {
 			if len(m.Channel) > maxChannelLen || (!ss.channels[m.Channel] && len(ss.channels) >= ss.s.limits.MaxFilters) {
 				ss.badFrame(&compat.Error{Code: compat.CodeLimitExceeded, Message: "channel too long or too many channels", Silent: true})
@@ -234,6 +237,7 @@ func (ss *session) handle(msg []byte) {
 		}
 		ss.subscribe(m.Filter, now)
 	case compat.KindUnsubscribe:
+		defer ss.s.stats.changed()
 		switch {
 		case m.Channel != "":
 			if ss.channels[m.Channel] {
