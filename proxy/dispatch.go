@@ -31,6 +31,7 @@ type Dispatcher struct {
 	maxKey int
 	overfl atomic.Uint64
 	fan    *fanOut
+	zshare bool // frames carry a shared per_message compression (deflate.go)
 
 	forwarded atomic.Uint64
 	dropped   atomic.Uint64
@@ -100,7 +101,11 @@ func (d *Dispatcher) Frame(md *dataflow.MarketData, now time.Time) *pool.Frame {
 	h.WriteString(md.Type)
 	h.WriteByte(0)
 	h.WriteString(md.Symbol)
-	return &pool.Frame{Op: pool.OpText, Data: b, IngestAt: ingest, Key: h.Sum64(), LatestWins: LatestWins(md.Type)}
+	f := &pool.Frame{Op: pool.OpText, Data: b, IngestAt: ingest, Key: h.Sum64(), LatestWins: LatestWins(md.Type)}
+	if d.zshare {
+		f.ShareCompression()
+	}
+	return f
 }
 
 // LatestWins reports whether a newer message of this data type supersedes an
