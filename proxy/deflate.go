@@ -161,7 +161,6 @@ func inflate(dst, src []byte, limit int64) ([]byte, error) {
 	}
 }
 
-
 // negotiateDeflate answers the upgrade's permessage-deflate offers when
 // compression is enabled.
 func (s *Server) negotiateDeflate(ctx *fasthttp.RequestCtx) (string, pool.Compression) {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -21,11 +22,30 @@ import (
 // server's answer ("" when it accepted no extension).
 func DialDeflate(t testing.TB, rawURL, offer string) (*Raw, string) {
 	t.Helper()
+	return DialDeflateBuf(t, rawURL, offer, 0)
+}
+
+// DialDeflateBuf is DialDeflate with a receive buffer of rcvBuf bytes (0:
+// the system default), as DialRaw.
+func DialDeflateBuf(t testing.TB, rawURL, offer string, rcvBuf int) (*Raw, string) {
+	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if rcvBuf > 0 {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvBuf)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	nc, err := d.Dial("tcp", u.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
