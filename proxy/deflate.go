@@ -128,8 +128,7 @@ var inflaters = sync.Pool{New: func() any {
 }}
 
 // inflate appends the inflation of the compressed message src (without its
-// tail; src must have room to take it, see below) to dst. More than limit
-// inflated bytes fail with errTooBig, data that does not inflate with
+// tail) to dst. More than limit inflated bytes fail with errTooBig, data that does not inflate with
 // errBadDeflate. src is extended with deflateTail in place.
 func inflate(dst, src []byte, limit int64) ([]byte, error) {
 	src = append(src, deflateTail...)
@@ -139,17 +138,19 @@ func inflate(dst, src []byte, limit int64) ([]byte, error) {
 	if err := in.r.(flate.Resetter).Reset(&in.src, nil); err != nil {
 		return dst, errBadDeflate
 	}
+	base := len(dst)
 	for {
 		if len(dst) == cap(dst) {
 			dst = append(dst, 0)[:len(dst)]
 		}
 		room := dst[len(dst):cap(dst)]
-		if over := int64(len(dst)) + int64(len(room)) - (limit + 1); over > 0 {
-			room = room[:int64(len(room))-over]
+		// Read at most one byte beyond the limit: enough to know.
+		if left := limit + 1 - int64(len(dst)-base); int64(len(room)) > left {
+			room = room[:left]
 		}
 		n, err := in.r.Read(room)
 		dst = dst[:len(dst)+n]
-		if int64(len(dst)) > limit {
+		if int64(len(dst)-base) > limit {
 			return dst, errTooBig
 		}
 		switch {
