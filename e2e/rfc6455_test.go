@@ -3,8 +3,8 @@ package e2e
 import (
 	"bytes"
 	be "encoding/binary"
-	"strings"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
