@@ -327,7 +327,7 @@ func (c *Conn) writeLoop() {
 		c.bytes.Add(uint64(len(wb.b)))
 		p.msgsSent.Add(nData)
 		p.bytesSent.Add(uint64(len(wb.b)))
-		p.noteDeflate(&wb.z)
+		c.noteDeflate(&wb.z)
 		var sum int64
 		for _, t := range wb.ingest {
 			d := done - t

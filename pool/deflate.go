@@ -51,6 +51,7 @@ const (
 	DefaultDeflateResetEvery    = 1000
 	DefaultDeflateResetInterval = 5 * time.Second
 	DefaultDeflateLevel         = 2
+	DefaultDeflateMessageLevel  = 1
 )
 
 // DeflateConfig configures compression; zero fields take the defaults.
@@ -70,8 +71,14 @@ type DeflateConfig struct {
 	// ResetInterval starts a new generation once the current one is this
 	// old. 0: 5s.
 	ResetInterval time.Duration
-	// Level is the compress/flate level, 1 (fastest) to 9. 0: 2.
+	// Level is the compress/flate level of shared streams, 1 (fastest) to
+	// 9. 0: 2 (compress/flate's level 1 matches only within the previous
+	// message, which loses most of a stream's gain).
 	Level int
+	// MessageLevel is the level of standalone (per_message) compressions.
+	// 0: 1 (level 1 resets in O(1); higher levels clear 640 KiB of tables
+	// for every message).
+	MessageLevel int
 }
 
 func (c *DeflateConfig) applyDefaults() {
@@ -93,6 +100,9 @@ func (c *DeflateConfig) applyDefaults() {
 	if c.Level == 0 {
 		c.Level = DefaultDeflateLevel
 	}
+	if c.MessageLevel == 0 {
+		c.MessageLevel = DefaultDeflateMessageLevel
+	}
 }
 
 // Validate checks a configuration after defaults.
@@ -105,6 +115,9 @@ func (c DeflateConfig) Validate() error {
 	}
 	if c.Level < flate.BestSpeed || c.Level > flate.BestCompression {
 		errs = append(errs, fmt.Errorf("level %d: want 1 to 9", c.Level))
+	}
+	if c.MessageLevel < flate.BestSpeed || c.MessageLevel > flate.BestCompression {
+		errs = append(errs, fmt.Errorf("message_level %d: want 1 to 9", c.MessageLevel))
 	}
 	return errors.Join(errs...)
 }
@@ -175,6 +188,10 @@ type deflateState struct {
 	syncS    *stream
 	syncGen  uint64
 	syncNext uint64
+
+	// Counters, written by the connection's writer only (no contention
+	// between writers), folded into the pool's when the connection goes.
+	counts deflateStats
 }
 
 // stream is one shared compressor.
@@ -222,17 +239,11 @@ func (w *writeDeflate) reset() {
 	w.zbuf.Reset()
 }
 
-func (p *Pool) noteDeflate(w *writeDeflate) {
-	if w.in == 0 && w.compressed == 0 {
-		var any uint64
-		for _, n := range w.plain {
-			any |= n
-		}
-		if any == 0 {
-			return
-		}
+func (c *Conn) noteDeflate(w *writeDeflate) {
+	if c.z == nil {
+		return
 	}
-	z := &p.zstats
+	z := &c.z.counts
 	z.in.Add(w.in)
 	z.out.Add(w.out)
 	z.compressed.Add(w.compressed)
@@ -240,6 +251,23 @@ func (p *Pool) noteDeflate(w *writeDeflate) {
 		if n > 0 {
 			z.plain[i].Add(n)
 		}
+	}
+}
+
+// add moves (from a connection that is going) or copies (for a snapshot)
+// o's counters into z.
+func (z *deflateStats) add(o *deflateStats, move bool) {
+	get := func(v *atomic.Uint64) uint64 {
+		if move {
+			return v.Swap(0)
+		}
+		return v.Load()
+	}
+	z.in.Add(get(&o.in))
+	z.out.Add(get(&o.out))
+	z.compressed.Add(get(&o.compressed))
+	for i := range o.plain {
+		z.plain[i].Add(get(&o.plain[i]))
 	}
 }
 
@@ -262,14 +290,20 @@ type DeflateStats struct {
 
 // DeflateStats returns the compression counters.
 func (p *Pool) DeflateStats() DeflateStats {
-	z := &p.zstats
+	var z deflateStats
+	z.add(&p.zstats, false)
+	for _, c := range p.snapshot() {
+		if c.z != nil {
+			z.add(&c.z.counts, false)
+		}
+	}
 	s := DeflateStats{
 		Mode:             string(p.cfg.Deflate.Mode),
 		BytesIn:          z.in.Load(),
 		BytesOut:         z.out.Load(),
 		FramesCompressed: z.compressed.Load(),
 		Uncompressed:     make(map[string]uint64, numPlainReasons),
-		StreamResets:     z.resets.Load(),
+		StreamResets:     p.zstats.resets.Load(),
 		Connections:      p.zconns.Load(),
 	}
 	if s.BytesIn > 0 {
@@ -315,6 +349,7 @@ func (c *Conn) leaveStream() {
 	c.mu.Unlock()
 	c.p.leaveStream(old)
 	if c.z != nil {
+		c.p.zstats.add(&c.z.counts, true)
 		c.p.zconns.Add(-1)
 	}
 }
@@ -518,11 +553,11 @@ func (c *Conn) appendFrameLocked(wb *writeBuf, f *Frame) {
 	}
 	z.syncGen = 0 // a standalone compressed message replaces the window
 	if f.z != nil {
-		c.appendCompressed(wb, f.z.get(f.Data, cfg.Level))
+		c.appendCompressed(wb, f.z.get(f.Data, cfg.MessageLevel))
 		return
 	}
 	wd.zbuf.Reset()
-	compressAppend(&wd.zbuf, f.Data, cfg.Level)
+	compressAppend(&wd.zbuf, f.Data, cfg.MessageLevel)
 	c.appendCompressed(wb, wd.zbuf.Bytes())
 }
 
@@ -556,6 +591,6 @@ func (c *Conn) appendEnvelopeLocked(wb *writeBuf) {
 	}
 	z.syncGen = 0
 	wd.zbuf.Reset()
-	compressAppend(&wd.zbuf, wb.scratch, c.p.cfg.Deflate.Level)
+	compressAppend(&wd.zbuf, wb.scratch, c.p.cfg.Deflate.MessageLevel)
 	c.appendCompressed(wb, wd.zbuf.Bytes())
 }

@@ -19,8 +19,12 @@ type CompressionConfig struct {
 	Mode string `yaml:"mode"`
 	// MinSize: messages shorter than this go uncompressed. 0: 128.
 	MinSize int `yaml:"min_size"`
-	// Level is the deflate level, 1 (fastest) to 9. 0: 2.
+	// Level is the deflate level of shared streams, 1 (fastest) to 9. 0: 2
+	// (compress/flate's level 1 only matches within the previous message).
 	Level int `yaml:"level"`
+	// MessageLevel is the deflate level of standalone (per_message)
+	// compressions, 1 to 9. 0: 1 (the cheapest to start per message).
+	MessageLevel int `yaml:"message_level"`
 	// MaxStreams bounds shared streams (shared_stream); connections beyond
 	// it get per_message. 0: 16.
 	MaxStreams int `yaml:"max_streams"`
@@ -41,6 +45,9 @@ func (c *CompressionConfig) applyDefaults() {
 	if c.Level == 0 {
 		c.Level = pool.DefaultDeflateLevel
 	}
+	if c.MessageLevel == 0 {
+		c.MessageLevel = pool.DefaultDeflateMessageLevel
+	}
 	defInt(&c.MaxStreams, pool.DefaultDeflateMaxStreams)
 	defInt(&c.ResetEvery, pool.DefaultDeflateResetEvery)
 	defDur(&c.ResetInterval, pool.DefaultDeflateResetInterval)
@@ -54,6 +61,7 @@ func (c *CompressionConfig) pool() pool.DeflateConfig {
 		ResetEvery:    c.ResetEvery,
 		ResetInterval: c.ResetInterval,
 		Level:         c.Level,
+		MessageLevel:  c.MessageLevel,
 	}
 }
 
