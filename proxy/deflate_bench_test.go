@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -115,5 +116,72 @@ func BenchmarkDeflate1k(b *testing.B) {
 				b.Fatalf("nothing compressed: %+v", z)
 			}
 		})
+	}
+}
+
+// TestDeflateCompressesOncePerMessage: delivering a message to 1,000
+// compressing recipients allocates a small constant in both modes (one
+// compression, shared), not per recipient.
+func TestDeflateCompressesOncePerMessage(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own; run without -race (make bench does)")
+	}
+	msgs := demoMix(t, 200)
+	for _, mode := range []string{"per_message", "shared_stream"} {
+		var wire atomic.Int64
+		ix := subscription.NewIndex[*pool.Conn]()
+		p := pool.New(pool.Config{Deflate: pool.DeflateConfig{Mode: pool.DeflateMode(mode), MinSize: 1}}, nil)
+		for i := 0; i < 1000; i++ {
+			c := p.Add(countConn{n: &wire}, pool.ConnOptions{Compression: pool.CompressContext})
+			ix.SetUnfiltered(c, true)
+			c.SetStream("*")
+		}
+		d := proxy.NewDispatcher(ix, 16)
+		d.EnableCompression()
+		for _, md := range msgs[:100] {
+			d.Dispatch(md)
+			drain(t, p)
+		}
+		i := 100
+		allocs := testing.AllocsPerRun(50, func() {
+			d.Dispatch(msgs[i])
+			i++
+			drain(t, p)
+		})
+		z := p.DeflateStats()
+		if z.FramesCompressed < 100*1000 {
+			t.Fatalf("%s: %d frames compressed", mode, z.FramesCompressed)
+		}
+		if allocs > 20 {
+			t.Fatalf("%s: %.0f allocations to deliver one message to 1000 compressing recipients", mode, allocs)
+		}
+		t.Logf("%s: %.1f allocations per message to 1000 recipients", mode, allocs)
+	}
+}
+
+func TestCompressionConfig(t *testing.T) {
+	cfg, err := proxy.ParseConfig([]byte("compression:\n  enabled: true\n  mode: shared_stream\n  reset_every: 10\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil || !cfg.Compression.Enabled || cfg.Compression.ResetEvery != 10 || cfg.Compression.MaxStreams != 16 {
+		t.Fatalf("%+v %v", cfg.Compression, err)
+	}
+	for _, bad := range []string{"compression:\n  mode: gzip\n", "compression:\n  level: 12\n", "compression:\n  message_level: -3\n"} {
+		cfg, err := proxy.ParseConfig([]byte(bad))
+		if err == nil {
+			cfg.ApplyDefaults()
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), "compression") {
+			t.Fatalf("%q: %v", bad, err)
+		}
+	}
+	t.Setenv("WSPROXY_COMPRESSION_ENABLED", "true")
+	t.Setenv("WSPROXY_COMPRESSION_MODE", "shared_stream")
+	cfg, err = proxy.LoadConfig("")
+	if err != nil || !cfg.Compression.Enabled || cfg.Compression.Mode != "shared_stream" {
+		t.Fatalf("env: %+v %v", cfg.Compression, err)
 	}
 }
