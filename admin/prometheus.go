@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/valyala/fasthttp"
 
+	"wsproxy/pool"
 	"wsproxy/proxy"
 )
 
@@ -20,6 +21,9 @@ func newRegistry(p Provider) *prometheus.Registry {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if u, ok := p.(UpstreamSource); ok {
+		reg.MustRegister(newUpstreamCollector(u))
+	}
 	return reg
 }
 
@@ -55,7 +59,9 @@ type collector struct {
 	forwarded, sent, bytes, queuedMsgs, queuedBytes       *prometheus.Desc
 	dispDropped, dispQueue, shed, latency                 *prometheus.Desc
 	srcUp, srcReceived, srcRejected, srcDropped           *prometheus.Desc
+	srcGaps, srcSlow                                      *prometheus.Desc
 	heap, memLevel, health, draining                      *prometheus.Desc
+	connMax, memUsage, memThreshold, slowCloses           *prometheus.Desc
 }
 
 func newCollector(p Provider) *collector {
@@ -82,10 +88,16 @@ func newCollector(p Provider) *collector {
 		srcReceived:  d("source_messages_total", "Messages received from the source.", "source"),
 		srcRejected:  d("source_rejected_total", "Invalid messages rejected from the source.", "source"),
 		srcDropped:   d("source_dropped_total", "Messages from the source the dispatcher could not take.", "source"),
+		srcGaps:      d("source_gaps_total", "Ranges of messages lost before the source could read them (a stream trimmed past its position).", "source"),
+		srcSlow:      d("source_slow_consumer_total", "Slow-consumer events of the source's client library (its buffer overflowed and it dropped).", "source"),
 		heap:         d("memory_heap_bytes", "Live Go heap."),
 		memLevel:     d("memory_level", "Memory monitor level: 0 normal, 1 elevated, 2 critical."),
 		health:       d("health_status", "Health: 0 healthy, 1 degraded, 2 unhealthy."),
 		draining:     d("draining", "1 once a drain has started."),
+		connMax:      d("connections_max", "Configured connection capacity (max_connections)."),
+		memUsage:     d("memory_usage_bytes", "Memory the monitor compares with its threshold: Go heap plus queued bytes, at its last sample."),
+		memThreshold: d("memory_threshold_bytes", "Memory monitor threshold (memory.threshold); absent when the monitor is off."),
+		slowCloses:   d("slow_consumer_closes_total", "Connections closed with 1008 \"Slow consumer\"."),
 	}
 }
 
@@ -95,8 +107,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.connActive, c.connTotal, c.connErrors, c.clientErrors, c.subs,
 		c.forwarded, c.sent, c.bytes, c.queuedMsgs, c.queuedBytes,
 		c.dispDropped, c.dispQueue, c.shed, c.latency,
-		c.srcUp, c.srcReceived, c.srcRejected, c.srcDropped,
+		c.srcUp, c.srcReceived, c.srcRejected, c.srcDropped, c.srcGaps, c.srcSlow,
 		c.heap, c.memLevel, c.health, c.draining,
+		c.connMax, c.memUsage, c.memThreshold, c.slowCloses,
 	} {
 		ch <- d
 	}
@@ -146,6 +159,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.srcReceived, s.Received, s.Name)
 		counter(c.srcRejected, s.Rejected, s.Name)
 		counter(c.srcDropped, s.Dropped, s.Name)
+		counter(c.srcGaps, s.Gaps, s.Name)
+		counter(c.srcSlow, s.SlowConsumer, s.Name)
 	}
 	gauge(c.heap, float64(proxy.HeapBytes()))
 	gauge(c.memLevel, levels[c.p.MemoryLevel()])
@@ -155,4 +170,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		dr = 1
 	}
 	gauge(c.draining, dr)
+	counter(c.slowCloses, st.Pool.SlowConsumerCloses)
+	if p, ok := c.p.(interface{ Config() proxy.Config }); ok {
+		gauge(c.connMax, float64(p.Config().MaxConnections))
+	}
+	if p, ok := c.p.(interface{ Pool() *pool.Pool }); ok {
+		ms := p.Pool().MemoryStats()
+		gauge(c.memUsage, float64(ms.UsageBytes))
+		if ms.ThresholdBytes > 0 {
+			gauge(c.memThreshold, float64(ms.ThresholdBytes))
+		}
+	}
 }

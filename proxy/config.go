@@ -43,6 +43,10 @@ type Config struct {
 	// DemoPage serves a live-data demo page at / (proxy/web/index.html).
 	// nil (absent): true.
 	DemoPage *bool `yaml:"demo_page"`
+	// Upstream is the collector's HTTP API, reverse-proxied on this origin.
+	Upstream UpstreamConfig `yaml:"upstream"`
+	// Static serves a built frontend at / (replaces the demo page).
+	Static StaticConfig `yaml:"static"`
 
 	Queue   QueueConfig   `yaml:"queue"`
 	Batch   BatchConfig   `yaml:"batch"`
@@ -167,6 +171,11 @@ type SourcesConfig struct {
 	Ingest  dataflow.IngestConfig `yaml:"ingest"`
 	// RedisSharded is Redis Cluster sharded Pub/Sub (SSUBSCRIBE).
 	RedisSharded dataflow.RedisShardedConfig `yaml:"redis_sharded"`
+	// NATS is core NATS (subjects market-data.<type>.<exchange>).
+	NATS dataflow.NATSConfig `yaml:"nats"`
+	// JetStream reads a JetStream stream and resumes from the last stream
+	// sequence delivered.
+	JetStream dataflow.JetStreamConfig `yaml:"jetstream"`
 }
 
 // LogConfig configures logging.
@@ -195,6 +204,9 @@ func LoadConfig(path string) (Config, error) {
 			return cfg, err
 		}
 	}
+	if err := CheckEnv(os.Environ()); err != nil {
+		return cfg, err
+	}
 	if err := applyEnv(reflect.ValueOf(&cfg).Elem(), EnvPrefix, os.LookupEnv); err != nil {
 		return cfg, err
 	}
@@ -209,7 +221,7 @@ func ParseConfig(b []byte) (Config, error) {
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, fmt.Errorf("config: %w%s", err, keysAtErrorLines(b, err))
 	}
 	return cfg, nil
 }
@@ -257,6 +269,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	c.applyAdminDefaults()
 	c.applyPressureDefaults()
+	c.applyUpstreamDefaults()
 	c.Compression.applyDefaults()
 }
 
@@ -289,6 +302,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateHardening()...)
 	errs = append(errs, c.validateAdmin()...)
 	errs = append(errs, c.validatePressure()...)
+	errs = append(errs, c.validateUpstream()...)
 	errs = append(errs, c.Compression.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
@@ -318,6 +332,23 @@ var durationType = reflect.TypeOf(time.Duration(0))
 // applyEnv walks v's yaml-tagged fields and sets those with an environment
 // variable named prefix_PATH.
 func applyEnv(v reflect.Value, prefix string, lookup func(string) (string, bool)) error {
+	return walkEnv(v, prefix, nil, func(name string, path []string, fv reflect.Value) error {
+		s, ok := lookup(name)
+		if !ok {
+			return nil
+		}
+		if err := setFromString(fv, s); err != nil {
+			return fmt.Errorf("config: %s: %s=%q: %w", strings.Join(path, "."), name, s, err)
+		}
+		return nil
+	})
+}
+
+// walkEnv calls fn for every leaf (non-struct) yaml-tagged field under v,
+// with its environment name (prefix_PATH) and yaml path. applyEnv, EnvNames
+// and the effective-config printout all walk the same way, so a key added
+// to any config struct is known everywhere.
+func walkEnv(v reflect.Value, prefix string, path []string, fn func(name string, path []string, fv reflect.Value) error) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -326,19 +357,16 @@ func applyEnv(v reflect.Value, prefix string, lookup func(string) (string, bool)
 			continue
 		}
 		name := prefix + "_" + strings.ToUpper(tag)
+		p := append(path[:len(path):len(path)], tag)
 		fv := v.Field(i)
-		if f.Type.Kind() == reflect.Struct {
-			if err := applyEnv(fv, name, lookup); err != nil {
+		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+			if err := walkEnv(fv, name, p, fn); err != nil {
 				return err
 			}
 			continue
 		}
-		s, ok := lookup(name)
-		if !ok {
-			continue
-		}
-		if err := setFromString(fv, s); err != nil {
-			return fmt.Errorf("config: %s=%q: %w", name, s, err)
+		if err := fn(name, p, fv); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -59,7 +59,7 @@ func demoMix(tb testing.TB, n int) []*dataflow.MarketData {
 	return c.msgs
 }
 
-func cpuTime() time.Duration {
+func procCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
@@ -101,12 +101,12 @@ func BenchmarkDeflate1k(b *testing.B) {
 			wire.Store(0)
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := procCPU()
 			for i := 0; i < b.N; i++ {
 				d.Dispatch(msgs[i%len(msgs)])
 				drain(b, p)
 			}
-			cpu := cpuTime() - cpu0
+			cpu := procCPU() - cpu0
 			b.StopTimer()
 			deliveries := float64(b.N) * n
 			b.ReportMetric(float64(wire.Load())/deliveries, "wire-B/delivery")
@@ -135,6 +135,9 @@ func TestDeflateCompressesOncePerMessage(t *testing.T) {
 			c := p.Add(countConn{n: &wire}, pool.ConnOptions{Compression: pool.CompressContext})
 			ix.SetUnfiltered(c, true)
 			c.SetStream("*")
+			// Release them, so that later tests measuring the process's
+			// memory do not start with them.
+			t.Cleanup(func() { ix.RemoveSubscriber(c); p.Remove(c) })
 		}
 		d := proxy.NewDispatcher(ix, 16)
 		d.EnableCompression()

@@ -67,6 +67,10 @@ func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
 	want.Health = proxy.HealthConfig{LatencyDegraded: 15 * time.Millisecond, LatencyUnhealthy: 30 * time.Millisecond,
 		ErrorRateDegraded: 0.01, ErrorRateUnhealthy: 0.05, MinEvents: 100, SourceDownUnhealthyAfter: time.Minute}
 	want.Metrics.Window = 10 * time.Second
+	if cfg.Admin.UI == nil || !*cfg.Admin.UI {
+		t.Fatalf("admin.ui defaults to %v, want true", cfg.Admin.UI)
+	}
+	cfg.Admin.UI = nil
 	if cfg.Admin != want.Admin || cfg.Health != want.Health || cfg.Metrics != want.Metrics {
 		t.Fatalf("defaults: %+v %+v %+v", cfg.Admin, cfg.Health, cfg.Metrics)
 	}
@@ -74,6 +78,10 @@ func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if shipped.Admin.UI == nil || !*shipped.Admin.UI {
+		t.Fatalf("config.yaml: admin.ui %v, want true", shipped.Admin.UI)
+	}
+	shipped.Admin.UI = nil
 	if shipped.Admin != want.Admin || shipped.Health != want.Health || shipped.Metrics != want.Metrics {
 		t.Fatalf("config.yaml disagrees with the defaults: %+v %+v %+v", shipped.Admin, shipped.Health, shipped.Metrics)
 	}

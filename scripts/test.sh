@@ -12,6 +12,15 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "test.sh: WARNING: COULD NOT INSTALL CHROMIUM: THE BROWSER E2E TEST WILL BE SKIPPED" >&2
   fi
 fi
+# The NATS and JetStream tests start their own nats-server (Debian's
+# package) on a free port with a temporary store; install it when absent.
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  echo "test.sh: nats-server not found: installing it (apt-get install -y nats-server)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq nats-server; } >/dev/null 2>&1; then
+    echo "test.sh: WARNING: COULD NOT INSTALL NATS-SERVER: THE NATS TESTS WILL BE SKIPPED" >&2
+  fi
+fi
 REDIS_ADDR="$(scripts/redis.sh)"
 export REDIS_ADDR
 echo "test.sh: using Redis at $REDIS_ADDR"
@@ -22,3 +31,7 @@ FUZZTIME="${FUZZTIME:-5s}" scripts/fuzz.sh
 # Allocation guards are skipped under -race (the detector allocates): run them plainly.
 go test -count=1 -run 'Alloc' ./...
 go test -race -shuffle=on -count=1 -timeout 20m ./...
+# The deployment files (alerts, dashboard, Kubernetes manifests, Dockerfile)
+# are tested in their own module, deploy/, which holds the PromQL parser and
+# the Kubernetes API types so that the main module stays lean.
+(cd deploy && go mod download && go vet ./... && go test -count=1 -timeout 10m ./...)
