@@ -119,10 +119,10 @@ func BenchmarkDeflate1k(b *testing.B) {
 	}
 }
 
-// TestDeflateCompressesOncePerMessage: delivering a message to 1,000
+// TestDeflateAllocatesOncePerMessage: delivering a message to 1,000
 // compressing recipients allocates a small constant in both modes (one
 // compression, shared), not per recipient.
-func TestDeflateCompressesOncePerMessage(t *testing.T) {
+func TestDeflateAllocatesOncePerMessage(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates on its own; run without -race (make bench does)")
 	}
