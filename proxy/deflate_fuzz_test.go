@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"compress/flate"
 	"errors"
+	"sync"
 	"testing"
 )
+
+// fuzzWriters reuse compressors (about 1 MB each) between executions.
+var fuzzWriters [10]sync.Pool
 
 // FuzzInflate feeds the client-message inflater arbitrary compressed data
 // and compressions of arbitrary messages: it never panics, never returns
@@ -27,9 +31,15 @@ func FuzzInflate(f *testing.F) {
 		}
 
 		var b bytes.Buffer
-		w, _ := flate.NewWriter(&b, int(level%9)+1)
+		lv := int(level%9) + 1
+		w, _ := fuzzWriters[lv].Get().(*flate.Writer)
+		if w == nil {
+			w, _ = flate.NewWriter(nil, lv)
+		}
+		w.Reset(&b)
 		_, _ = w.Write(msg)
 		_ = w.Flush()
+		fuzzWriters[lv].Put(w)
 		z := bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
 		out, err = inflate([]byte("prefix"), z, lim)
 		switch {
