@@ -102,7 +102,7 @@ func TestHealthFollowsErrorRate(t *testing.T) {
 	c := e.dial(t)
 	// Errors alone, below min_events, are not judged.
 	for i := 0; i < 3; i++ {
-		c.Send(t, `{"type":"bogus"}`)
+		c.Send(t, `not json`) // answered with an error, and counted
 		c.NextOfType(t, "error", wait)
 	}
 	if _, h := health(t, e); h.Status != "healthy" {

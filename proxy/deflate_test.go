@@ -115,7 +115,7 @@ func TestDeflateNotOfferedSameBytes(t *testing.T) {
 		if f, err := r.ReadFrame(time.Now().Add(wait)); err != nil || f.RSV1 {
 			t.Fatalf("welcome: %+v %v", f, err)
 		}
-		if err := r.WriteText(`{"type":"subscribe","channel":"marketData"}`); err != nil {
+		if err := r.WriteText(`{"type":"subscribe","payload":{"channel":"marketData"}}`); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.ReadFrame(time.Now().Add(wait)); err != nil {

@@ -92,6 +92,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	start := ready.Add(cfg.WarmUp)
 	m.Open(start)
+	// Probe the control replies the same way on both sides: a frame that is
+	// not JSON (an error frame), an unknown type (silence) and a ping.
+	for _, s := range streams {
+		for _, probe := range controlProbes {
+			_ = s.ws.SetWriteDeadline(time.Now().Add(cfg.ReadyTimeout))
+			if err := s.ws.WriteMessage(websocket.TextMessage, []byte(probe)); err != nil {
+				return nil, fmt.Errorf("%w: %s: probe: %w", ErrNotReady, s.side, err)
+			}
+		}
+	}
 
 	pingCtx, stopPing := context.WithCancel(ctx)
 	defer stopPing()
@@ -198,9 +208,14 @@ func (s *stream) dial(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
+// controlProbes are sent to both servers once both are ready; their
+// replies are compared as control frames.
+var controlProbes = []string{`not json`, `{"type":"unknown"}`, `{"type":"ping"}`}
+
 // read feeds every frame to m. The stream is ready at its first frame
 // (ModeNone: the server has registered the client by the time it writes
-// anything) or at the "subscribed" reply.
+// anything; the legacy server with a filter, which it never answered) or
+// at the "subscribed" reply.
 func (s *stream) read(m *Matcher, mode Mode) {
 	defer close(s.done)
 	ready := false
@@ -218,7 +233,7 @@ func (s *stream) read(m *Matcher, mode Mode) {
 			continue
 		}
 		switch {
-		case mode == ModeNone, typ == "subscribed":
+		case mode == ModeNone, typ == "subscribed", mode == ModeFilter && s.side == Legacy:
 			ready = true
 			s.ready <- at
 		case typ == "error":
