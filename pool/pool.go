@@ -47,6 +47,8 @@ type Config struct {
 	// queue has stayed saturated (found full by an enqueue and not drained
 	// since) this long. 0: 10s.
 	SlowConsumerMaxLag time.Duration
+	// Deflate configures permessage-deflate (see DeflateConfig).
+	Deflate DeflateConfig
 	// Memory configures the memory monitor (see MemoryConfig).
 	Memory MemoryConfig
 	// Log receives memory level transitions and slow-consumer closes. Zero
@@ -75,6 +77,7 @@ func (c *Config) applyDefaults() {
 	def(&c.BatchMaxBytes, DefaultBatchMaxBytes)
 	defd(&c.SlowConsumerMaxLag, DefaultSlowConsumerMaxLag)
 	c.Memory.applyDefaults()
+	c.Deflate.applyDefaults()
 }
 
 // Reason says why a frame was shed.
@@ -135,6 +138,10 @@ type Pool struct {
 	slowLog      rateLimit
 
 	bufs sync.Pool
+
+	zstats  deflateStats // deflate.go
+	streams streamSet
+	zconns  atomic.Int64
 }
 
 // New returns a pool; zero fields of cfg take their defaults.
@@ -159,6 +166,8 @@ type ConnOptions struct {
 	// greeting can be queued first and subscriptions registered before the
 	// client sees it.
 	Hold bool
+	// Compression is what the connection negotiated (permessage-deflate).
+	Compression Compression
 }
 
 // Add registers a connection whose handshake is complete. The caller keeps
@@ -166,6 +175,10 @@ type ConnOptions struct {
 func (p *Pool) Add(nc net.Conn, opts ConnOptions) *Conn {
 	c := &Conn{p: p, nc: nc, id: opts.ID, remote: opts.Remote, batch: opts.Batch, held: opts.Hold, connectedAt: time.Now()}
 	c.writeFn = c.writeLoop
+	if opts.Compression != CompressNone {
+		c.z = &deflateState{ctx: opts.Compression == CompressContext}
+		p.zconns.Add(1)
+	}
 	c.lastActivity.Store(c.connectedAt.UnixNano())
 	c.lastPing = c.connectedAt.UnixNano()
 	p.mu.Lock()
@@ -193,6 +206,7 @@ func (p *Pool) Remove(c *Conn) {
 	if !ok {
 		return
 	}
+	c.leaveStream()
 	c.release()
 	p.active.Add(-1)
 	p.closedCount.Add(1)
@@ -381,6 +395,7 @@ type writeBuf struct {
 	scratch []byte
 	msgs    [][]byte
 	ingest  []int64
+	z       writeDeflate // deflate.go
 }
 
 func (p *Pool) getBuf() *writeBuf { return p.bufs.Get().(*writeBuf) }
@@ -390,6 +405,7 @@ func (p *Pool) putBuf(w *writeBuf) {
 		return // let an oversized buffer go rather than pin it
 	}
 	w.b, w.scratch, w.ingest = w.b[:0], w.scratch[:0], w.ingest[:0]
+	w.z.reset()
 	clear(w.msgs)
 	w.msgs = w.msgs[:0]
 	p.bufs.Put(w)

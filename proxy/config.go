@@ -95,6 +95,7 @@ type Config struct {
 	SlowConsumer   SlowConsumerConfig `yaml:"slow_consumer"`
 	Memory         MemoryConfig       `yaml:"memory"`
 	FanOut         FanOutConfig       `yaml:"fanout"`
+	Compression    CompressionConfig  `yaml:"compression"`
 }
 
 // FanOutConfig tunes how one message reaches a large recipient set.
@@ -309,6 +310,7 @@ func (c *Config) ApplyDefaults() {
 	c.applyAdminDefaults()
 	c.applyPressureDefaults()
 	c.applyUpstreamDefaults()
+	c.Compression.applyDefaults()
 }
 
 // Validate checks values and combinations after defaults.
@@ -349,6 +351,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateAdmin()...)
 	errs = append(errs, c.validatePressure()...)
 	errs = append(errs, c.validateUpstream()...)
+	errs = append(errs, c.Compression.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

@@ -29,6 +29,7 @@ type Dispatcher struct {
 	seq    atomic.Uint64 // written under fence; read without it by snapshots
 	latest *snapStore    // nil when snapshots are off
 	fan    *fanOut
+	zshare bool // frames carry a shared per_message compression (deflate.go)
 
 	latestWins LatestWinsSet
 	metadata   bool // compat.forward_metadata
@@ -142,7 +143,11 @@ func (d *Dispatcher) Frame(md *dataflow.MarketData, now time.Time) *pool.Frame {
 	h.WriteString(md.Type)
 	h.WriteByte(0)
 	h.WriteString(md.Symbol)
-	return &pool.Frame{Op: pool.OpText, Data: b, IngestAt: ingest, Key: h.Sum64(), LatestWins: d.latestWins.Has(md.Type)}
+	f := &pool.Frame{Op: pool.OpText, Data: b, IngestAt: ingest, Key: h.Sum64(), LatestWins: d.latestWins.Has(md.Type)}
+	if d.zshare {
+		f.ShareCompression()
+	}
+	return f
 }
 
 // DefaultLatestWinsTypes is the default of latest_wins_types: tickers,

@@ -109,12 +109,16 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		BatchMaxBytes:      cfg.Batch.MaxBytes,
 		SlowConsumerMaxLag: cfg.SlowConsumer.MaxLag,
 		Memory:             cfg.Memory.pool(),
+		Deflate:            cfg.Compression.pool(),
 		Log:                log.With().Str("component", "pool").Logger(),
 	}, s.op.latency)
 	s.disp = NewDispatcher(s.index, cfg.DispatchQueue)
 	s.disp.SetDataOptions(NewLatestWinsSet(cfg.LatestWinsTypes), cfg.Compat.ForwardMetadata)
 	if *cfg.SnapshotOnSubscribe {
 		s.disp.EnableSnapshots(cfg.SnapshotMaxKeys)
+	}
+	if cfg.Compression.Enabled {
+		s.disp.EnableCompression()
 	}
 	s.disp.SetParallel(cfg.FanOut.Workers, cfg.FanOut.ParallelMin, cfg.FanOut.ChunkSize)
 	s.upgrader = websocket.FastHTTPUpgrader{

@@ -48,6 +48,7 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 	remote := ctx.RemoteAddr().String()
 	// Beyond the connection limit, or while memory is critical: 1013.
 	over := s.slots.Add(1) > int64(s.cfg.MaxConnections) || s.pool.Admit() != nil
+	zresp, zc := s.negotiateDeflate(ctx)
 	err := s.upgrader.Upgrade(ctx, func(ws *websocket.Conn) {
 		if over {
 			defer s.handlers.Done()
@@ -65,9 +66,14 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 			defer s.handlers.Done()
 			defer s.slots.Add(-1)
 			defer release()
-			s.serveConn(nc, pre, remote, batch)
+			s.serveConn(nc, pre, remote, batch, zc)
 		}()
 	})
+	if err == nil && zresp != "" && !over {
+		// Set after Upgrade, which refuses a preset extension header; the
+		// response is written when this handler returns.
+		ctx.Response.Header.Set("Sec-WebSocket-Extensions", zresp)
+	}
 	if err != nil {
 		s.handlers.Done()
 		s.slots.Add(-1)
@@ -92,17 +98,18 @@ type session struct {
 	rate       msgLimiter
 	keys       map[string]int // index keys per filter id
 	nkeys      int
+	zc         pool.Compression // permessage-deflate agreed (deflate_session.go)
 }
 
-func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool) {
+func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression) {
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
-	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true})
-	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: newMsgLimiter(s.cfg.Limits)}
+	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true, Compression: zc})
+	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: newMsgLimiter(s.cfg.Limits), zc: zc}
 	defer ss.end()
 
 	// Control replies go through the connection's writer so that frame
 	// order holds.
-	ws := &frameReader{nc: nc, pre: pre, limit: s.cfg.MaxPayload,
+	ws := &frameReader{nc: nc, pre: pre, limit: s.cfg.MaxPayload, inflate: zc != pool.CompressNone,
 		onPing: func(data string) {
 			c.Touch()
 			if !ss.allowMessage() {
@@ -314,4 +321,5 @@ func (ss *session) updateDelivery() {
 		ss.unfiltered = want
 		ss.setUnfiltered(want)
 	}
+	ss.updateStream()
 }

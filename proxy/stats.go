@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"wsproxy/dataflow"
+	"wsproxy/pool"
 )
 
 // Stats is the STATS object of PROTOCOL.md, answered to getStats and by the
@@ -55,6 +56,9 @@ type PoolStats struct {
 	// MemoryLevel is the memory monitor's level: normal, elevated, critical.
 	MemoryLevel        string `json:"memoryLevel"`
 	SlowConsumerCloses uint64 `json:"slowConsumerCloses"`
+	// Compression: permessage-deflate counters, present when
+	// compression.enabled is on.
+	Compression *pool.DeflateStats `json:"compression,omitempty"`
 }
 
 // DataflowStats describes the input side.
@@ -138,6 +142,10 @@ func (s *Server) Stats() Stats {
 		Shed:               ps.Shed,
 		MemoryLevel:        ps.Memory.Level,
 		SlowConsumerCloses: ps.SlowConsumerCloses,
+	}
+	if s.cfg.Compression.Enabled {
+		zs := s.pool.DeflateStats()
+		st.Pool.Compression = &zs
 	}
 	st.Dataflow = DataflowStats{MessagesForwarded: ds.Forwarded, Dropped: ds.Dropped, Queued: ds.Queued, LastActivity: ds.LastActivity,
 		SnapshotOverflow: ds.SnapshotOverflow, SnapshotCounts: ds.SnapshotCounts}

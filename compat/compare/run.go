@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,13 +19,14 @@ var ErrNotReady = errors.New("compare: client not ready")
 // stream is one side's client. Its reader goroutine is the only reader; the
 // subscribe frame and pings are written by Run's goroutines one at a time.
 type stream struct {
-	side    Side
-	url     string
-	ws      *websocket.Conn
-	ready   chan time.Time // receives the ready time once
-	lost    chan error     // receives the read error unless closing
-	done    chan struct{}  // closed when the reader returns
-	closing atomic.Bool
+	side     Side
+	url      string
+	compress bool // offer permessage-deflate
+	ws       *websocket.Conn
+	ready    chan time.Time // receives the ready time once
+	lost     chan error     // receives the read error unless closing
+	done     chan struct{}  // closed when the reader returns
+	closing  atomic.Bool
 }
 
 // Run compares the two endpoints as configured and returns the report. An
@@ -41,7 +43,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	streams := [2]*stream{
 		{side: Legacy, url: cfg.LegacyURL},
-		{side: Proxy, url: cfg.ProxyURL},
+		{side: Proxy, url: cfg.ProxyURL, compress: cfg.ProxyCompression},
 	}
 	dialCtx, cancelDial := context.WithTimeout(ctx, cfg.ReadyTimeout)
 	defer cancelDial()
@@ -188,13 +190,17 @@ grace:
 }
 
 func (s *stream) dial(ctx context.Context, timeout time.Duration) error {
-	d := websocket.Dialer{HandshakeTimeout: timeout}
+	d := websocket.Dialer{HandshakeTimeout: timeout, EnableCompression: s.compress}
 	ws, resp, err := d.DialContext(ctx, s.url, nil)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %s: dial %s: %w", ErrNotReady, s.side, s.url, err)
+	}
+	if s.compress && !strings.HasPrefix(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		_ = ws.Close()
+		return fmt.Errorf("%w: %s: %s did not agree to permessage-deflate", ErrNotReady, s.side, s.url)
 	}
 	s.ws = ws
 	s.ready = make(chan time.Time, 1)
