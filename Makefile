@@ -1,10 +1,15 @@
-.PHONY: run test bench bench-all load lint fmt fuzz soak
+.PHONY: run test test-loaded bench bench-all load lint fmt fuzz soak
 
 run:
 	go run .
 
 test:
 	scripts/test.sh
+
+# The whole suite beside a CPU hog on every core (e2e/cmd/cpuhog, started
+# and stopped by scripts/test.sh): it must hold on a loaded machine.
+test-loaded:
+	CI_LOADED=1 scripts/test.sh
 
 # The hot-path micro-benchmarks: match, enqueue, fan-out to 1k/10k
 # recipients, encode (BENCHMARKS.md).

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"wsproxy/internal/leakcheck"
 )
 
 // binary is the wsproxy executable built once for the package.
@@ -31,6 +33,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if code == 0 {
+		// The tests' own goroutines (clients, log readers) must be gone.
+		if leaked := leakcheck.Leaked(10 * time.Second); leaked != "" {
+			fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", leaked)
+			code = 1
+		}
+	}
 	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -20,13 +20,7 @@ func (c *Conn) Abandon() {
 // before it, to reach the socket.
 func (c *Conn) WaitWritten(d time.Duration) {
 	c.mu.Lock()
-	var idle chan struct{}
-	if c.writing {
-		if c.idle == nil {
-			c.idle = make(chan struct{})
-		}
-		idle = c.idle
-	}
+	idle := c.idleLocked()
 	c.mu.Unlock()
 	if idle != nil {
 		t := time.NewTimer(d)
@@ -36,4 +30,17 @@ func (c *Conn) WaitWritten(d time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+// idleLocked returns the channel closed when the writer in flight stops, or
+// nil if none runs. Every waiter shares the one channel: a second waiter
+// must not replace it, or the first would wait out its timeout.
+func (c *Conn) idleLocked() chan struct{} {
+	if !c.writing {
+		return nil
+	}
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+	}
+	return c.idle
 }

@@ -399,6 +399,7 @@ func (c *Conn) fillLocked(wb *writeBuf) (closeSent bool) {
 		}
 	}
 	c.flushEnvelopeLocked(wb)
+	c.q.shrink()
 	return false
 }
 
@@ -419,11 +420,7 @@ func (c *Conn) flushEnvelopeLocked(wb *writeBuf) {
 func (c *Conn) release() {
 	c.mu.Lock()
 	c.closing = true
-	var idle chan struct{}
-	if c.writing {
-		idle = make(chan struct{})
-		c.idle = idle
-	}
+	idle := c.idleLocked()
 	c.mu.Unlock()
 	if idle != nil {
 		t := time.NewTimer(time.Second)
@@ -491,9 +488,47 @@ func (c *Conn) Stats() ConnStats {
 	return st
 }
 
+// QueueCapacity returns how many frames c's queue holds without growing:
+// 0 until it is first used, and again once a burst has drained.
+func (c *Conn) QueueCapacity() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.q.capacity()
+}
+
 // Closing reports whether a close frame has been queued or the socket is gone.
 func (c *Conn) Closing() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closing || c.dead
+}
+
+// Offer queues a data frame only if it fits without shedding anything and
+// leaves a quarter of the queue's bounds free for live frames; it reports
+// whether it did. Snapshots on subscribe use it: what the queue cannot hold
+// is not sent (and the caller counts it) rather than pushing out newer
+// frames or frames of other keys.
+func (c *Conn) Offer(f *Frame) bool {
+	c.mu.Lock()
+	if c.closing || c.dead {
+		c.mu.Unlock()
+		return false
+	}
+	maxMsgs, maxBytes := c.p.queueBounds()
+	maxMsgs, maxBytes = maxMsgs-maxMsgs/4, maxBytes-maxBytes/4
+	if c.qData+1 > maxMsgs || c.qBytes+len(f.Data) > maxBytes {
+		c.mu.Unlock()
+		return false
+	}
+	c.pushLocked(f)
+	cfg := &c.p.cfg
+	start := !c.writing && !c.held && (cfg.FlushInterval == 0 || c.qData >= cfg.BatchMaxMessages)
+	if start {
+		c.writing = true
+	}
+	c.mu.Unlock()
+	if start {
+		go c.writeFn()
+	}
+	return true
 }

@@ -17,7 +17,8 @@ var ErrClosed = errors.New("pool: connection closed")
 // Config bounds queues and paces writers. Zero fields take the defaults
 // noted on each field (applied by New).
 type Config struct {
-	// QueueMaxMessages bounds one connection's queued data frames. 0: 100.
+	// QueueMaxMessages bounds one connection's queued data frames. 0: 100
+	// (the proxy's default is higher: proxy.DefaultQueueMaxMessages).
 	QueueMaxMessages int `yaml:"max_messages"`
 	// QueueMaxBytes bounds one connection's queued data bytes. 0: 1 MiB.
 	QueueMaxBytes int `yaml:"max_bytes"`

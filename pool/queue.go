@@ -68,3 +68,18 @@ func (r *ring) clear() {
 	}
 	r.buf, r.head = nil, 0
 }
+
+// ringKeep is the ring size kept by a drained queue; a larger ring, grown by
+// a burst, is released, so that an idle connection holds no more than it did
+// before the burst.
+const ringKeep = 8
+
+// shrink releases a ring grown past ringKeep once it is empty.
+func (r *ring) shrink() {
+	if r.n == 0 && len(r.buf) > ringKeep {
+		r.buf, r.head = nil, 0
+	}
+}
+
+// capacity returns the frames the ring holds without growing.
+func (r *ring) capacity() int { return len(r.buf) }

@@ -37,6 +37,13 @@ type Config struct {
 	// ShutdownTimeout bounds graceful shutdown (flush, close 1001, wait for
 	// replies). 0: 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// ShutdownDrainShare is the share of the shutdown grace the dispatcher
+	// may spend delivering the messages still waiting for it once the
+	// sources have stopped; what is left then is discarded and counted
+	// (dataflow.shutdownDiscarded). The close frames (1001) are then spread
+	// over half of what remains, the rest is for flushing and the clients'
+	// close replies. 0: 0.3; at most 0.9.
+	ShutdownDrainShare float64 `yaml:"shutdown_drain_share"`
 	// DispatchQueue is how many messages may wait between the sources and
 	// the dispatcher; beyond it messages are dropped and counted. 0: 65536.
 	DispatchQueue int `yaml:"dispatch_queue"`
@@ -63,6 +70,11 @@ type Config struct {
 	// for snapshots; keys beyond it are not remembered (counted in
 	// dataflow.snapshotOverflow). 0: 100000.
 	SnapshotMaxKeys int `yaml:"snapshot_max_keys"`
+	// SnapshotRate bounds the snapshot work one connection may cause, in
+	// keys per second: examining a remembered key costs 1, queuing a frame
+	// 10 more; the bucket holds one second's worth. Keys left unexamined
+	// are counted (dataflow.snapshotRateLimited). 0: 100000.
+	SnapshotRate int `yaml:"snapshot_rate"`
 	// LatestWinsTypes are the data types whose newer message replaces a
 	// queued older one of the same (exchange, type, symbol) for a slow
 	// client, and whose latest message snapshots send; an entry ending in
@@ -97,11 +109,17 @@ type FanOutConfig struct {
 	ChunkSize int `yaml:"chunk_size"`
 }
 
+// DefaultQueueMaxMessages is queue.max_messages when unset.
+const DefaultQueueMaxMessages = 4096
+
 // QueueConfig bounds each connection's queue.
 type QueueConfig struct {
-	// MaxMessages queued per connection. 0: 100.
+	// MaxMessages queued per connection, a bound second to MaxBytes: high
+	// enough that a burst of a few thousand small frames is absorbed (the
+	// queue's ring grows only while it is used and is released once it
+	// drains, so idle connections do not pay for it). 0: 4096.
 	MaxMessages int `yaml:"max_messages"`
-	// MaxBytes queued per connection. 0: 1 MiB.
+	// MaxBytes queued per connection, the first bound. 0: 1 MiB.
 	MaxBytes int `yaml:"max_bytes"`
 }
 
@@ -162,6 +180,11 @@ type LimitsConfig struct {
 	// and is answered by one RATE_LIMIT_EXCEEDED error. 0: 50; negative: no
 	// limit.
 	MessageRate float64 `yaml:"message_rate"`
+	// StatsCost is how many messages of MessageRate one getStats counts
+	// for: its reply is a hundred times a pong, and the STATS it carries
+	// change at most every 250 ms (proxy.StatsMaxAge). 0: 10 (5 getStats a
+	// second at the default rate); 1: like any message.
+	StatsCost int `yaml:"stats_cost"`
 	// MessageBurst is each connection's bucket size. 0: 2 × MessageRate.
 	MessageBurst int `yaml:"message_burst"`
 	// RateLimitGrace is how many further messages over the rate a connection
@@ -250,11 +273,14 @@ func (c *Config) ApplyDefaults() {
 	defDur(&c.WriteTimeout, 10*time.Second)
 	defDur(&c.ShutdownTimeout, 10*time.Second)
 	defInt(&c.DispatchQueue, 65536)
+	if c.ShutdownDrainShare <= 0 {
+		c.ShutdownDrainShare = 0.3
+	}
 	if c.DemoPage == nil {
 		on := true
 		c.DemoPage = &on
 	}
-	defInt(&c.Queue.MaxMessages, 100)
+	defInt(&c.Queue.MaxMessages, DefaultQueueMaxMessages)
 	defInt(&c.Queue.MaxBytes, 1<<20)
 	defInt(&c.Batch.MaxMessages, 100)
 	if c.Compat.UnfilteredReceiveAll == nil {
@@ -273,6 +299,7 @@ func (c *Config) ApplyDefaults() {
 		c.SnapshotOnSubscribe = &t
 	}
 	defInt(&c.SnapshotMaxKeys, 100000)
+	defInt(&c.SnapshotRate, 100000)
 	if c.LatestWinsTypes == nil {
 		c.LatestWinsTypes = append([]string(nil), DefaultLatestWinsTypes...)
 	}
@@ -289,6 +316,9 @@ func (c *Config) ApplyDefaults() {
 // Validate checks values and combinations after defaults.
 func (c *Config) Validate() error {
 	var errs []error
+	if c.ShutdownDrainShare > 0.9 {
+		errs = append(errs, fmt.Errorf("shutdown_drain_share %v: want at most 0.9 (the close frames need the rest of shutdown_timeout)", c.ShutdownDrainShare))
+	}
 	if c.ConnectionTimeout <= c.HeartbeatInterval {
 		errs = append(errs, fmt.Errorf("connection_timeout (%s) must exceed heartbeat_interval (%s)", c.ConnectionTimeout, c.HeartbeatInterval))
 	}

@@ -15,7 +15,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != ":8080" || !cfg.Sources.Demo.Enabled || !*cfg.Compat.UnfilteredReceiveAll || cfg.Queue.MaxMessages != 100 {
+	if cfg.Listen != ":8080" || !cfg.Sources.Demo.Enabled || !*cfg.Compat.UnfilteredReceiveAll || cfg.Queue.MaxMessages != proxy.DefaultQueueMaxMessages {
 		t.Fatalf("shipped config = %+v", cfg)
 	}
 }

@@ -26,10 +26,8 @@ type Dispatcher struct {
 	// fence is held for each Dispatch and by subscription changes that
 	// must know exactly which messages they precede (snapshot.go).
 	fence  sync.Mutex
-	seq    uint64                // guarded by fence
-	latest map[uint64]*snapEntry // guarded by fence; nil when snapshots are off
-	maxKey int
-	overfl atomic.Uint64
+	seq    atomic.Uint64 // written under fence; read without it by snapshots
+	latest *snapStore    // nil when snapshots are off
 	fan    *fanOut
 	zshare bool // frames carry a shared per_message compression (deflate.go)
 
@@ -38,8 +36,12 @@ type Dispatcher struct {
 
 	forwarded atomic.Uint64
 	dropped   atomic.Uint64
-	lastAt    atomic.Int64
-	done      chan struct{}
+	// drainUntil (unix ns, 0: no bound) ends Run's final drain: messages
+	// still queued then are discarded and counted in discarded.
+	drainUntil atomic.Int64
+	discarded  atomic.Uint64
+	lastAt     atomic.Int64
+	done       chan struct{}
 }
 
 var _ dataflow.Sink = (*Dispatcher)(nil)
@@ -76,7 +78,8 @@ func (d *Dispatcher) Deliver(md *dataflow.MarketData) bool {
 	}
 }
 
-// Run dispatches until ctx ends, then drains what is already queued.
+// Run dispatches until ctx ends, then drains what is already queued, until
+// the bound set by DrainUntil.
 func (d *Dispatcher) Run(ctx context.Context) {
 	defer close(d.done)
 	for {
@@ -85,6 +88,10 @@ func (d *Dispatcher) Run(ctx context.Context) {
 			d.Dispatch(md)
 		case <-ctx.Done():
 			for {
+				if until := d.drainUntil.Load(); until != 0 && time.Now().UnixNano() >= until {
+					d.discardQueued()
+					return
+				}
 				select {
 				case md := <-d.in:
 					d.Dispatch(md)
@@ -92,6 +99,22 @@ func (d *Dispatcher) Run(ctx context.Context) {
 					return
 				}
 			}
+		}
+	}
+}
+
+// DrainUntil bounds the drain Run does after its context ends: messages
+// still queued at t are discarded and counted (DispatchStats.Discarded).
+// Call before cancelling Run's context.
+func (d *Dispatcher) DrainUntil(t time.Time) { d.drainUntil.Store(t.UnixNano()) }
+
+func (d *Dispatcher) discardQueued() {
+	for {
+		select {
+		case <-d.in:
+			d.discarded.Add(1)
+		default:
+			return
 		}
 	}
 }
@@ -178,10 +201,12 @@ func (d *Dispatcher) Dispatch(md *dataflow.MarketData) int {
 	symbol := subscription.NormalizeSymbol(md.Symbol)
 	d.fence.Lock()
 	m := d.index.Match(exchange, typ, symbol)
-	d.seq++
-	seq := d.seq
+	seq := d.seq.Add(1)
 	if f.LatestWins && d.latest != nil {
-		d.rememberLocked(f, seq, exchange, typ, symbol)
+		// Before the fan-out: a snapshot holding this key's shard either
+		// queues the older frame first or sees this one and leaves it to
+		// the live delivery (snapshot.go).
+		d.latest.remember(f, seq, exchange, typ, symbol)
 	}
 	n := d.fan.run(&m, f, seq)
 	d.fence.Unlock()
@@ -199,10 +224,19 @@ type DispatchStats struct {
 	// SnapshotOverflow counts latest-wins messages not remembered for
 	// snapshots because snapshot_max_keys was reached.
 	SnapshotOverflow uint64 `json:"snapshotOverflow"`
+	// Discarded counts messages not delivered at shutdown because the
+	// drain's share of the grace had run out (shutdown_drain_share).
+	Discarded uint64 `json:"shutdownDiscarded"`
+	SnapshotCounts
 }
 
 // Stats returns the counters.
 func (d *Dispatcher) Stats() DispatchStats {
-	return DispatchStats{Forwarded: d.forwarded.Load(), Dropped: d.dropped.Load(), Queued: len(d.in), LastActivity: d.lastAt.Load(),
-		SnapshotOverflow: d.overfl.Load()}
+	st := DispatchStats{Forwarded: d.forwarded.Load(), Dropped: d.dropped.Load(), Queued: len(d.in), LastActivity: d.lastAt.Load(),
+		Discarded: d.discarded.Load()}
+	if d.latest != nil {
+		st.SnapshotOverflow = d.latest.overflow.Load()
+		st.SnapshotCounts = d.latest.counts()
+	}
+	return st
 }

@@ -40,7 +40,9 @@ func (s *Server) Drain(window time.Duration) DrainStatus {
 		st.Remaining = s.pool.Len()
 		return st
 	}
+	s.intake.Lock()
 	s.accepting.Store(false)
+	s.intake.Unlock()
 	s.op.draining.Store(true)
 	var conns []*pool.Conn
 	s.pool.Each(func(c *pool.Conn) { conns = append(conns, c) })
@@ -71,6 +73,16 @@ func (s *Server) Draining() bool { return s.op.draining.Load() }
 // closeGradually closes conns in batches spread evenly over window, then
 // any connection whose upgrade raced with the start of the drain.
 func (s *Server) closeGradually(ctx context.Context, conns []*pool.Conn, window time.Duration) {
+	if !s.closeSpread(ctx, conns, window) {
+		return // Shutdown closes the rest
+	}
+	s.pool.Each(func(c *pool.Conn) { c.Close(websocket.CloseGoingAway, reasonShutdown) })
+	s.log.Info().Int("connections", len(conns)).Msg("drain complete: every client was asked to close")
+}
+
+// closeSpread closes conns with 1001 in batches spread evenly over window;
+// false if ctx ended first.
+func (s *Server) closeSpread(ctx context.Context, conns []*pool.Conn, window time.Duration) bool {
 	n := len(conns)
 	interval, batch := drainTick, drainMaxBatch
 	if n > 0 && window > 0 {
@@ -91,10 +103,9 @@ func (s *Server) closeGradually(ctx context.Context, conns []*pool.Conn, window 
 		}
 		select {
 		case <-ctx.Done():
-			return // Shutdown closes the rest
+			return false
 		case <-t.C:
 		}
 	}
-	s.pool.Each(func(c *pool.Conn) { c.Close(websocket.CloseGoingAway, reasonShutdown) })
-	s.log.Info().Int("connections", n).Msg("drain complete: every client was asked to close")
+	return true
 }

@@ -82,6 +82,16 @@ func (b *bucket) take(now time.Time) bool {
 	return true
 }
 
+// takeN removes n tokens if there are that many.
+func (b *bucket) takeN(now time.Time, n float64) bool {
+	b.refill(now)
+	if b.tokens < n {
+		return false
+	}
+	b.tokens -= n
+	return true
+}
+
 func (b *bucket) refill(now time.Time) {
 	if d := now.Sub(b.last).Seconds(); d > 0 {
 		b.tokens = min(b.burst, b.tokens+d*b.rate)

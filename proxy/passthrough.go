@@ -45,7 +45,8 @@ func (s *Server) initPassThrough() error {
 		s.http.StreamRequestBody = true
 	}
 	if s.cfg.Static.Dir != "" {
-		h, err := newStatic(s.cfg.Static.Dir, next)
+		s.staticStop = make(chan struct{})
+		h, err := newStatic(s.cfg.Static.Dir, next, s.staticStop)
 		if err != nil {
 			return err
 		}

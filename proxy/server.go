@@ -52,7 +52,9 @@ type Server struct {
 	channels  atomic.Int64 // legacy channel subscriptions, all connections
 	chanNames channelSet
 	lastAct   atomic.Int64
-	handlers  sync.WaitGroup
+	handlers  sync.WaitGroup // upgrade handlers and connections being served
+	// intake orders handlers.Add against stopping intake (session.go).
+	intake sync.RWMutex
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -60,7 +62,10 @@ type Server struct {
 	bg      sync.WaitGroup
 	stopped bool
 
-	op operations // admin-facing: latency, rate window, memory level, drain
+	op    operations // admin-facing: latency, rate window, memory level, drain
+	stats statsCache // getStats answers (statscache.go)
+	// staticStop ends static.dir's file cache cleaners at Shutdown.
+	staticStop chan struct{}
 }
 
 // New builds a server from cfg (defaults applied) and the sources it will
@@ -251,25 +256,50 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopped = true
 	cancel := s.cancel
 	s.mu.Unlock()
+	s.intake.Lock()
 	s.accepting.Store(false)
+	s.intake.Unlock()
 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.ShutdownWithContext(ctx) }()
 	if s.up != nil {
 		s.up.closeStreams() // fasthttp would wait for open event streams
 	}
+	grace := s.cfg.ShutdownTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		grace = time.Until(dl)
+	}
 	if cancel != nil {
+		// Intake stops (the sources end with the run context); the
+		// dispatcher delivers what waits for it within its share of the
+		// grace and counts the rest.
+		s.disp.DrainUntil(time.Now().Add(time.Duration(float64(grace) * s.cfg.ShutdownDrainShare)))
 		cancel()
-		select { // let queued pipeline messages reach the connection queues
+		select {
 		case <-s.disp.Done():
 		case <-ctx.Done():
 		}
 	}
-	// fasthttp does not track hijacked connections: close them here.
+	if n := s.disp.Stats().Discarded; n > 0 {
+		s.log.Warn().Uint64("messages", n).Msg("shutdown: messages still queued for dispatch were not delivered")
+	}
+	// fasthttp does not track hijacked connections: close them here, 1001
+	// spread over half of the time left (nats lame duck mode), so that
+	// thousands of close frames and flushes do not start in one instant.
+	rest := grace
+	if dl, ok := ctx.Deadline(); ok {
+		rest = time.Until(dl)
+	}
+	var conns []*pool.Conn
+	s.pool.Each(func(c *pool.Conn) { conns = append(conns, c) })
+	s.closeSpread(ctx, conns, min(rest/2, time.Duration(len(conns))*shutdownClosePace))
 	s.pool.CloseAll(ctx, websocket.CloseGoingAway, reasonShutdown)
 	waitGroup(ctx, &s.handlers)
 	s.bg.Wait()
 	err := <-httpDone
+	if s.staticStop != nil {
+		close(s.staticStop)
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -278,6 +308,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	return nil
 }
+
+// shutdownClosePace is the pace of close frames at shutdown, one per
+// connection: 5,000 a second (at most over half of the grace left).
+const shutdownClosePace = 200 * time.Microsecond
 
 func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
 	done := make(chan struct{})

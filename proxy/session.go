@@ -23,16 +23,25 @@ const (
 )
 
 func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
+	// The handler is counted before the accepting check, under the intake
+	// lock that Shutdown takes to stop intake: either Shutdown's Wait sees
+	// this handler, or this handler sees that intake has stopped.
+	s.intake.RLock()
 	if !s.accepting.Load() {
+		s.intake.RUnlock()
 		ctx.Error("server shutting down", fasthttp.StatusServiceUnavailable)
 		return
 	}
+	s.handlers.Add(1)
+	s.intake.RUnlock()
 	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
+		s.handlers.Done()
 		ctx.Error("expected a WebSocket upgrade", fasthttp.StatusUpgradeRequired)
 		return
 	}
 	release, ok := s.guard.admit(ctx)
 	if !ok {
+		s.handlers.Done()
 		return
 	}
 	batch := string(ctx.QueryArgs().Peek("batch")) == "1"
@@ -40,7 +49,6 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 	// Beyond the connection limit, or while memory is critical: 1013.
 	over := s.slots.Add(1) > int64(s.cfg.MaxConnections) || s.pool.Admit() != nil
 	zresp, zc := s.negotiateDeflate(ctx)
-	s.handlers.Add(1)
 	err := s.upgrader.Upgrade(ctx, func(ws *websocket.Conn) {
 		if over {
 			defer s.handlers.Done()
@@ -84,6 +92,9 @@ type session struct {
 	unfiltered bool
 	buf        []byte
 	cover      []coverage // snapshot.go
+	snapRate   bucket     // snapshot work, snapshot.go
+	snapOn     bool       // snapRate is set up
+	snapNext   int        // shard the next snapshot starts at
 	rate       msgLimiter
 	keys       map[string]int // index keys per filter id
 	nkeys      int
@@ -119,6 +130,7 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, z
 	now := time.Now().UnixMilli()
 	c.Send(pool.NewControl(compat.AppendWelcome(nil, id, now, now)))
 	ss.updateDelivery()
+	s.stats.changed()
 	c.Start() // welcome first, and the client is registered by the time it reads it
 	ss.log.Debug().Str("remote", remote).Bool("batch", batch).Msg("connected")
 
@@ -168,6 +180,7 @@ func (ss *session) logEnd(err error) {
 }
 
 func (ss *session) end() {
+	defer ss.s.stats.changed()
 	ss.s.index.RemoveSubscriber(ss.c)
 	ss.s.channels.Add(-int64(len(ss.channels)))
 	for ch := range ss.channels {
@@ -208,6 +221,7 @@ func (ss *session) handle(msg []byte) {
 	case compat.KindPing:
 		ss.reply(compat.AppendPong(nil, now))
 	case compat.KindSubscribe:
+		defer ss.s.stats.changed()
 		if m.Channel != "" {
 			if len(m.Channel) > maxChannelLen || (!ss.channels[m.Channel] && len(ss.channels) >= ss.s.limits.MaxFilters) {
 				ss.badFrame(&compat.Error{Code: compat.CodeLimitExceeded, Message: "channel too long or too many channels", Silent: true})
@@ -230,6 +244,7 @@ func (ss *session) handle(msg []byte) {
 		}
 		ss.subscribe(m.Filter, now)
 	case compat.KindUnsubscribe:
+		defer ss.s.stats.changed()
 		switch {
 		case m.Channel != "":
 			if ss.channels[m.Channel] {
@@ -255,13 +270,15 @@ func (ss *session) handle(msg []byte) {
 			ss.reply(compat.AppendUnsubscribedFilter(nil, "", now))
 		}
 	case compat.KindGetStats:
-		t := time.Now()
-		b, err := compat.AppendStatsReply(nil, ss.s.legacyStats(t), ss.s.Stats(), t.UnixMilli())
+		if !ss.allowCost(ss.s.cfg.Limits.StatsCost - 1) { // one was taken with the frame
+			return
+		}
+		f, err := ss.s.statsReply(now)
 		if err != nil {
 			ss.sendError(compat.CodeInternalError, "stats unavailable")
 			return
 		}
-		ss.reply(b)
+		ss.c.Send(f)
 	}
 }
 

@@ -47,9 +47,13 @@ func newMsgLimiter(cfg LimitsConfig) msgLimiter {
 // the first frame is answered with RATE_LIMIT_EXCEEDED; if the client goes
 // on past limits.rate_limit_grace more frames before slowing down, the
 // connection is closed with 1008. It reports whether to process the frame.
-func (ss *session) allowMessage() bool {
+func (ss *session) allowMessage() bool { return ss.allowCost(1) }
+
+// allowCost is allowMessage for a frame that costs n messages of the rate
+// (getStats: limits.stats_cost).
+func (ss *session) allowCost(n int) bool {
 	l := &ss.rate
-	if !l.on || l.b.take(time.Now()) {
+	if !l.on || l.b.takeN(time.Now(), float64(n)) {
 		l.over, l.warned = 0, false
 		return true
 	}

@@ -237,7 +237,8 @@ func TestFullQueueConflatesAndDropsOldest(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := start(t, func(c *proxy.Config) { c.WriteTimeout = time.Minute })
+			// The policy at the bound the expectations count with: 100 frames.
+			h := start(t, func(c *proxy.Config) { c.WriteTimeout = time.Minute; c.Queue.MaxMessages = 100 })
 			healthy := h.dial(t)
 			stalled := wstest.DialRaw(t, h.url, stalledRcvBuf)
 			c := h.poolConn(t, stalled.Conn.LocalAddr())

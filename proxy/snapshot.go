@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"wsproxy/pool"
@@ -20,43 +22,102 @@ import (
 // A session keeps the history of what it was subscribed to and from which
 // boundary (coverage); a remembered frame is sent only if no coverage of the
 // connection matched it when it was dispatched, i.e. if the client has not
-// already received it live. Snapshot frames are queued under the fence as
-// well, so that a newer live frame of the same key is never queued before an
-// older snapshot frame.
+// already received it live.
+//
+// Off the hot path: the scan does not take the fence. The store is split
+// into shards with a lock each; the dispatcher updates a key's entry under
+// its shard's lock before it fans the frame out, and a snapshot queues a
+// key's frame under the same lock. So either the snapshot queues the older
+// frame before the live one is fanned out, or it finds the newer one, which
+// the live delivery brings, and skips it: a newer frame is never followed by
+// an older one. The dispatcher waits at most for one shard's scan.
+//
+// Bounded: a snapshot queues at most what fits in three quarters of the
+// client's queue (pool.Conn.Offer), the latest frame per key; matching
+// frames left out are counted (snapshotTruncated). The work is rate-limited
+// per connection (snapshot_rate); keys left unexamined are counted
+// (snapshotRateLimited).
 
-// snapEntry is the latest frame of one key. Guarded by Dispatcher.fence.
+// snapShards is the number of independently locked parts of the store.
+const snapShards = 256
+
+// snapFrameCost is what queuing a snapshot frame costs against
+// snapshot_rate, against 1 for examining a key.
+const snapFrameCost = 10
+
+// snapEntry is the latest frame of one key. Guarded by its shard's lock.
 type snapEntry struct {
 	exchange, typ, symbol string // normalised as the index expects
 	frame                 *pool.Frame
 	seq                   uint64
 }
 
+type snapShard struct {
+	mu sync.Mutex
+	m  map[uint64]*snapEntry
+}
+
+// snapStore is the latest-value store behind snapshots. Safe for
+// concurrent use.
+type snapStore struct {
+	shards   [snapShards]snapShard
+	max      int64
+	keys     atomic.Int64
+	overflow atomic.Uint64
+
+	sent, truncated, limited atomic.Uint64
+}
+
+// SnapshotCounts says what snapshots on subscribe did.
+type SnapshotCounts struct {
+	// SnapshotSent counts frames queued by snapshots.
+	SnapshotSent uint64 `json:"snapshotSent"`
+	// SnapshotTruncated counts frames a snapshot matched but did not queue
+	// because the client's queue had no room for them.
+	SnapshotTruncated uint64 `json:"snapshotTruncated"`
+	// SnapshotRateLimited counts remembered keys a snapshot did not examine
+	// because the connection had used up its snapshot_rate.
+	SnapshotRateLimited uint64 `json:"snapshotRateLimited"`
+}
+
+func (st *snapStore) counts() SnapshotCounts {
+	return SnapshotCounts{SnapshotSent: st.sent.Load(), SnapshotTruncated: st.truncated.Load(), SnapshotRateLimited: st.limited.Load()}
+}
+
 // EnableSnapshots makes the dispatcher remember up to maxKeys latest-wins
 // keys. Call before Run.
 func (d *Dispatcher) EnableSnapshots(maxKeys int) {
-	d.latest = make(map[uint64]*snapEntry)
-	d.maxKey = maxKeys
+	st := &snapStore{max: int64(maxKeys)}
+	for i := range st.shards {
+		st.shards[i].m = make(map[uint64]*snapEntry)
+	}
+	d.latest = st
 }
 
-func (d *Dispatcher) rememberLocked(f *pool.Frame, seq uint64, exchange, typ, symbol string) {
-	e := d.latest[f.Key]
+func (st *snapStore) remember(f *pool.Frame, seq uint64, exchange, typ, symbol string) {
+	sh := &st.shards[f.Key%snapShards]
+	sh.mu.Lock()
+	e := sh.m[f.Key]
 	if e == nil {
-		if len(d.latest) >= d.maxKey {
-			d.overfl.Add(1)
+		if st.keys.Load() >= st.max {
+			sh.mu.Unlock()
+			st.overflow.Add(1)
 			return
 		}
+		st.keys.Add(1)
 		e = &snapEntry{exchange: exchange, typ: typ, symbol: symbol}
-		d.latest[f.Key] = e
+		sh.m[f.Key] = e
 	}
 	e.frame, e.seq = f, seq
+	sh.mu.Unlock()
 }
 
 // fenced runs fn with dispatching paused; b is the sequence number of the
-// last message dispatched before fn.
+// last message dispatched before fn. fn must be short: the dispatcher waits.
 func (d *Dispatcher) fenced(fn func(b uint64)) {
 	d.fence.Lock()
 	defer d.fence.Unlock()
-	fn(d.seq)
+	fn(d.seq.Load())
 }
 
 // coverage is one period during which a connection received the messages
@@ -161,36 +222,74 @@ func (ss *session) setUnfiltered(on bool) {
 	})
 }
 
-// sendSnapshot queues every remembered frame that f matches (nil: all) and
-// the client has not received yet. Call after queuing the "subscribed"
-// reply.
+// sendSnapshot queues the remembered frames that f matches (nil: all) and
+// the client has not received yet, within the bounds above. Call after
+// queuing the "subscribed" reply. It runs on the session's read loop and
+// holds no lock the fan-out needs for more than one shard.
 func (ss *session) sendSnapshot(f *subscription.Filter) {
 	if !ss.snapshots() {
 		return
 	}
-	now := time.Now().UnixNano()
-	ss.s.disp.fenced(func(b uint64) {
-		for _, e := range ss.s.disp.latest {
-			if f != nil && !f.Matches(e.exchange, e.typ, e.symbol) {
+	st := ss.s.disp.latest
+	now := time.Now()
+	if !ss.snapOn {
+		rate := float64(ss.s.cfg.SnapshotRate)
+		ss.snapRate, ss.snapOn = newBucket(rate, int(rate), now), true
+	}
+	ss.snapRate.refill(now)
+	tokens := int(ss.snapRate.tokens)
+	// Frames dispatched after b reach the client live (its coverage is in
+	// place): only older ones are the snapshot's.
+	b := ss.s.disp.seq.Load()
+	ingest := now.UnixNano()
+	var visited, sent, truncated int
+	room := true
+	first := ss.snapNext
+	ss.snapNext++
+scan:
+	for i := 0; i < snapShards; i++ {
+		sh := &st.shards[(first+i)%snapShards]
+		sh.mu.Lock()
+		for _, e := range sh.m {
+			if tokens < 1 {
+				sh.mu.Unlock()
+				break scan
+			}
+			tokens--
+			visited++
+			if e.seq > b || (f != nil && !f.Matches(e.exchange, e.typ, e.symbol)) || ss.covered(e) {
 				continue
 			}
-			if ss.covered(e) {
-				continue
+			if room && tokens >= snapFrameCost {
+				sf := *e.frame
+				sf.IngestAt = ingest // latency is measured from the snapshot, not the original tick
+				if ss.c.Offer(&sf) {
+					tokens -= snapFrameCost
+					sent++
+					continue
+				}
+				room = false
 			}
-			sf := *e.frame
-			sf.IngestAt = now // latency is measured from the snapshot, not the original tick
-			ss.c.Enqueue(&sf, 0)
+			truncated++
 		}
-		// The client now holds the latest frame, as of b, of every key f
-		// matches: a later snapshot must not repeat them.
-		if b == 0 {
-			return // nothing dispatched yet, nothing held
-		}
-		c := coverage{all: f == nil, since: 0, until: b}
-		if f != nil {
-			c.f = *f
-		}
-		ss.cover = append(ss.cover, c)
-		ss.endCoverage(func(*coverage) bool { return false }, b) // prune the history
-	})
+		sh.mu.Unlock()
+	}
+	ss.snapRate.tokens = float64(tokens)
+	unexamined := max(0, int(st.keys.Load())-visited)
+	st.sent.Add(uint64(sent))
+	st.truncated.Add(uint64(truncated))
+	st.limited.Add(uint64(unexamined))
+	if truncated > 0 || unexamined > 0 || b == 0 {
+		// Not every frame went out (a later snapshot may send them), or
+		// nothing was dispatched yet: the client holds nothing new.
+		return
+	}
+	// The client now holds the latest frame, as of b, of every key f
+	// matches: a later snapshot must not repeat them.
+	c := coverage{all: f == nil, since: 0, until: b}
+	if f != nil {
+		c.f = *f
+	}
+	ss.cover = append(ss.cover, c)
+	ss.endCoverage(func(*coverage) bool { return false }, b) // prune the history
 }

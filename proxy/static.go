@@ -10,8 +10,9 @@ import (
 // newStatic serves dir (static.dir) for GET and HEAD: the file a path
 // names, else index.html for client-side routes (spaRoute), else next (the
 // upstream or 404). Paths are normalised by fasthttp before they reach the
-// file system, so nothing outside dir is served.
-func newStatic(dir string, next fasthttp.RequestHandler) (fasthttp.RequestHandler, error) {
+// file system, so nothing outside dir is served. Closing stop ends the file
+// cache's cleaner goroutines (Shutdown does).
+func newStatic(dir string, next fasthttp.RequestHandler, stop chan struct{}) (fasthttp.RequestHandler, error) {
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -20,6 +21,7 @@ func newStatic(dir string, next fasthttp.RequestHandler) (fasthttp.RequestHandle
 		Root:        root,
 		PathRewrite: func(*fasthttp.RequestCtx) []byte { return []byte("/index.html") },
 		SkipCache:   true,
+		CleanStop:   stop,
 	}).NewRequestHandler()
 	miss := func(ctx *fasthttp.RequestCtx) {
 		if spaRoute(string(ctx.Path())) {
@@ -35,6 +37,7 @@ func newStatic(dir string, next fasthttp.RequestHandler) (fasthttp.RequestHandle
 		IndexNames:      []string{"index.html"},
 		AcceptByteRange: true,
 		PathNotFound:    miss,
+		CleanStop:       stop,
 	}).NewRequestHandler()
 	return files, nil
 }

@@ -69,6 +69,7 @@ type DataflowStats struct {
 	LastActivity      int64                   `json:"lastActivity"`
 	Sources           []dataflow.SourceStatus `json:"sources"`
 	SnapshotOverflow  uint64                  `json:"snapshotOverflow"`
+	SnapshotCounts
 }
 
 // HealthStatus of PROTOCOL.md. Reasons explains a status other than
@@ -147,7 +148,7 @@ func (s *Server) Stats() Stats {
 		st.Pool.Compression = &zs
 	}
 	st.Dataflow = DataflowStats{MessagesForwarded: ds.Forwarded, Dropped: ds.Dropped, Queued: ds.Queued, LastActivity: ds.LastActivity,
-		SnapshotOverflow: ds.SnapshotOverflow}
+		SnapshotOverflow: ds.SnapshotOverflow, SnapshotCounts: ds.SnapshotCounts}
 	for _, src := range s.sources {
 		st.Dataflow.Sources = append(st.Dataflow.Sources, src.Stats())
 	}

@@ -49,6 +49,9 @@ type frameReader struct {
 	pre   []byte // bytes read ahead during the handshake, consumed first
 	limit int64  // largest message; larger ones fail with errTooBig
 	msg   []byte // reassembly buffer, dropped when it grew large
+	// ahead takes small reads: a typical client frame (header and a short
+	// JSON request) arrives in one read instead of three.
+	ahead [128]byte
 	// inflate: permessage-deflate was agreed; RSV1 on a message's first
 	// frame marks it compressed (deflate.go).
 	inflate bool
@@ -97,8 +100,17 @@ func (r *frameReader) readFull(b []byte) error {
 			return nil
 		}
 	}
-	_, err := io.ReadFull(r.nc, b)
-	return err
+	if len(b) >= len(r.ahead)/2 {
+		_, err := io.ReadFull(r.nc, b)
+		return err
+	}
+	n, err := io.ReadAtLeast(r.nc, r.ahead[:], len(b))
+	if err != nil {
+		return err
+	}
+	copy(b, r.ahead[:n])
+	r.pre = r.ahead[len(b):n]
+	return nil
 }
 
 // ReadMessage returns the next text or binary message, handling control

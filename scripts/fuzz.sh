@@ -33,8 +33,10 @@ for t in $TARGETS; do
 			exit 1
 		fi
 	fi
-	execs="$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)"
-	rss="$(grep -o 'maxrss_kb=[0-9]*' "$log" | cut -d= -f2)"
+	# A run may end before it reports executions (a slow, loaded machine):
+	# a missing count is not a failure (pipefail would make it one).
+	execs="$(grep -o 'execs: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)"
+	rss="$(grep -o 'maxrss_kb=[0-9]*' "$log" | cut -d= -f2 || true)"
 	summary+="$(printf '%-14s %-22s execs=%-9s peak_rss=%sMB%s' "$pkg" "$name" "${execs:-0}" "$(( ${rss:-0} / 1024 ))" "$note")"$'\n'
 	rm -f "$log"
 done

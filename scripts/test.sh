@@ -28,6 +28,15 @@ test -z "$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 go vet ./...
 # Every fuzz target for a few seconds (crashes, hangs, failing inputs).
 FUZZTIME="${FUZZTIME:-5s}" scripts/fuzz.sh
+# CI_LOADED=1 (make test-loaded): every test below runs beside a CPU hog, a
+# busy loop on every core, started here and stopped on exit.
+if [ "${CI_LOADED:-0}" = "1" ]; then
+  hog="$(mktemp -d)/cpuhog"
+  go build -o "$hog" ./e2e/cmd/cpuhog
+  "$hog" & hog_pid=$!
+  trap 'kill "$hog_pid" 2>/dev/null || true; wait "$hog_pid" 2>/dev/null || true; rm -f "$hog"' EXIT
+  echo "test.sh: CPU hog running on every core (pid $hog_pid)"
+fi
 # Allocation guards are skipped under -race (the detector allocates): run them plainly.
 go test -count=1 -run 'Alloc' ./...
 go test -race -shuffle=on -count=1 -timeout 20m ./...

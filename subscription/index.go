@@ -39,6 +39,10 @@ type Index[T comparable] struct {
 	changes      uint64
 	publications uint64
 	lastActivity int64
+
+	// counters is a copy of the counters above, stored by the combiner
+	// after each batch, so that Stats takes no lock.
+	counters atomic.Pointer[Stats]
 }
 
 type subscriber[T comparable] struct {
@@ -56,6 +60,7 @@ type filterRec[T comparable] struct {
 func NewIndex[T comparable]() *Index[T] {
 	ix := &Index[T]{subs: make(map[T]*subscriber[T])}
 	ix.tab.Store(newTable[T](maphash.MakeSeed(), 16))
+	ix.counters.Store(&Stats{})
 	return ix
 }
 
@@ -213,20 +218,14 @@ type Stats struct {
 	LastActivity int64
 }
 
-// Stats returns a snapshot of the index's counters.
+// Stats returns a snapshot of the index's counters, as of the last
+// completed batch of changes. It takes no lock: the combiner publishes the
+// counters after each batch, so that monitoring never waits for, nor
+// delays, a subscription change.
 func (ix *Index[T]) Stats() Stats {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	return Stats{
-		Subscribers:     len(ix.subs),
-		Filters:         ix.filters,
-		Unfiltered:      ix.unfiltered,
-		Keys:            ix.keys,
-		MatchOperations: ix.ops.Load(),
-		Changes:         ix.changes,
-		Publications:    ix.publications,
-		LastActivity:    ix.lastActivity,
-	}
+	st := *ix.counters.Load()
+	st.MatchOperations = ix.ops.Load()
+	return st
 }
 
 // expand returns the keys of f: (exchanges|*) × (data types|*) × (symbols|*),
@@ -381,6 +380,15 @@ func (ix *Index[T]) write(c *change[T]) {
 		ix.changes += uint64(changed)
 		ix.lastActivity = time.Now().UnixMilli()
 		ix.publishLocked()
+		ix.counters.Store(&Stats{
+			Subscribers:  len(ix.subs),
+			Filters:      ix.filters,
+			Unfiltered:   ix.unfiltered,
+			Keys:         ix.keys,
+			Changes:      ix.changes,
+			Publications: ix.publications,
+			LastActivity: ix.lastActivity,
+		})
 	}
 	ix.spare = resetBuf(batch)
 }
