@@ -46,10 +46,14 @@ type Server struct {
 	connSeq   atomic.Uint64
 	slots     atomic.Int64
 	accepting atomic.Bool
-	errors    atomic.Uint64
 	channels  atomic.Int64
 	lastAct   atomic.Int64
 	handlers  sync.WaitGroup
+
+	// internalErrors counts requests the server failed to answer (a
+	// server-side failure for health); clientErrs what clients did wrong.
+	internalErrors atomic.Uint64
+	clientErrs     clientErrors
 
 	mu      sync.Mutex
 	ln      net.Listener

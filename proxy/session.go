@@ -79,6 +79,7 @@ type session struct {
 	buf        []byte
 	cover      []coverage // snapshot.go
 	rate       msgLimiter
+	budget     errorBudget    // clienterrors.go
 	keys       map[string]int // index keys per filter id
 	nkeys      int
 }
@@ -86,7 +87,8 @@ type session struct {
 func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool) {
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
 	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true})
-	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: newMsgLimiter(s.cfg.Limits)}
+	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: newMsgLimiter(s.cfg.Limits),
+		budget: newErrorBudget(s.cfg.Limits)}
 	defer ss.end()
 
 	// Control replies go through the connection's writer so that frame
@@ -120,8 +122,11 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool) {
 		if err != nil {
 			ss.logEnd(err)
 			if pe, ok := asProtocolError(err); ok {
-				s.errors.Add(1)
-				c.CountError()
+				r := ClientProtocolError
+				if pe.code == websocket.CloseMessageTooBig {
+					r = ClientTooBig
+				}
+				ss.clientError(r)
 				c.CloseNow(pe.code, pe.reason)
 				ss.linger(nc)
 			}
@@ -130,8 +135,7 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool) {
 		c.Touch()
 		s.lastAct.Store(time.Now().UnixMilli())
 		if mt == websocket.TextMessage && !utf8.Valid(msg) {
-			s.errors.Add(1)
-			c.CountError()
+			ss.clientError(ClientInvalidUTF8)
 			c.CloseNow(websocket.CloseInvalidFramePayloadData, reasonInvalidUTF)
 			continue
 		}
@@ -142,6 +146,9 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool) {
 			continue
 		}
 		if mt != websocket.TextMessage {
+			if !ss.clientError(ClientBinaryFrame) {
+				continue
+			}
 			ss.sendError(compat.CodeInvalidMessage, "binary frames are not supported; send JSON text")
 			continue
 		}
@@ -166,15 +173,18 @@ func (ss *session) end() {
 
 func (ss *session) reply(b []byte) { ss.c.Send(pool.NewControl(b)) }
 
+// sendError replies with an error frame. It counts nothing: the caller
+// counts the client error (clientError) or the internal one.
 func (ss *session) sendError(code, msg string) {
-	ss.s.errors.Add(1)
-	ss.c.CountError()
 	ss.reply(compat.AppendError(nil, code, msg, time.Now().UnixMilli()))
 }
 
 func (ss *session) handle(msg []byte) {
 	m, perr := compat.DecodeClient(msg)
 	if perr != nil {
+		if !ss.clientError(clientReason(perr.Code)) {
+			return
+		}
 		ss.sendError(perr.Code, perr.Message)
 		return
 	}
@@ -210,6 +220,9 @@ func (ss *session) handle(msg []byte) {
 			ss.reply(compat.AppendUnsubscribedChannel(nil, m.Channel, now))
 		case m.FilterID != "":
 			if !ss.removeFilter(m.FilterID) {
+				if !ss.clientError(ClientInvalidFilter) {
+					return
+				}
 				ss.sendError(compat.CodeInvalidFilter, "no filter with filterId "+strconv.Quote(m.FilterID))
 				return
 			}
@@ -227,6 +240,7 @@ func (ss *session) handle(msg []byte) {
 	case compat.KindGetStats:
 		b, err := compat.AppendStats(nil, ss.s.Stats(), now)
 		if err != nil {
+			ss.s.internalErrors.Add(1)
 			ss.sendError(compat.CodeInternalError, "stats unavailable")
 			return
 		}
@@ -258,6 +272,9 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 	code := compat.CodeInvalidFilter
 	if errors.Is(err, subscription.ErrLimitExceeded) {
 		code = compat.CodeLimitExceeded
+	}
+	if !ss.clientError(clientReason(code)) {
+		return
 	}
 	ss.sendError(code, err.Error())
 }

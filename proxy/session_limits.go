@@ -55,7 +55,8 @@ func (ss *session) allowMessage() bool {
 	}
 	l.over++
 	l.dropped++
-	ss.s.guard.rateLimited.Add(1)
+	ss.s.guard.rateLimited.Add(1) // a client error (ClientRateLimited)
+	ss.c.CountError()
 	switch {
 	case !l.warned:
 		l.warned = true

@@ -26,6 +26,9 @@ type ConnectionStats struct {
 	MessagesForwarded         uint64  `json:"messagesForwarded"`
 	ErrorsEncountered         uint64  `json:"errorsEncountered"`
 	LastActivity              int64   `json:"lastActivity"`
+	// InternalErrors counts client requests the server failed to answer (a
+	// server-side failure; errorsEncountered adds every client error).
+	InternalErrors uint64 `json:"internalErrors"`
 }
 
 // SubscriptionStats describes the index.
@@ -55,6 +58,9 @@ type PoolStats struct {
 	// MemoryLevel is the memory monitor's level: normal, elevated, critical.
 	MemoryLevel        string `json:"memoryLevel"`
 	SlowConsumerCloses uint64 `json:"slowConsumerCloses"`
+	// ServerWriteErrors are the errorConnections the server caused (not a
+	// client reset, not a client that stopped reading): health counts them.
+	ServerWriteErrors uint64 `json:"serverWriteErrors"`
 }
 
 // DataflowStats describes the input side.
@@ -87,12 +93,14 @@ type LastError struct {
 }
 
 // Performance summarises latency (ms, average over metrics.window) and
-// memory (MB); errorRate and memoryLevel are the other health inputs.
+// memory (MB); errorRate (server-side failures), decodeErrorRate (source
+// messages rejected) and memoryLevel are the other health inputs.
 type Performance struct {
-	AvgLatency  float64 `json:"avgLatency"`
-	MemoryUsage float64 `json:"memoryUsage"`
-	ErrorRate   float64 `json:"errorRate"`
-	MemoryLevel string  `json:"memoryLevel,omitempty"`
+	AvgLatency      float64 `json:"avgLatency"`
+	MemoryUsage     float64 `json:"memoryUsage"`
+	ErrorRate       float64 `json:"errorRate"`
+	DecodeErrorRate float64 `json:"decodeErrorRate"`
+	MemoryLevel     string  `json:"memoryLevel,omitempty"`
 }
 
 // Stats returns a snapshot of every counter.
@@ -109,8 +117,9 @@ func (s *Server) Stats() Stats {
 		TotalSubscriptions:        subs,
 		AverageConnectionDuration: ps.AvgDurationMs,
 		MessagesForwarded:         ds.Forwarded,
-		ErrorsEncountered:         s.errors.Load(),
+		ErrorsEncountered:         s.clientTotal() + s.internalErrors.Load(),
 		LastActivity:              max(s.lastAct.Load(), ds.LastActivity),
+		InternalErrors:            s.internalErrors.Load(),
 	}
 	st.Subscription = SubscriptionStats{
 		TotalSubscriptions: subs,
@@ -137,6 +146,7 @@ func (s *Server) Stats() Stats {
 		Shed:               ps.Shed,
 		MemoryLevel:        ps.Memory.Level,
 		SlowConsumerCloses: ps.SlowConsumerCloses,
+		ServerWriteErrors:  ps.ServerWriteErrors,
 	}
 	st.Dataflow = DataflowStats{MessagesForwarded: ds.Forwarded, Dropped: ds.Dropped, Queued: ds.Queued, LastActivity: ds.LastActivity,
 		SnapshotOverflow: ds.SnapshotOverflow}
@@ -149,19 +159,19 @@ func (s *Server) Stats() Stats {
 
 func (s *Server) health(conns int64, mem float64, sources []dataflow.SourceStatus) HealthStatus {
 	v := s.windowed()
-	rate, _ := v.errorRate(0)
 	in := HealthInputs{
 		AvgLatency:  v.lat.Mean(),
-		ErrorRate:   rate,
-		Events:      v.forwarded + v.errors,
 		MemoryLevel: s.MemoryLevel(),
 		Draining:    s.Draining(),
 	}
+	in.ErrorRate, in.Events = v.errorRate()
+	in.DecodeErrorRate, in.DecodeEvents = v.decodeErrorRate()
 	h := HealthStatus{
 		Connections: conns,
 		Uptime:      time.Since(s.started).Milliseconds(),
 		Draining:    in.Draining,
-		Performance: Performance{AvgLatency: float64(in.AvgLatency) / 1e6, MemoryUsage: mem, ErrorRate: rate, MemoryLevel: in.MemoryLevel},
+		Performance: Performance{AvgLatency: float64(in.AvgLatency) / 1e6, MemoryUsage: mem, ErrorRate: in.ErrorRate,
+			DecodeErrorRate: in.DecodeErrorRate, MemoryLevel: in.MemoryLevel},
 	}
 	for _, src := range sources {
 		if !src.Connected {
