@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -370,4 +371,53 @@ func forwarded(t testing.TB, e *env, n uint64) {
 		getJSON(t, e.url("/api/websocket/stats"), &st)
 		return st.Connection.MessagesForwarded >= n
 	})
+}
+
+// TestClientResetsAreClientErrors: clients that reset their connection
+// while data is written to them make socket writes fail; those failures are
+// counted as client resets and stay out of the health error rate.
+func TestClientResetsAreClientErrors(t *testing.T) {
+	e := start(t, func(c *proxy.Config) {
+		c.Metrics.Window = time.Minute
+		c.Health.LatencyDegraded, c.Health.LatencyUnhealthy = time.Hour, time.Hour // not under test
+	})
+	stop := make(chan struct{})
+	flooding := make(chan struct{})
+	go func() {
+		defer close(flooding)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = e.in.Output(context.Background(), dataflow.MarketData{Exchange: "binance", Symbol: "BTC/USDT", Type: "trade",
+				Timestamp: int64(i + 1), Data: []byte(`{"pad":"` + strings.Repeat("x", 2000) + `"}`)})
+		}
+	}()
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop); <-flooding }) }
+	defer halt()
+	var st proxy.Stats
+	wstest.Eventually(t, 20*time.Second, "a write failed on a reset connection", func() bool {
+		for i := 0; i < 5; i++ {
+			c, _, err := websocket.DefaultDialer.Dial("ws://"+e.addr+"/ws", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.NetConn().(*net.TCPConn).SetLinger(0)
+			_ = c.NetConn().Close()
+		}
+		getJSON(t, e.url("/api/websocket/stats"), &st)
+		return st.Pool.ErrorConnections > 0
+	})
+	halt()
+	getJSON(t, e.url("/api/websocket/stats"), &st)
+	ce := clientErrors(t, e)
+	if st.Pool.ServerWriteErrors != 0 || ce["client_reset"]+ce["write_timeout"] != st.Pool.ErrorConnections {
+		t.Fatalf("write failures %d, server %d, client errors %v", st.Pool.ErrorConnections, st.Pool.ServerWriteErrors, ce)
+	}
+	if st.Health.Status != "healthy" || st.Health.Performance.ErrorRate != 0 {
+		t.Fatalf("health %+v", st.Health)
+	}
 }
