@@ -226,6 +226,22 @@ func TestErrorBudgetClosesAbusiveClient(t *testing.T) {
 	assertNodeFine(t, e, "after the close")
 }
 
+// TestErrorBudgetOff: a negative limits.max_bad_frames_per_minute closes
+// nobody; the frames are still counted.
+func TestErrorBudgetOff(t *testing.T) {
+	e := start(t, func(c *proxy.Config) { c.Limits.MaxBadFramesPerMinute = -1 })
+	c := e.dial(t)
+	for i := 0; i < 90; i++ { // inside the default message burst (100)
+		c.Send(t, `not json`)
+	}
+	waitClientErrors(t, e, map[string]uint64{"invalid_message": 90})
+	c.Send(t, `{"type":"ping"}`)
+	c.NextOfType(t, "pong", wait)
+	if n := e.srv.ErrorBudgetCloses(); n != 0 {
+		t.Fatalf("error budget closes %d", n)
+	}
+}
+
 // TestHealthFollowsServerErrors makes the dispatcher drop messages (a queue
 // of one, fed faster than it dispatches): drops are server-side failures and
 // turn health unhealthy, but an error-rate figure never makes the node

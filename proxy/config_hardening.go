@@ -78,7 +78,9 @@ func (c *Config) applyHardeningDefaults() {
 		l.MessageBurst = max(1, int(2*l.MessageRate))
 	}
 	defInt(&l.RateLimitGrace, 20)
-	defInt(&l.MaxBadFramesPerMinute, 60)
+	if l.MaxBadFramesPerMinute == 0 {
+		l.MaxBadFramesPerMinute = 60 // negative: no budget
+	}
 	defDur(&l.HandshakeTimeout, 10*time.Second)
 	if c.Auth.Mode == "" {
 		c.Auth.Mode = AuthNone
