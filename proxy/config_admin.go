@@ -14,8 +14,11 @@ type AdminConfig struct {
 	// the legacy /api/websocket/status. "": everything on Listen.
 	Listen string `yaml:"listen"`
 	// Token, when set, is required as "Authorization: Bearer <token>" by the
-	// mutating calls (flush, drain, closing a connection). "": those calls
-	// are accepted from loopback addresses only.
+	// mutating calls (flush, drain, closing a connection) and by the reads
+	// that reveal individual clients (the connection listing, one
+	// connection). "": those calls are accepted from loopback addresses only.
+	// Aggregate reads (stats, health, metrics, status, /metrics, probes) never
+	// need it.
 	Token string `yaml:"token"`
 	// DrainWindow is how long POST /api/websocket/drain spreads the closing
 	// of clients over when the request names no window. 0: 30s.
