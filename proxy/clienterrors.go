@@ -30,7 +30,7 @@ const (
 	ClientProtocolError // a frame RFC 6455 forbids (close 1002)
 	ClientTooBig        // a frame over max_payload (close 1009)
 	// The client went away under a write: a reset, or it stopped reading
-	// until write_timeout.
+	// until write_timeout (counted by the pool, pool.Stats).
 	ClientReset
 	ClientWriteTimeout
 	numClientReasons
@@ -83,7 +83,6 @@ func (s *Server) ClientErrors() map[string]uint64 {
 	ps := s.pool.Stats()
 	out[ClientReset.String()] += ps.ClientResets
 	out[ClientWriteTimeout.String()] += ps.WriteTimeouts
-	out[ClientRateLimited.String()] += s.guard.rateLimited.Load()
 	for k, v := range s.guard.rejected {
 		out[k] = v.Load()
 	}
@@ -94,14 +93,14 @@ func (s *Server) ClientErrors() map[string]uint64 {
 // sending more than limits.max_bad_frames_per_minute bad frames.
 func (s *Server) ErrorBudgetCloses() uint64 { return s.clientErrs.budgetCloses.Load() }
 
-// clientTotal is the sum of the session-counted client errors (for the
-// legacy errorsEncountered figure).
+// clientTotal is the sum of the client errors the sessions counted (for
+// the legacy errorsEncountered figure).
 func (s *Server) clientTotal() uint64 {
 	var n uint64
 	for i := range s.clientErrs.n {
 		n += s.clientErrs.n[i].Load()
 	}
-	return n + s.guard.rateLimited.Load()
+	return n
 }
 
 // errorBudget is one connection's bad-frame budget: a token bucket of
