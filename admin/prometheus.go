@@ -19,6 +19,9 @@ func newRegistry(p Provider) *prometheus.Registry {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if u, ok := p.(UpstreamSource); ok {
+		reg.MustRegister(newUpstreamCollector(u))
+	}
 	return reg
 }
 

@@ -43,6 +43,10 @@ type Config struct {
 	// DemoPage serves a live-data demo page at / (proxy/web/index.html).
 	// nil (absent): true.
 	DemoPage *bool `yaml:"demo_page"`
+	// Upstream is the collector's HTTP API, reverse-proxied on this origin.
+	Upstream UpstreamConfig `yaml:"upstream"`
+	// Static serves a built frontend at / (replaces the demo page).
+	Static StaticConfig `yaml:"static"`
 
 	Queue   QueueConfig   `yaml:"queue"`
 	Batch   BatchConfig   `yaml:"batch"`
@@ -262,6 +266,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	c.applyAdminDefaults()
 	c.applyPressureDefaults()
+	c.applyUpstreamDefaults()
 }
 
 // Validate checks values and combinations after defaults.
@@ -293,6 +298,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateHardening()...)
 	errs = append(errs, c.validateAdmin()...)
 	errs = append(errs, c.validatePressure()...)
+	errs = append(errs, c.validateUpstream()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

@@ -63,3 +63,58 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestUpstreamAndStaticConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<html>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WSPROXY_UPSTREAM_URL", "http://collector:3000")
+	t.Setenv("WSPROXY_UPSTREAM_MAX_BODY_BYTES", "4096")
+	t.Setenv("WSPROXY_STATIC_DIR", dir)
+	cfg, err := proxy.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cfg.Upstream
+	if u.URL != "http://collector:3000" || u.MaxBodyBytes != 4096 || cfg.Static.Dir != dir {
+		t.Fatalf("env not applied: %+v %+v", u, cfg.Static)
+	}
+	if u.DialTimeout != 5*time.Second || u.ResponseTimeout != 30*time.Second || u.IdleTimeout != 5*time.Minute || u.MaxConnections != 512 {
+		t.Fatalf("defaults not applied: %+v", u)
+	}
+}
+
+func TestShippedUpstreamConfigIsTheDefault(t *testing.T) {
+	shipped, err := proxy.LoadConfig("../config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var def proxy.Config
+	def.ApplyDefaults()
+	if shipped.Upstream != def.Upstream || shipped.Static != def.Static || def.Upstream.URL != "" || def.Static.Dir != "" {
+		t.Fatalf("config.yaml %+v %+v, defaults %+v %+v (both off)", shipped.Upstream, shipped.Static, def.Upstream, def.Static)
+	}
+}
+
+func TestUpstreamAndStaticConfigErrors(t *testing.T) {
+	empty := t.TempDir()
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"scheme", "upstream: {url: 'ftp://collector'}\n", "scheme must be http or https"},
+		{"no host", "upstream: {url: 'http://'}\n", "no host"},
+		{"query", "upstream: {url: 'http://c/?a=1'}\n", "query"},
+		{"body cap", "upstream: {url: 'http://c', max_body_bytes: 2147483648}\n", "upstream.max_body_bytes"},
+		{"missing dir", "static: {dir: '" + filepath.Join(empty, "nope") + "'}\n", "not a readable directory"},
+		{"no index", "static: {dir: '" + empty + "'}\n", "no index.html"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := proxy.LoadConfig(path); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}

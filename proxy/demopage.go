@@ -13,10 +13,10 @@ import (
 //go:embed web/index.html
 var demoPage []byte
 
-// RegisterDemoPage serves the demo page at / unless demo_page is off. Call
-// before Start.
+// RegisterDemoPage serves the demo page at / unless demo_page is off or
+// static.dir serves a frontend there. Call before Start.
 func RegisterDemoPage(s *Server) {
-	if s.cfg.DemoPage != nil && !*s.cfg.DemoPage {
+	if s.cfg.DemoPage != nil && !*s.cfg.DemoPage || s.cfg.Static.Dir != "" {
 		return
 	}
 	s.Handle("/", serveDemoPage)

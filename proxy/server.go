@@ -40,6 +40,8 @@ type Server struct {
 	routes   map[string]fasthttp.RequestHandler
 	prefixes []prefixRoute
 	fallback fasthttp.RequestHandler
+	up       *upstream               // nil: no upstream.url
+	static   fasthttp.RequestHandler // nil: no static.dir
 
 	started   time.Time
 	nodeID    string
@@ -130,6 +132,9 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		NoDefaultServerHeader:         false,
 		DisableHeaderNamesNormalizing: false,
 		Logger:                        fasthttpLogger{log},
+	}
+	if err := s.initPassThrough(); err != nil {
+		return nil, err
 	}
 	s.accepting.Store(true)
 	return s, nil
@@ -243,6 +248,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.ShutdownWithContext(ctx) }()
+	if s.up != nil {
+		s.up.closeStreams() // fasthttp would wait for open event streams
+	}
 	if cancel != nil {
 		cancel()
 		select { // let queued pipeline messages reach the connection queues
@@ -280,20 +288,26 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if h, ok := s.routes[path]; ok {
-		h(ctx)
+		if s.boundBody(ctx) {
+			h(ctx)
+		}
 		return
 	}
 	for _, r := range s.prefixes {
 		if strings.HasPrefix(path, r.prefix) {
-			r.h(ctx)
+			if s.boundBody(ctx) {
+				r.h(ctx)
+			}
 			return
 		}
 	}
 	if s.fallback != nil {
-		s.fallback(ctx)
+		if s.boundBody(ctx) {
+			s.fallback(ctx)
+		}
 		return
 	}
-	ctx.Error("not found", fasthttp.StatusNotFound)
+	s.passThrough(ctx, path)
 }
 
 type fasthttpLogger struct{ log zerolog.Logger }

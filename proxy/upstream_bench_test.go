@@ -1,0 +1,108 @@
+package proxy_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"wsproxy/dataflow"
+	"wsproxy/internal/wstest"
+	"wsproxy/proxy"
+)
+
+// BenchmarkUpstreamLoadWSLatency measures WebSocket delivery latency
+// (in-process publish to client receive, one message per millisecond) on a
+// node with an upstream: idle; "stalled", 200 proxied requests held open by
+// an upstream that does not answer (the WebSocket side must not notice);
+// "streaming", those 200 plus 20 event streams of 1,000 events/s each
+// flowing through the node (CPU shared with the pass-through). Compare them
+// in one run:
+//
+//	go test -run '^$' -bench UpstreamLoadWSLatency -benchtime 2000x ./proxy
+func BenchmarkUpstreamLoadWSLatency(b *testing.B) {
+	for _, mode := range []string{"idle", "stalled", "streaming"} {
+		held, streams := 0, 0
+		switch mode {
+		case "stalled":
+			held = 200
+		case "streaming":
+			held, streams = 200, 20
+		}
+		b.Run("upstream-"+mode, func(b *testing.B) {
+			up := newCollector(b)
+			f := startFront(b, func(c *proxy.Config) { c.Upstream.URL = up.srv.URL })
+			var wg sync.WaitGroup
+			ctx, cancel := context.WithCancel(context.Background())
+			b.Cleanup(func() { cancel(); close(up.release); wg.Wait() })
+			for range held {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if resp, err := f.stream.Get(f.base + "/api/slow"); err == nil {
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				}()
+			}
+			for range streams {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					req, _ := http.NewRequestWithContext(ctx, "GET", f.base+"/api/stats/ticker", nil)
+					if resp, err := f.stream.Do(req); err == nil {
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				}()
+			}
+			wstest.Eventually(b, wait, "upstream holds every request", func() bool { return up.inFlight.Load() == int64(held) })
+			c := wstest.Dial(b, f.ws)
+			c.NextOfType(b, "welcome", wait)
+			lat := make([]time.Duration, 0, b.N)
+			got := make(chan struct{})
+			go func() {
+				defer close(got)
+				for len(lat) < b.N {
+					m, ok := c.TryNext(wait)
+					if !ok {
+						return
+					}
+					sent, err := strconv.ParseInt(m.Str("payload", "data", "sent"), 10, 64)
+					if err != nil {
+						continue
+					}
+					lat = append(lat, time.Duration(time.Now().UnixNano()-sent))
+				}
+			}()
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				<-tick.C
+				md := dataflow.MarketData{Exchange: "binance", Type: "trade", Symbol: "BTC/USDT", Timestamp: int64(i + 1),
+					Data: []byte(`{"sent":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `}`)}
+				if err := f.in.Output(context.Background(), md); err != nil {
+					b.Fatal(err)
+				}
+			}
+			<-got
+			b.StopTimer()
+			if len(lat) != b.N {
+				b.Fatalf("received %d of %d", len(lat), b.N)
+			}
+			slices.Sort(lat)
+			q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+			b.ReportMetric(q(0.50), "p50-µs")
+			b.ReportMetric(q(0.99), "p99-µs")
+			b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+			if up.inFlight.Load() != int64(held) {
+				b.Fatalf("held requests ended early: %d in flight", up.inFlight.Load())
+			}
+		})
+	}
+}
