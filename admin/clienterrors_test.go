@@ -252,8 +252,7 @@ func TestErrorBudgetOff(t *testing.T) {
 // TestHealthFollowsServerErrors makes the dispatcher drop messages (a queue
 // of one, fed faster than it dispatches): drops are server-side failures and
 // turn health degraded or unhealthy as the rate says, but an error-rate
-// figure never makes the node
-// unready.
+// figure never makes the node unready.
 func TestHealthFollowsServerErrors(t *testing.T) {
 	e := start(t, func(c *proxy.Config) {
 		c.DispatchQueue = 1
