@@ -57,6 +57,7 @@ type collector struct {
 	forwarded, sent, bytes, queuedMsgs, queuedBytes       *prometheus.Desc
 	dispDropped, dispQueue, shed, latency                 *prometheus.Desc
 	srcUp, srcReceived, srcRejected, srcDropped           *prometheus.Desc
+	srcGaps, srcSlow                                      *prometheus.Desc
 	heap, memLevel, health, draining                      *prometheus.Desc
 	serverErrors, budgetCloses                            *prometheus.Desc
 }
@@ -85,6 +86,8 @@ func newCollector(p Provider) *collector {
 		srcReceived:  d("source_messages_total", "Messages received from the source.", "source"),
 		srcRejected:  d("source_rejected_total", "Invalid messages rejected from the source.", "source"),
 		srcDropped:   d("source_dropped_total", "Messages from the source the dispatcher could not take.", "source"),
+		srcGaps:      d("source_gaps_total", "Ranges of messages lost before the source could read them (a stream trimmed past its position).", "source"),
+		srcSlow:      d("source_slow_consumer_total", "Slow-consumer events of the source's client library (its buffer overflowed and it dropped).", "source"),
 		heap:         d("memory_heap_bytes", "Live Go heap."),
 		memLevel:     d("memory_level", "Memory monitor level: 0 normal, 1 elevated, 2 critical."),
 		health:       d("health_status", "Health: 0 healthy, 1 degraded, 2 unhealthy."),
@@ -100,7 +103,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.connActive, c.connTotal, c.connErrors, c.clientErrors, c.subs,
 		c.forwarded, c.sent, c.bytes, c.queuedMsgs, c.queuedBytes,
 		c.dispDropped, c.dispQueue, c.shed, c.latency,
-		c.srcUp, c.srcReceived, c.srcRejected, c.srcDropped,
+		c.srcUp, c.srcReceived, c.srcRejected, c.srcDropped, c.srcGaps, c.srcSlow,
 		c.heap, c.memLevel, c.health, c.draining,
 		c.serverErrors, c.budgetCloses,
 	} {
@@ -158,6 +161,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.srcReceived, s.Received, s.Name)
 		counter(c.srcRejected, s.Rejected, s.Name)
 		counter(c.srcDropped, s.Dropped, s.Name)
+		counter(c.srcGaps, s.Gaps, s.Name)
+		counter(c.srcSlow, s.SlowConsumer, s.Name)
 	}
 	gauge(c.heap, float64(proxy.HeapBytes()))
 	gauge(c.memLevel, levels[c.p.MemoryLevel()])

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // Sink receives validated messages from sources. Deliver must not block: a
@@ -14,13 +16,21 @@ type Sink interface {
 	Deliver(md *MarketData) bool
 }
 
-// Source is one feed of MarketData (demo, in-process, Redis, HTTP ingest).
+// Source is one feed of MarketData (demo, in-process, Redis, NATS,
+// JetStream, HTTP ingest).
 // Run blocks until ctx is cancelled, reconnecting on its own when its
 // transport fails; it returns nil on cancellation.
 type Source interface {
 	Name() string
 	Run(ctx context.Context, sink Sink) error
 	Stats() SourceStatus
+}
+
+// Logged is implemented by sources that log events worth an operator's
+// attention (connection changes, lost ranges). The proxy calls SetLogger
+// once, before Run.
+type Logged interface {
+	SetLogger(log zerolog.Logger)
 }
 
 // SourceStatus is a point-in-time snapshot of a source, for stats and health.
@@ -38,6 +48,17 @@ type SourceStatus struct {
 	// LastReject is why the most recent message was rejected (bad input is
 	// not a source failure, so it does not touch LastError).
 	LastReject string `json:"lastReject,omitempty"`
+	// SlowConsumer counts the client library's slow-consumer events (its
+	// pending buffer overflowed; the messages it dropped are in Dropped).
+	// NATS and JetStream only.
+	SlowConsumer uint64 `json:"slowConsumer,omitempty"`
+	// Gaps counts the times messages were lost before the source could read
+	// them (a stream trimmed past its position); LastGap says which. Sources
+	// without history never report a gap.
+	Gaps    uint64 `json:"gaps,omitempty"`
+	LastGap string `json:"lastGap,omitempty"`
+	// Sequence is the last stream sequence delivered (JetStream only).
+	Sequence uint64 `json:"sequence,omitempty"`
 }
 
 // counters is the bookkeeping shared by every source implementation. It is
@@ -50,11 +71,15 @@ type counters struct {
 	dropped      atomic.Uint64
 	lastActivity atomic.Int64
 	since        atomic.Int64
+	slowConsumer atomic.Uint64
+	gaps         atomic.Uint64
+	sequence     atomic.Uint64
 
 	mu          sync.Mutex
 	lastError   string
 	lastErrorAt int64
 	lastReject  string
+	lastGap     string
 }
 
 func (c *counters) setConnected(on bool) {
@@ -78,6 +103,14 @@ func (c *counters) reject(err error) {
 	c.mu.Unlock()
 }
 
+// gap counts messages lost before the source could read them.
+func (c *counters) gap(what string) {
+	c.gaps.Add(1)
+	c.mu.Lock()
+	c.lastGap = what
+	c.mu.Unlock()
+}
+
 // deliver stamps md, hands it to sink and counts the outcome.
 func (c *counters) deliver(sink Sink, md *MarketData) {
 	now := time.Now()
@@ -93,7 +126,7 @@ func (c *counters) deliver(sink Sink, md *MarketData) {
 
 func (c *counters) status() SourceStatus {
 	c.mu.Lock()
-	le, lea, lr := c.lastError, c.lastErrorAt, c.lastReject
+	le, lea, lr, lg := c.lastError, c.lastErrorAt, c.lastReject, c.lastGap
 	c.mu.Unlock()
 	return SourceStatus{
 		Name: c.name, Type: c.typ,
@@ -106,6 +139,10 @@ func (c *counters) status() SourceStatus {
 		LastActivity: c.lastActivity.Load(),
 		Since:        c.since.Load(),
 		LastReject:   lr,
+		SlowConsumer: c.slowConsumer.Load(),
+		Gaps:         c.gaps.Load(),
+		LastGap:      lg,
+		Sequence:     c.sequence.Load(),
 	}
 }
 

@@ -176,6 +176,11 @@ type SourcesConfig struct {
 	Ingest  dataflow.IngestConfig `yaml:"ingest"`
 	// RedisSharded is Redis Cluster sharded Pub/Sub (SSUBSCRIBE).
 	RedisSharded dataflow.RedisShardedConfig `yaml:"redis_sharded"`
+	// NATS is core NATS (subjects market-data.<type>.<exchange>).
+	NATS dataflow.NATSConfig `yaml:"nats"`
+	// JetStream reads a JetStream stream and resumes from the last stream
+	// sequence delivered.
+	JetStream dataflow.JetStreamConfig `yaml:"jetstream"`
 }
 
 // LogConfig configures logging.

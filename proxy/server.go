@@ -83,6 +83,11 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		started: time.Now(),
 		nodeID:  strconv.FormatInt(time.Now().UnixNano()%1e9, 36),
 	}
+	for _, src := range sources {
+		if l, ok := src.(dataflow.Logged); ok {
+			l.SetLogger(log.With().Str("source", src.Name()).Logger())
+		}
+	}
 	g, err := newGuard(cfg)
 	if err != nil {
 		return nil, err

@@ -18,7 +18,7 @@ type BuiltSources struct {
 const IngestPath = "/api/dataflow/ingest"
 
 // BuildSources constructs every enabled source of cfg, in a fixed order
-// (demo, redis, redis_sharded, streams, ingest). It is shared by every program that feeds
+// (demo, redis, redis_sharded, streams, nats, jetstream, ingest). It is shared by every program that feeds
 // from the pipeline, so that they all read the same configuration keys.
 func BuildSources(cfg SourcesConfig) (BuiltSources, error) {
 	var b BuiltSources
@@ -45,6 +45,20 @@ func BuildSources(cfg SourcesConfig) (BuiltSources, error) {
 			return b, fmt.Errorf("config: %w", err)
 		}
 		b.All = append(b.All, s)
+	}
+	if cfg.NATS.Enabled {
+		n, err := dataflow.NewNATS(cfg.NATS)
+		if err != nil {
+			return b, fmt.Errorf("config: %w", err)
+		}
+		b.All = append(b.All, n)
+	}
+	if cfg.JetStream.Enabled {
+		j, err := dataflow.NewJetStream(cfg.JetStream)
+		if err != nil {
+			return b, fmt.Errorf("config: %w", err)
+		}
+		b.All = append(b.All, j)
 	}
 	if cfg.Ingest.Enabled {
 		in, err := dataflow.NewIngest(cfg.Ingest)

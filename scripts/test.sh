@@ -12,6 +12,15 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "test.sh: WARNING: COULD NOT INSTALL CHROMIUM: THE BROWSER E2E TEST WILL BE SKIPPED" >&2
   fi
 fi
+# The NATS and JetStream tests start their own nats-server (Debian's
+# package) on a free port with a temporary store; install it when absent.
+if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  echo "test.sh: nats-server not found: installing it (apt-get install -y nats-server)"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  if ! { $sudo apt-get update -qq && $sudo apt-get install -y -qq nats-server; } >/dev/null 2>&1; then
+    echo "test.sh: WARNING: COULD NOT INSTALL NATS-SERVER: THE NATS TESTS WILL BE SKIPPED" >&2
+  fi
+fi
 REDIS_ADDR="$(scripts/redis.sh)"
 export REDIS_ADDR
 echo "test.sh: using Redis at $REDIS_ADDR"
