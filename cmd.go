@@ -55,6 +55,14 @@ func subcommand(args []string) (func(args []string) error, bool) {
 		return runCompare, true
 	case "legacy":
 		return runLegacy, true
+	case "check-config":
+		return runCheckConfig, true
+	case "version":
+		return runVersion, true
+	case "healthcheck":
+		return runHealthcheck, true
+	case "drain":
+		return runDrain, true
 	}
 	return nil, false
 }

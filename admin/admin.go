@@ -89,7 +89,7 @@ const connectionsPrefix = "/api/websocket/connections/"
 
 // routes are every endpoint by exact path.
 func (a *API) routes() map[string]fasthttp.RequestHandler {
-	return map[string]fasthttp.RequestHandler{
+	r := map[string]fasthttp.RequestHandler{
 		"/api/websocket/stats":       a.get(a.stats),
 		"/api/websocket/health":      a.get(a.health),
 		"/api/websocket/metrics":     a.get(a.metrics),
@@ -101,6 +101,10 @@ func (a *API) routes() map[string]fasthttp.RequestHandler {
 		"/livez":                     a.get(a.livez),
 		"/readyz":                    a.get(a.readyz),
 	}
+	for path, h := range a.uiRoutes() {
+		r[path] = h
+	}
+	return r
 }
 
 // Register installs every endpoint on r (the WebSocket listener).

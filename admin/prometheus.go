@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/valyala/fasthttp"
 
+	"wsproxy/pool"
 	"wsproxy/proxy"
 )
 
@@ -60,6 +61,7 @@ type collector struct {
 	srcGaps, srcSlow                                      *prometheus.Desc
 	heap, memLevel, health, draining                      *prometheus.Desc
 	serverErrors, budgetCloses                            *prometheus.Desc
+	connMax, memUsage, memThreshold, slowCloses           *prometheus.Desc
 }
 
 func newCollector(p Provider) *collector {
@@ -94,6 +96,10 @@ func newCollector(p Provider) *collector {
 		draining:     d("draining", "1 once a drain has started."),
 		serverErrors: d("server_errors_total", "Server-side failures, the numerator of the health error rate, by kind.", "kind"),
 		budgetCloses: d("error_budget_closes_total", "Clients closed with 1008 for more than limits.max_bad_frames_per_minute bad frames."),
+		connMax:      d("connections_max", "Configured connection capacity (max_connections)."),
+		memUsage:     d("memory_usage_bytes", "Memory the monitor compares with its threshold: Go heap plus queued bytes, at its last sample."),
+		memThreshold: d("memory_threshold_bytes", "Memory monitor threshold (memory.threshold); absent when the monitor is off."),
+		slowCloses:   d("slow_consumer_closes_total", "Connections closed with 1008 \"Slow consumer\"."),
 	}
 }
 
@@ -106,6 +112,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.srcUp, c.srcReceived, c.srcRejected, c.srcDropped, c.srcGaps, c.srcSlow,
 		c.heap, c.memLevel, c.health, c.draining,
 		c.serverErrors, c.budgetCloses,
+		c.connMax, c.memUsage, c.memThreshold, c.slowCloses,
 	} {
 		ch <- d
 	}
@@ -172,4 +179,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		dr = 1
 	}
 	gauge(c.draining, dr)
+	counter(c.slowCloses, st.Pool.SlowConsumerCloses)
+	if p, ok := c.p.(interface{ Config() proxy.Config }); ok {
+		gauge(c.connMax, float64(p.Config().MaxConnections))
+	}
+	if p, ok := c.p.(interface{ Pool() *pool.Pool }); ok {
+		ms := p.Pool().MemoryStats()
+		gauge(c.memUsage, float64(ms.UsageBytes))
+		if ms.ThresholdBytes > 0 {
+			gauge(c.memThreshold, float64(ms.ThresholdBytes))
+		}
+	}
 }

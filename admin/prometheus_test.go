@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"wsproxy/dataflow"
+	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
 )
 
@@ -147,5 +148,33 @@ func TestPrometheusExpositionMatchesTraffic(t *testing.T) {
 	}
 	if !les[0.015] || !les[0.03] || prev > 2*n {
 		t.Fatalf("buckets %v", hist.Bucket)
+	}
+}
+
+// The series the alerts need beside the STATS ones: capacity, the memory
+// monitor's usage and threshold, slow-consumer closes.
+func TestPrometheusCapacityMemoryAndSlowCloses(t *testing.T) {
+	e := start(t, func(c *proxy.Config) {
+		c.MaxConnections = 321
+		c.Memory.Threshold = 64 << 20
+	})
+	mfs := scrape(t, e.url("/metrics"))
+	for name, want := range map[string]float64{
+		"wsproxy_connections_max":            321,
+		"wsproxy_memory_threshold_bytes":     64 << 20,
+		"wsproxy_slow_consumer_closes_total": 0,
+	} {
+		if v, ok := value(mfs, name); !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", name, v, ok, want)
+		}
+	}
+	// Usage is the monitor's last sample (taken every sample_interval).
+	wstest.Eventually(t, wait, "a memory sample in wsproxy_memory_usage_bytes", func() bool {
+		v, ok := value(scrape(t, e.url("/metrics")), "wsproxy_memory_usage_bytes")
+		return ok && v > 0
+	})
+	off := start(t, func(c *proxy.Config) { c.Memory.Threshold = -1 })
+	if _, ok := value(scrape(t, off.url("/metrics")), "wsproxy_memory_threshold_bytes"); ok {
+		t.Error("wsproxy_memory_threshold_bytes exported with the monitor off")
 	}
 }

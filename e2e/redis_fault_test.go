@@ -4,62 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"os/exec"
 	"reflect"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
 )
-
-// ownRedis is a redis-server of the test's own, on a free port, persisting
-// every write (appendfsync always) so that a SIGKILL loses nothing that was
-// acknowledged.
-type ownRedis struct {
-	addr, dir string
-	cmd       *exec.Cmd
-}
-
-func startOwnRedis(t testing.TB) *ownRedis {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("SKIPPED: redis-server not installed (scripts/test.sh installs it); the Redis fault test did not run")
-	}
-	r := &ownRedis{addr: freeAddr(t), dir: t.TempDir()}
-	r.start(t)
-	t.Cleanup(func() { r.kill() })
-	return r
-}
-
-func (r *ownRedis) start(t testing.TB) {
-	t.Helper()
-	_, port, _ := net.SplitHostPort(r.addr)
-	r.cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", r.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "")
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	wstest.Eventually(t, 10*time.Second, "redis-server up", func() bool {
-		c, err := net.DialTimeout("tcp", r.addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-}
-
-func (r *ownRedis) kill() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Signal(syscall.SIGKILL)
-		_ = r.cmd.Wait()
-	}
-}
 
 func healthStatus(t testing.TB, p *proc) string {
 	t.Helper()
@@ -85,12 +40,12 @@ func TestRedisKilledMidStream(t *testing.T) {
 	if _, ok := reflect.TypeOf(proxy.SourcesConfig{}).FieldByName("Streams"); !ok {
 		t.Skip("SKIPPED: this tree has no Redis Streams source (sources.streams); the Redis fault test did not run")
 	}
-	rs := startOwnRedis(t)
+	rs := redistest.Start(t)
 	key := fmt.Sprintf("e2e-fault-%d", time.Now().UnixNano())
 	p := startProc(t, []string{
 		"WSPROXY_SOURCES_DEMO_ENABLED=false",
 		"WSPROXY_SOURCES_STREAMS_ENABLED=true",
-		"WSPROXY_SOURCES_STREAMS_ADDR=" + rs.addr,
+		"WSPROXY_SOURCES_STREAMS_ADDR=" + rs.Addr,
 		"WSPROXY_SOURCES_STREAMS_KEYS=" + key,
 		"WSPROXY_SOURCES_STREAMS_START=0",
 		"WSPROXY_SOURCES_STREAMS_BLOCK=200ms",
@@ -100,7 +55,7 @@ func TestRedisKilledMidStream(t *testing.T) {
 	c := wstest.Dial(t, p.url("/ws"))
 	c.NextOfType(t, "welcome", 5*time.Second)
 
-	rdb := redis.NewClient(&redis.Options{Addr: rs.addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = rdb.Close() })
 	ctx := context.Background()
 	seq := 0
@@ -135,12 +90,12 @@ func TestRedisKilledMidStream(t *testing.T) {
 	}
 	expect(25) // mid-stream: the proxy is still delivering when Redis dies
 
-	rs.kill()
+	rs.Kill9(t)
 	wstest.Eventually(t, 10*time.Second, "health degraded with Redis down", func() bool { return healthStatus(t, p) == "degraded" })
 	if err := add(); err == nil {
 		t.Fatal("XADD succeeded with Redis down")
 	}
-	rs.start(t)
+	rs.Restart(t)             // answers PING (data loaded) before it returns
 	for i := 0; i < 50; i++ { // entries added right after the restart, while the proxy reconnects
 		if err := add(); err != nil {
 			t.Fatal(err)

@@ -209,6 +209,9 @@ func LoadConfig(path string) (Config, error) {
 			return cfg, err
 		}
 	}
+	if err := CheckEnv(os.Environ()); err != nil {
+		return cfg, err
+	}
 	if err := applyEnv(reflect.ValueOf(&cfg).Elem(), EnvPrefix, os.LookupEnv); err != nil {
 		return cfg, err
 	}
@@ -223,7 +226,7 @@ func ParseConfig(b []byte) (Config, error) {
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("config: %w", err)
+		return Config{}, fmt.Errorf("config: %w%s", err, keysAtErrorLines(b, err))
 	}
 	return cfg, nil
 }
@@ -332,6 +335,23 @@ var durationType = reflect.TypeOf(time.Duration(0))
 // applyEnv walks v's yaml-tagged fields and sets those with an environment
 // variable named prefix_PATH.
 func applyEnv(v reflect.Value, prefix string, lookup func(string) (string, bool)) error {
+	return walkEnv(v, prefix, nil, func(name string, path []string, fv reflect.Value) error {
+		s, ok := lookup(name)
+		if !ok {
+			return nil
+		}
+		if err := setFromString(fv, s); err != nil {
+			return fmt.Errorf("config: %s: %s=%q: %w", strings.Join(path, "."), name, s, err)
+		}
+		return nil
+	})
+}
+
+// walkEnv calls fn for every leaf (non-struct) yaml-tagged field under v,
+// with its environment name (prefix_PATH) and yaml path. applyEnv, EnvNames
+// and the effective-config printout all walk the same way, so a key added
+// to any config struct is known everywhere.
+func walkEnv(v reflect.Value, prefix string, path []string, fn func(name string, path []string, fv reflect.Value) error) error {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -340,19 +360,16 @@ func applyEnv(v reflect.Value, prefix string, lookup func(string) (string, bool)
 			continue
 		}
 		name := prefix + "_" + strings.ToUpper(tag)
+		p := append(path[:len(path):len(path)], tag)
 		fv := v.Field(i)
-		if f.Type.Kind() == reflect.Struct {
-			if err := applyEnv(fv, name, lookup); err != nil {
+		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+			if err := walkEnv(fv, name, p, fn); err != nil {
 				return err
 			}
 			continue
 		}
-		s, ok := lookup(name)
-		if !ok {
-			continue
-		}
-		if err := setFromString(fv, s); err != nil {
-			return fmt.Errorf("config: %s=%q: %w", name, s, err)
+		if err := fn(name, p, fv); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -23,7 +23,13 @@ type AdminConfig struct {
 	// DrainWindow is how long POST /api/websocket/drain spreads the closing
 	// of clients over when the request names no window. 0: 30s.
 	DrainWindow time.Duration `yaml:"drain_window"`
+	// UI serves the operator dashboard page at /admin/ (on Listen, or on
+	// admin.listen when set). nil (absent): true.
+	UI *bool `yaml:"ui"`
 }
+
+// UIEnabled reports whether the /admin/ page is served.
+func (a AdminConfig) UIEnabled() bool { return a.UI == nil || *a.UI }
 
 // HealthConfig holds the thresholds of GET /api/websocket/health, judged
 // over Metrics.Window, and the readiness rule of /readyz. Health reflects
@@ -75,6 +81,10 @@ type MetricsConfig struct {
 
 func (c *Config) applyAdminDefaults() {
 	defDur(&c.Admin.DrainWindow, 30*time.Second)
+	if c.Admin.UI == nil {
+		on := true
+		c.Admin.UI = &on
+	}
 	defDur(&c.Health.LatencyDegraded, 15*time.Millisecond)
 	defDur(&c.Health.SourceDownUnhealthyAfter, 60*time.Second)
 	defDur(&c.Health.LatencyUnhealthy, 30*time.Millisecond)

@@ -76,6 +76,10 @@ func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
 		ErrorRateDegraded: 0.01, ErrorRateUnhealthy: 0.05, DecodeErrorRateDegraded: 0.01, DecodeErrorRateUnhealthy: 0.25,
 		MinEvents: 100, SourceDownUnhealthyAfter: time.Minute, ReadyRequiresSource: &on}
 	want.Metrics.Window = 10 * time.Second
+	if cfg.Admin.UI == nil || !*cfg.Admin.UI {
+		t.Fatalf("admin.ui defaults to %v, want true", cfg.Admin.UI)
+	}
+	cfg.Admin.UI = nil
 	if cfg.Admin != want.Admin || !reflect.DeepEqual(cfg.Health, want.Health) || cfg.Metrics != want.Metrics {
 		t.Fatalf("defaults: %+v %+v %+v", cfg.Admin, cfg.Health, cfg.Metrics)
 	}
@@ -83,6 +87,10 @@ func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if shipped.Admin.UI == nil || !*shipped.Admin.UI {
+		t.Fatalf("config.yaml: admin.ui %v, want true", shipped.Admin.UI)
+	}
+	shipped.Admin.UI = nil
 	if shipped.Admin != want.Admin || !reflect.DeepEqual(shipped.Health, want.Health) || shipped.Metrics != want.Metrics {
 		t.Fatalf("config.yaml disagrees with the defaults: %+v %+v %+v", shipped.Admin, shipped.Health, shipped.Metrics)
 	}

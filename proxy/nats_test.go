@@ -235,8 +235,10 @@ func TestNATSSourceDownHealth(t *testing.T) {
 				return code, h
 			}
 			wstest.Eventually(t, wait, "healthy", func() bool { code, h := health(); return code == 200 && h.Status == "healthy" })
-			ns.Kill9(t)
+			// Taken before the kill: the source can notice the loss (and
+			// start its down timer) before Kill9 returns.
 			killed := time.Now()
+			ns.Kill9(t)
 			wstest.Eventually(t, wait, "lastError", func() bool { return srv.Stats().Health.LastError != nil })
 			if code, h := health(); time.Since(killed) < after && (code != 200 || h.Status != "degraded" ||
 				!strings.HasPrefix(h.LastError.Message, kind+": ") || h.LastError.Timestamp == 0) {

@@ -31,3 +31,7 @@ FUZZTIME="${FUZZTIME:-5s}" scripts/fuzz.sh
 # Allocation guards are skipped under -race (the detector allocates): run them plainly.
 go test -count=1 -run 'Alloc' ./...
 go test -race -shuffle=on -count=1 -timeout 20m ./...
+# The deployment files (alerts, dashboard, Kubernetes manifests, Dockerfile)
+# are tested in their own module, deploy/, which holds the PromQL parser and
+# the Kubernetes API types so that the main module stays lean.
+(cd deploy && go mod download && go vet ./... && go test -count=1 -timeout 10m ./...)

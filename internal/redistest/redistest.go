@@ -118,6 +118,14 @@ func (s *Server) kill() {
 	}
 }
 
+// Kill9 kills the server with SIGKILL and waits for the process to exit:
+// what it acknowledged is on disk (appendfsync always), nothing else is.
+func (s *Server) Kill9(t testing.TB) {
+	t.Helper()
+	s.kill()
+	s.cmd = nil
+}
+
 // Stop shuts the server down (its data is already on disk) and waits for
 // the process to exit.
 func (s *Server) Stop(t testing.TB) {
