@@ -92,7 +92,7 @@ func TestHostileClientsLeaveNodeReady(t *testing.T) {
 	const (
 		attackers = 50
 		frames    = 1000
-		perSecond = 40 // each; the limits below allow 100
+		perSecond = 25 // each; the limits below allow 100
 	)
 	p := startProcBin(t, plainBinary(t), []string{
 		"WSPROXY_SOURCES_DEMO_ENABLED=false",
