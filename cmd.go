@@ -104,6 +104,7 @@ func runCompare(args []string) error {
 	maxDiffs := fl.Int("max-diffs", 5, "differing and missing examples to report")
 	asJSON := fl.Bool("json", false, "print the report as JSON")
 	quiet := fl.Bool("quiet", false, "no progress line on stderr")
+	proxyCompress := fl.Bool("proxy-compress", false, "offer permessage-deflate to --proxy (as browsers do); fail if not agreed")
 	if err := fl.Parse(args); err != nil {
 		return &exitError{exitUsage, err}
 	}
@@ -115,7 +116,7 @@ func runCompare(args []string) error {
 		return &exitError{exitUsage, err}
 	}
 	cfg := compare.Config{
-		LegacyURL: *legacyURL, ProxyURL: *proxyURL, Subscribe: sub,
+		LegacyURL: *legacyURL, ProxyURL: *proxyURL, ProxyCompression: *proxyCompress, Subscribe: sub,
 		Duration: *duration, Count: *count, MinParity: *minParity,
 		WarmUp: *warmUp, Grace: *grace, MaxDiffs: *maxDiffs,
 	}

@@ -227,7 +227,7 @@ func TestDrainClosesGraduallyAndRefusesNewClients(t *testing.T) {
 	wg.Wait()
 	for i, c := range clients {
 		cl, _ := c.WaitClose(t, wait)
-		if cl.Code != websocket.CloseGoingAway || cl.Reason != "Server shutdown" {
+		if cl.Code != websocket.CloseGoingAway || cl.Reason != "Server shutting down" {
 			t.Fatalf("client %d closed with %+v", i, cl)
 		}
 	}

@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
@@ -72,7 +73,7 @@ func TestPrometheusExpositionMatchesTraffic(t *testing.T) {
 	a, b := e.dial(t), e.dial(t)
 	b.Send(t, `{"type":"subscribe","payload":{"exchange":["binance"]}}`)
 	b.NextOfType(t, "subscribed", wait)
-	b.Send(t, `{"type":"nope"}`)
+	b.Send(t, `not json`)
 	b.NextOfType(t, "error", wait)
 	const n = 10
 	e.publish(t, n, 0)
@@ -83,7 +84,7 @@ func TestPrometheusExpositionMatchesTraffic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := e.in.Output(context.Background(), dataflow.MarketData{Exchange: "x"}); err == nil {
+	if err := e.in.Output(context.Background(), dataflow.MarketData{Exchange: strings.Repeat("x", 65)}); err == nil {
 		t.Fatal("an invalid message was accepted")
 	}
 	var st proxy.Stats

@@ -8,8 +8,9 @@ import (
 	"unicode/utf8"
 )
 
-// Legacy channel names accepted by the channel form of subscribe and
-// unsubscribe. Deployed clients send exactly these strings.
+// Legacy channel names. The channel form of subscribe and unsubscribe
+// accepts any string, as the legacy server did; deployed clients send
+// ChannelMarketData.
 const (
 	ChannelMarketData       = "marketData"
 	ChannelConnectionStatus = "connectionStatus"
@@ -66,8 +67,8 @@ type ClientMessage struct {
 	Kind Kind
 	// Type is the raw "type" string as sent.
 	Type string
-	// Channel is ChannelMarketData, ChannelConnectionStatus or ChannelMetrics
-	// for the legacy channel form, "" for the filter form.
+	// Channel is the channel of the legacy channel form (any string, as
+	// sent), "" for the filter form.
 	Channel string
 	// Filter is the subscribe filter (filter form only).
 	Filter FilterSpec
@@ -82,47 +83,55 @@ type ClientMessage struct {
 // error, so a client cannot make the server reflect large strings.
 const maxTypeEcho = 64
 
-// DecodeClient parses one client text frame.
+// DecodeClient parses one client text frame (a binary frame's bytes are
+// read as text too, as the legacy server did).
 //
-// It returns an *Error with CodeInvalidMessage when b is not JSON, not an
-// object, or lacks a string "type"; CodeUnknownMessageType when "type" is not
-// ping, subscribe, unsubscribe or getStats (the message quotes the type, cut
-// to 64 bytes); and CodeInvalidFilter when a subscribe or unsubscribe payload
-// is not an object, exchange/symbols/dataTypes is not an array of strings, the
-// channel is not a legacy channel, or filterId is neither a string nor a
-// number.
+// The answers follow the recorded legacy servers (PROTOCOL.md):
+//
+//   - not JSON, or JSON null: an *Error with CodeInvalidMessage and
+//     MessageInvalidFormat, to be answered;
+//   - any other non-object, an object without a string "type", an unknown or
+//     wrong-case type: a Silent *Error (CodeInvalidMessage,
+//     CodeUnknownMessageType), to be counted and not answered;
+//   - subscribe without a payload object, or with a "channel" that is not a
+//     string: a Silent *Error with CodeInvalidFilter;
+//   - a filter field (exchange, symbols, dataTypes) that is not an array of
+//     strings, or a filterId neither string nor number: an *Error with
+//     CodeInvalidFilter, answered (an extension).
 //
 // Leniency follows what deployed clients send: "timestamp" may be anything and
 // is ignored, unknown fields are ignored, and a JSON null counts as absent (for
-// payload and every payload field). A subscribe without payload is a filter
-// with every field empty, matching everything. When "channel" is present the
-// message is in channel form and the other payload fields are ignored.
+// payload and every payload field). When "channel" is present the message is
+// in channel form (any string, as the legacy server accepted) and the other
+// payload fields are ignored. An unsubscribe without payload removes every
+// filter.
 //
-// Only structure is checked here. Known data types, limits and lengths are
-// checked by the subscription layer, which knows the configured limits.
-// Keys are matched case-sensitively, as the legacy server did.
+// Only structure is checked here. Limits and lengths are checked by the
+// subscription layer, which knows the configured limits. Keys are matched
+// case-sensitively, as the legacy server did.
 func DecodeClient(b []byte) (ClientMessage, *Error) {
 	if !json.Valid(b) {
-		return ClientMessage{}, newError(CodeInvalidMessage, "message is not valid JSON")
+		return ClientMessage{}, newError(CodeInvalidMessage, MessageInvalidFormat)
 	}
-	if firstByte(b) != '{' {
-		return ClientMessage{}, newError(CodeInvalidMessage, "message is not a JSON object")
+	switch firstByte(b) {
+	case '{':
+	case 'n':
+		return ClientMessage{}, newError(CodeInvalidMessage, MessageInvalidFormat)
+	default:
+		return ClientMessage{}, silentError(CodeInvalidMessage, "message is not a JSON object")
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(b, &top); err != nil {
-		return ClientMessage{}, newError(CodeInvalidMessage, "message is not a JSON object")
+		return ClientMessage{}, silentError(CodeInvalidMessage, "message is not a JSON object")
 	}
 
 	rawType, ok := top["type"]
 	if !ok || isNull(rawType) {
-		return ClientMessage{}, newError(CodeInvalidMessage, `message has no "type"`)
-	}
-	if firstByte(rawType) != '"' {
-		return ClientMessage{}, newError(CodeInvalidMessage, `"type" must be a string`)
+		return ClientMessage{}, silentError(CodeInvalidMessage, `message has no "type"`)
 	}
 	var typ string
-	if err := json.Unmarshal(rawType, &typ); err != nil {
-		return ClientMessage{}, newError(CodeInvalidMessage, `"type" must be a string`)
+	if firstByte(rawType) != '"' || json.Unmarshal(rawType, &typ) != nil {
+		return ClientMessage{}, silentError(CodeInvalidMessage, `"type" must be a string`)
 	}
 
 	msg := ClientMessage{Type: typ}
@@ -138,18 +147,18 @@ func DecodeClient(b []byte) (ClientMessage, *Error) {
 	case "unsubscribe":
 		msg.Kind = KindUnsubscribe
 	default:
-		return ClientMessage{}, newError(CodeUnknownMessageType,
+		return ClientMessage{}, silentError(CodeUnknownMessageType,
 			fmt.Sprintf("unknown message type %q", truncate(typ, maxTypeEcho)))
 	}
 
-	payload, err := decodeObject(top["payload"])
-	if err != nil {
-		return ClientMessage{}, err
+	payload, perr := decodeObject(top["payload"])
+	if perr != nil || (payload == nil && msg.Kind == KindSubscribe) {
+		return ClientMessage{}, silentError(CodeInvalidFilter, `"payload" must be an object`)
 	}
 	if raw, ok := field(payload, "channel"); ok {
-		ch, err := decodeChannel(raw)
-		if err != nil {
-			return ClientMessage{}, err
+		var ch string
+		if firstByte(raw) != '"' || json.Unmarshal(raw, &ch) != nil || ch == "" {
+			return ClientMessage{}, silentError(CodeInvalidFilter, `"payload.channel" must be a non-empty string`)
 		}
 		msg.Channel = ch
 		return msg, nil
@@ -210,18 +219,6 @@ func field(m map[string]json.RawMessage, name string) (json.RawMessage, bool) {
 		return nil, false
 	}
 	return raw, true
-}
-
-func decodeChannel(raw json.RawMessage) (string, *Error) {
-	var ch string
-	if firstByte(raw) == '"' && json.Unmarshal(raw, &ch) == nil {
-		switch ch {
-		case ChannelMarketData, ChannelConnectionStatus, ChannelMetrics:
-			return ch, nil
-		}
-	}
-	return "", newError(CodeInvalidFilter,
-		`"payload.channel" must be one of "marketData", "connectionStatus", "metrics"`)
 }
 
 // decodeStrings decodes an array whose elements are all strings. Element by

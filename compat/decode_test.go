@@ -74,14 +74,14 @@ func TestDecodeClientValid(t *testing.T) {
 			want: compat.ClientMessage{Kind: compat.KindSubscribe, Type: "subscribe", Channel: compat.ChannelMetrics},
 		},
 		{
-			name: "subscribe without payload",
-			in:   `{"type":"subscribe"}`,
-			want: compat.ClientMessage{Kind: compat.KindSubscribe, Type: "subscribe"},
+			name: "any channel string, as the legacy server accepted",
+			in:   `{"type":"subscribe","payload":{"channel":"trades"}}`,
+			want: compat.ClientMessage{Kind: compat.KindSubscribe, Type: "subscribe", Channel: "trades"},
 		},
 		{
-			name: "subscribe null payload",
-			in:   `{"type":"subscribe","payload":null}`,
-			want: compat.ClientMessage{Kind: compat.KindSubscribe, Type: "subscribe"},
+			name: "channel names are not case-folded",
+			in:   `{"type":"unsubscribe","payload":{"channel":"MarketData"}}`,
+			want: compat.ClientMessage{Kind: compat.KindUnsubscribe, Type: "unsubscribe", Channel: "MarketData"},
 		},
 		{
 			name: "subscribe empty payload",
@@ -159,49 +159,56 @@ func TestDecodeClientValid(t *testing.T) {
 	}
 }
 
+// TestDecodeClientErrors checks the answers of the recorded legacy servers
+// (transcripts, scenario 7): only frames that are not JSON, or JSON null,
+// get A's "Invalid message format" error; other unusable frames are silent;
+// malformed filter fields get the INVALID_FILTER extension.
 func TestDecodeClientErrors(t *testing.T) {
+	const answered, silent = false, true
 	tests := []struct {
 		name     string
 		in       string
 		wantCode string
+		silent   bool
 	}{
-		{"empty", ``, compat.CodeInvalidMessage},
-		{"whitespace", "  \n", compat.CodeInvalidMessage},
-		{"not JSON", `hello`, compat.CodeInvalidMessage},
-		{"truncated JSON", `{"type":"ping"`, compat.CodeInvalidMessage},
-		{"trailing garbage", `{"type":"ping"}x`, compat.CodeInvalidMessage},
-		{"two objects", `{"type":"ping"}{"type":"ping"}`, compat.CodeInvalidMessage},
-		{"array", `[{"type":"ping"}]`, compat.CodeInvalidMessage},
-		{"string", `"ping"`, compat.CodeInvalidMessage},
-		{"number", `42`, compat.CodeInvalidMessage},
-		{"null", `null`, compat.CodeInvalidMessage},
-		{"missing type", `{"payload":{}}`, compat.CodeInvalidMessage},
-		{"null type", `{"type":null}`, compat.CodeInvalidMessage},
-		{"numeric type", `{"type":1}`, compat.CodeInvalidMessage},
-		{"object type", `{"type":{"name":"ping"}}`, compat.CodeInvalidMessage},
-		{"type key is case-sensitive", `{"Type":"ping"}`, compat.CodeInvalidMessage},
-		{"unknown type", `{"type":"publish"}`, compat.CodeUnknownMessageType},
-		{"empty type", `{"type":""}`, compat.CodeUnknownMessageType},
-		{"type value is case-sensitive", `{"type":"PING"}`, compat.CodeUnknownMessageType},
-		{"payload string", `{"type":"subscribe","payload":"marketData"}`, compat.CodeInvalidFilter},
-		{"payload array", `{"type":"subscribe","payload":[]}`, compat.CodeInvalidFilter},
-		{"unsubscribe payload number", `{"type":"unsubscribe","payload":3}`, compat.CodeInvalidFilter},
-		{"exchange single string", `{"type":"subscribe","payload":{"exchange":"binance"}}`, compat.CodeInvalidFilter},
-		{"symbols single string", `{"type":"subscribe","payload":{"symbols":"BTC/USDT"}}`, compat.CodeInvalidFilter},
-		{"dataTypes single string", `{"type":"subscribe","payload":{"dataTypes":"trade"}}`, compat.CodeInvalidFilter},
-		{"symbols numbers", `{"type":"subscribe","payload":{"symbols":[1,2]}}`, compat.CodeInvalidFilter},
-		{"symbols null element", `{"type":"subscribe","payload":{"symbols":["BTC/USDT",null]}}`, compat.CodeInvalidFilter},
-		{"symbols nested array", `{"type":"subscribe","payload":{"symbols":[["BTC/USDT"]]}}`, compat.CodeInvalidFilter},
-		{"exchange object", `{"type":"subscribe","payload":{"exchange":{"0":"binance"}}}`, compat.CodeInvalidFilter},
-		{"dataTypes bool", `{"type":"subscribe","payload":{"dataTypes":true}}`, compat.CodeInvalidFilter},
-		{"unknown channel", `{"type":"subscribe","payload":{"channel":"trades"}}`, compat.CodeInvalidFilter},
-		{"channel wrong case", `{"type":"subscribe","payload":{"channel":"MarketData"}}`, compat.CodeInvalidFilter},
-		{"channel number", `{"type":"subscribe","payload":{"channel":1}}`, compat.CodeInvalidFilter},
-		{"channel empty", `{"type":"unsubscribe","payload":{"channel":""}}`, compat.CodeInvalidFilter},
-		{"unsubscribe unknown channel", `{"type":"unsubscribe","payload":{"channel":"orders"}}`, compat.CodeInvalidFilter},
-		{"filterId bool", `{"type":"unsubscribe","payload":{"filterId":true}}`, compat.CodeInvalidFilter},
-		{"filterId array", `{"type":"unsubscribe","payload":{"filterId":["1"]}}`, compat.CodeInvalidFilter},
-		{"filterId object", `{"type":"unsubscribe","payload":{"filterId":{}}}`, compat.CodeInvalidFilter},
+		{"empty", ``, compat.CodeInvalidMessage, answered},
+		{"whitespace", "  \n", compat.CodeInvalidMessage, answered},
+		{"not JSON", `hello`, compat.CodeInvalidMessage, answered},
+		{"truncated JSON", `{"type":"ping"`, compat.CodeInvalidMessage, answered},
+		{"trailing garbage", `{"type":"ping"}x`, compat.CodeInvalidMessage, answered},
+		{"two objects", `{"type":"ping"}{"type":"ping"}`, compat.CodeInvalidMessage, answered},
+		{"null", `null`, compat.CodeInvalidMessage, answered},
+		{"array", `[{"type":"ping"}]`, compat.CodeInvalidMessage, silent},
+		{"empty array", `[]`, compat.CodeInvalidMessage, silent},
+		{"string", `"ping"`, compat.CodeInvalidMessage, silent},
+		{"number", `42`, compat.CodeInvalidMessage, silent},
+		{"empty object", `{}`, compat.CodeInvalidMessage, silent},
+		{"missing type", `{"payload":{}}`, compat.CodeInvalidMessage, silent},
+		{"null type", `{"type":null}`, compat.CodeInvalidMessage, silent},
+		{"numeric type", `{"type":1}`, compat.CodeInvalidMessage, silent},
+		{"object type", `{"type":{"name":"ping"}}`, compat.CodeInvalidMessage, silent},
+		{"type key is case-sensitive", `{"Type":"ping"}`, compat.CodeInvalidMessage, silent},
+		{"unknown type", `{"type":"unknown"}`, compat.CodeUnknownMessageType, silent},
+		{"empty type", `{"type":""}`, compat.CodeUnknownMessageType, silent},
+		{"type value is case-sensitive", `{"type":"Ping"}`, compat.CodeUnknownMessageType, silent},
+		{"subscribe without payload", `{"type":"subscribe"}`, compat.CodeInvalidFilter, silent},
+		{"subscribe null payload", `{"type":"subscribe","payload":null}`, compat.CodeInvalidFilter, silent},
+		{"payload string", `{"type":"subscribe","payload":"x"}`, compat.CodeInvalidFilter, silent},
+		{"payload array", `{"type":"subscribe","payload":[]}`, compat.CodeInvalidFilter, silent},
+		{"unsubscribe payload number", `{"type":"unsubscribe","payload":3}`, compat.CodeInvalidFilter, silent},
+		{"channel number", `{"type":"subscribe","payload":{"channel":1}}`, compat.CodeInvalidFilter, silent},
+		{"channel empty", `{"type":"unsubscribe","payload":{"channel":""}}`, compat.CodeInvalidFilter, silent},
+		{"exchange single string", `{"type":"subscribe","payload":{"exchange":"binance"}}`, compat.CodeInvalidFilter, answered},
+		{"symbols single string", `{"type":"subscribe","payload":{"symbols":"BTC/USDT"}}`, compat.CodeInvalidFilter, answered},
+		{"dataTypes single string", `{"type":"subscribe","payload":{"dataTypes":"trade"}}`, compat.CodeInvalidFilter, answered},
+		{"symbols numbers", `{"type":"subscribe","payload":{"symbols":[1,2]}}`, compat.CodeInvalidFilter, answered},
+		{"symbols null element", `{"type":"subscribe","payload":{"symbols":["BTC/USDT",null]}}`, compat.CodeInvalidFilter, answered},
+		{"symbols nested array", `{"type":"subscribe","payload":{"symbols":[["BTC/USDT"]]}}`, compat.CodeInvalidFilter, answered},
+		{"exchange object", `{"type":"subscribe","payload":{"exchange":{"0":"binance"}}}`, compat.CodeInvalidFilter, answered},
+		{"dataTypes bool", `{"type":"subscribe","payload":{"dataTypes":true}}`, compat.CodeInvalidFilter, answered},
+		{"filterId bool", `{"type":"unsubscribe","payload":{"filterId":true}}`, compat.CodeInvalidFilter, answered},
+		{"filterId array", `{"type":"unsubscribe","payload":{"filterId":["1"]}}`, compat.CodeInvalidFilter, answered},
+		{"filterId object", `{"type":"unsubscribe","payload":{"filterId":{}}}`, compat.CodeInvalidFilter, answered},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -209,11 +216,14 @@ func TestDecodeClientErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("DecodeClient(%q) = %#v, want error %s", tc.in, got, tc.wantCode)
 			}
-			if err.Code != tc.wantCode {
-				t.Fatalf("DecodeClient(%q): code %s (%s), want %s", tc.in, err.Code, err.Message, tc.wantCode)
+			if err.Code != tc.wantCode || err.Silent != tc.silent {
+				t.Fatalf("DecodeClient(%q): code %s silent %v (%s), want %s silent %v", tc.in, err.Code, err.Silent, err.Message, tc.wantCode, tc.silent)
 			}
 			if err.Message == "" {
 				t.Fatal("error without message")
+			}
+			if err.Code == compat.CodeInvalidMessage && !err.Silent && err.Message != compat.MessageInvalidFormat {
+				t.Fatalf("message %q, want the legacy text %q", err.Message, compat.MessageInvalidFormat)
 			}
 			if !reflect.DeepEqual(got, compat.ClientMessage{}) {
 				t.Fatalf("DecodeClient returned a message alongside the error: %#v", got)
@@ -287,7 +297,7 @@ func TestKindString(t *testing.T) {
 func TestDecodeClientKindMatchesType(t *testing.T) {
 	for _, typ := range []string{"ping", "subscribe", "unsubscribe", "getStats"} {
 		t.Run(typ, func(t *testing.T) {
-			msg, err := compat.DecodeClient([]byte(`{"type":"` + typ + `"}`))
+			msg, err := compat.DecodeClient([]byte(`{"type":"` + typ + `","payload":{}}`))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,14 +13,42 @@ import (
 // callers encode into pooled buffers; apart from AppendStats none allocates
 // unless dst has to grow.
 
+// ProxyVersion is the protocol version announced in the welcome's
+// "proxyVersion", the value the refactored legacy proxy (B) sent: wsproxy
+// speaks that protocol.
+const ProxyVersion = "1.0.0"
+
 // AppendWelcome appends the first frame a connection receives, which tells
-// the client its connection id and lets it estimate clock skew:
-// {"type":"welcome","payload":{"connectionId":ID,"serverTime":T},"timestamp":T}.
+// the client its connection id and lets it estimate clock skew (A's shape
+// plus B's proxyVersion):
+// {"type":"welcome","payload":{"connectionId":ID,"serverTime":T,"proxyVersion":"1.0.0"},"timestamp":T}.
 func AppendWelcome(dst []byte, connID string, serverTime, ts int64) []byte {
 	dst = append(dst, `{"type":"welcome","payload":{"connectionId":`...)
 	dst = AppendJSONString(dst, connID)
 	dst = append(dst, `,"serverTime":`...)
 	dst = strconv.AppendInt(dst, serverTime, 10)
+	dst = append(dst, `,"proxyVersion":"`+ProxyVersion+`"}`...)
+	return appendTimestamp(dst, ts)
+}
+
+// AppendLegacyWelcome appends the deployed legacy server's (A's) welcome,
+// without B's proxyVersion, for the reference server:
+// {"type":"welcome","payload":{"connectionId":ID,"serverTime":T},"timestamp":T}.
+func AppendLegacyWelcome(dst []byte, connID string, serverTime, ts int64) []byte {
+	dst = append(dst, `{"type":"welcome","payload":{"connectionId":`...)
+	dst = AppendJSONString(dst, connID)
+	dst = append(dst, `,"serverTime":`...)
+	dst = strconv.AppendInt(dst, serverTime, 10)
+	dst = append(dst, '}')
+	return appendTimestamp(dst, ts)
+}
+
+// AppendLegacyError appends the deployed legacy server's (A's) error frame,
+// which has no code, for the reference server:
+// {"type":"error","payload":{"message":M},"timestamp":T}.
+func AppendLegacyError(dst []byte, message string, ts int64) []byte {
+	dst = append(dst, `{"type":"error","payload":{"message":`...)
+	dst = AppendJSONString(dst, message)
 	dst = append(dst, '}')
 	return appendTimestamp(dst, ts)
 }
@@ -33,18 +61,29 @@ func AppendPong(dst []byte, ts int64) []byte {
 }
 
 // AppendSubscribedFilter appends the acknowledgement of a filter-form
-// subscribe. The filter is echoed as the client sent it so the client can
-// correlate the filterId with its request; nil fields are written as []:
+// subscribe. The filter is echoed exactly as the client sent it, so the
+// client can correlate the filterId with its request: absent (nil) fields
+// are omitted, an empty array is echoed as []:
 // {"type":"subscribed","payload":{"filterId":"ID","filter":{"exchange":[...],"symbols":[...],"dataTypes":[...]}},"timestamp":T}.
 func AppendSubscribedFilter(dst []byte, filterID string, f FilterSpec, ts int64) []byte {
 	dst = append(dst, `{"type":"subscribed","payload":{"filterId":`...)
 	dst = AppendJSONString(dst, filterID)
-	dst = append(dst, `,"filter":{"exchange":`...)
-	dst = appendStrings(dst, f.Exchange)
-	dst = append(dst, `,"symbols":`...)
-	dst = appendStrings(dst, f.Symbols)
-	dst = append(dst, `,"dataTypes":`...)
-	dst = appendStrings(dst, f.DataTypes)
+	dst = append(dst, `,"filter":{`...)
+	sep := ""
+	for _, fld := range [...]struct {
+		name string
+		v    []string
+	}{{"exchange", f.Exchange}, {"symbols", f.Symbols}, {"dataTypes", f.DataTypes}} {
+		if fld.v == nil {
+			continue
+		}
+		dst = append(dst, sep...)
+		dst = append(dst, '"')
+		dst = append(dst, fld.name...)
+		dst = append(dst, `":`...)
+		dst = appendStrings(dst, fld.v)
+		sep = ","
+	}
 	dst = append(dst, `}}`...)
 	return appendTimestamp(dst, ts)
 }
@@ -107,30 +146,68 @@ func AppendError(dst []byte, code, message string, ts int64) []byte {
 }
 
 // AppendData appends the legacy data message, the frame every market data
-// update is delivered in:
+// update is delivered in, with exactly the legacy server's five payload keys:
 //
-//	{"type":T,"payload":{"type":T,"exchange":E,"symbol":S,"data":DATA,"timestamp":md.Timestamp},"timestamp":forwardedAt}
+//	{"type":T,"payload":{"type":T,"exchange":E,"symbol":S,"data":DATA,"timestamp":TS},"timestamp":forwardedAt}
 //
-// md.Data is written verbatim: it was validated when it entered the pipeline
-// and clients expect it exactly as the pipeline produced it. An empty Data
-// (which validation rejects) is written as null so the frame stays valid JSON.
-// forwardedAt is the time the proxy forwarded the message; callers stamp it
-// once per message and share the encoded bytes among recipients.
+// md.Data and the pipeline's timestamp (md.TimestampRaw when set, else
+// md.Timestamp) are written verbatim: clients expect them exactly as the
+// pipeline produced them. Keys the pipeline did not send stay absent: an
+// empty Exchange or Symbol and an empty Data are omitted (a Data of null is
+// written as null). forwardedAt is the time the proxy forwarded the message;
+// callers stamp it once per message and share the encoded bytes among
+// recipients.
 func AppendData(dst []byte, md *dataflow.MarketData, forwardedAt int64) []byte {
+	return appendData(dst, md, forwardedAt, false)
+}
+
+// AppendDataWithMetadata is AppendData plus B's "metadata" payload key (the
+// pipeline's metadata object, when it sent one), for compat.forward_metadata.
+func AppendDataWithMetadata(dst []byte, md *dataflow.MarketData, forwardedAt int64) []byte {
+	return appendData(dst, md, forwardedAt, true)
+}
+
+func appendData(dst []byte, md *dataflow.MarketData, forwardedAt int64, metadata bool) []byte {
 	dst = append(dst, `{"type":`...)
 	dst = AppendJSONString(dst, md.Type)
 	dst = append(dst, `,"payload":{"type":`...)
 	dst = AppendJSONString(dst, md.Type)
-	dst = append(dst, `,"exchange":`...)
-	dst = AppendJSONString(dst, md.Exchange)
-	dst = append(dst, `,"symbol":`...)
-	dst = AppendJSONString(dst, md.Symbol)
-	dst = append(dst, `,"data":`...)
-	dst = appendRaw(dst, md.Data)
+	if md.Exchange != "" {
+		dst = append(dst, `,"exchange":`...)
+		dst = AppendJSONString(dst, md.Exchange)
+	}
+	if md.Symbol != "" {
+		dst = append(dst, `,"symbol":`...)
+		dst = AppendJSONString(dst, md.Symbol)
+	}
+	if !blank(md.Data) {
+		dst = append(dst, `,"data":`...)
+		dst = append(dst, md.Data...)
+	}
 	dst = append(dst, `,"timestamp":`...)
-	dst = strconv.AppendInt(dst, md.Timestamp, 10)
+	if !blank(md.TimestampRaw) {
+		dst = append(dst, md.TimestampRaw...)
+	} else {
+		dst = strconv.AppendInt(dst, md.Timestamp, 10)
+	}
+	if metadata && !blank(md.Metadata) {
+		dst = append(dst, `,"metadata":`...)
+		dst = append(dst, md.Metadata...)
+	}
 	dst = append(dst, '}')
 	return appendTimestamp(dst, forwardedAt)
+}
+
+// blank reports whether raw holds nothing but whitespace.
+func blank(raw []byte) bool {
+	for _, c := range raw {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		}
+		return false
+	}
+	return true
 }
 
 // AppendBatch appends the opt-in batch envelope, sent only to clients that

@@ -59,10 +59,10 @@ func encoderCases(t testing.TB) []encoderCase {
 		{
 			name: "welcome",
 			enc:  func(d []byte) []byte { return compat.AppendWelcome(d, "c-42", 1723190400000, ts) },
-			want: `{"type":"welcome","payload":{"connectionId":"c-42","serverTime":1723190400000},"timestamp":1723190400003}`,
+			want: `{"type":"welcome","payload":{"connectionId":"c-42","serverTime":1723190400000,"proxyVersion":"1.0.0"},"timestamp":1723190400003}`,
 			wantMap: map[string]any{
 				"type":      "welcome",
-				"payload":   map[string]any{"connectionId": "c-42", "serverTime": float64(1723190400000)},
+				"payload":   map[string]any{"connectionId": "c-42", "serverTime": float64(1723190400000), "proxyVersion": "1.0.0"},
 				"timestamp": float64(ts),
 			},
 		},
@@ -98,16 +98,16 @@ func encoderCases(t testing.TB) []encoderCase {
 			},
 		},
 		{
-			name: "subscribed filter nil and empty fields",
+			name: "subscribed filter echoes exactly: nil omitted, empty kept",
 			enc: func(d []byte) []byte {
 				return compat.AppendSubscribedFilter(d, "f1", compat.FilterSpec{Symbols: []string{}}, ts)
 			},
-			want: `{"type":"subscribed","payload":{"filterId":"f1","filter":{"exchange":[],"symbols":[],"dataTypes":[]}},"timestamp":1723190400003}`,
+			want: `{"type":"subscribed","payload":{"filterId":"f1","filter":{"symbols":[]}},"timestamp":1723190400003}`,
 			wantMap: map[string]any{
 				"type": "subscribed",
 				"payload": map[string]any{
 					"filterId": "f1",
-					"filter":   map[string]any{"exchange": []any{}, "symbols": []any{}, "dataTypes": []any{}},
+					"filter":   map[string]any{"symbols": []any{}},
 				},
 				"timestamp": float64(ts),
 			},
@@ -117,12 +117,12 @@ func encoderCases(t testing.TB) []encoderCase {
 			enc: func(d []byte) []byte {
 				return compat.AppendSubscribedFilter(d, `a"b`, compat.FilterSpec{Symbols: []string{"x\\y\n"}}, ts)
 			},
-			want: `{"type":"subscribed","payload":{"filterId":"a\"b","filter":{"exchange":[],"symbols":["x\\y\n"],"dataTypes":[]}},"timestamp":1723190400003}`,
+			want: `{"type":"subscribed","payload":{"filterId":"a\"b","filter":{"symbols":["x\\y\n"]}},"timestamp":1723190400003}`,
 			wantMap: map[string]any{
 				"type": "subscribed",
 				"payload": map[string]any{
 					"filterId": `a"b`,
-					"filter":   map[string]any{"exchange": []any{}, "symbols": []any{"x\\y\n"}, "dataTypes": []any{}},
+					"filter":   map[string]any{"symbols": []any{"x\\y\n"}},
 				},
 				"timestamp": float64(ts),
 			},
@@ -217,15 +217,43 @@ func encoderCases(t testing.TB) []encoderCase {
 			},
 		},
 		{
-			name: "data empty is null",
+			name: "data absent stays absent",
 			enc: func(d []byte) []byte {
 				return compat.AppendData(d, &dataflow.MarketData{Exchange: "e", Symbol: "s", Type: "t", Timestamp: 1}, 2)
 			},
-			want: `{"type":"t","payload":{"type":"t","exchange":"e","symbol":"s","data":null,"timestamp":1},"timestamp":2}`,
+			want: `{"type":"t","payload":{"type":"t","exchange":"e","symbol":"s","timestamp":1},"timestamp":2}`,
 			wantMap: map[string]any{
 				"type": "t",
 				"payload": map[string]any{
-					"type": "t", "exchange": "e", "symbol": "s", "data": nil, "timestamp": float64(1),
+					"type": "t", "exchange": "e", "symbol": "s", "timestamp": float64(1),
+				},
+				"timestamp": float64(2),
+			},
+		},
+		{
+			name: "data null, no symbol, raw timestamp",
+			enc: func(d []byte) []byte {
+				return compat.AppendData(d, &dataflow.MarketData{Exchange: "e", Type: "t", Data: []byte("null"), TimestampRaw: []byte(`1723190400000.5`)}, 2)
+			},
+			want: `{"type":"t","payload":{"type":"t","exchange":"e","data":null,"timestamp":1723190400000.5},"timestamp":2}`,
+			wantMap: map[string]any{
+				"type": "t",
+				"payload": map[string]any{
+					"type": "t", "exchange": "e", "data": nil, "timestamp": 1723190400000.5,
+				},
+				"timestamp": float64(2),
+			},
+		},
+		{
+			name: "data with metadata (compat.forward_metadata)",
+			enc: func(d []byte) []byte {
+				return compat.AppendDataWithMetadata(d, &dataflow.MarketData{Exchange: "e", Symbol: "s", Type: "t", Timestamp: 1, Data: []byte(`{}`), Metadata: []byte(`{"q":1}`)}, 2)
+			},
+			want: `{"type":"t","payload":{"type":"t","exchange":"e","symbol":"s","data":{},"timestamp":1,"metadata":{"q":1}},"timestamp":2}`,
+			wantMap: map[string]any{
+				"type": "t",
+				"payload": map[string]any{
+					"type": "t", "exchange": "e", "symbol": "s", "data": map[string]any{}, "timestamp": float64(1), "metadata": map[string]any{"q": float64(1)},
 				},
 				"timestamp": float64(2),
 			},

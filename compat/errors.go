@@ -3,10 +3,12 @@ package compat
 // Error codes sent in the "code" field of an error message. Clients match on
 // these strings, so they are part of the wire contract and never change.
 const (
-	// CodeInvalidMessage: the frame is not JSON, not an object, or has no
-	// string "type".
+	// CodeInvalidMessage: the frame is not JSON (answered with
+	// MessageInvalidFormat), or not an object or without a string "type"
+	// (silent).
 	CodeInvalidMessage = "INVALID_MESSAGE"
-	// CodeUnknownMessageType: "type" is a string the server does not know.
+	// CodeUnknownMessageType: "type" is a string the server does not know
+	// (silent).
 	CodeUnknownMessageType = "UNKNOWN_MESSAGE_TYPE"
 	// CodeInvalidFilter: a subscribe or unsubscribe payload has wrong field
 	// types, an unknown channel or data type, or over-long values.
@@ -29,6 +31,11 @@ type Error struct {
 	Code string
 	// Message is a human-readable explanation sent to the client as is.
 	Message string
+	// Silent errors get no reply: the legacy servers answered such frames
+	// with nothing ([], "str", {}, an unknown or wrong-case type, subscribe
+	// without an object payload). They are still bad client frames, to be
+	// counted under Code.
+	Silent bool
 }
 
 // Error formats e for logs; clients receive Code and Message separately.
@@ -39,3 +46,11 @@ func (e *Error) Error() string {
 func newError(code, message string) *Error {
 	return &Error{Code: code, Message: message}
 }
+
+func silentError(code, message string) *Error {
+	return &Error{Code: code, Message: message, Silent: true}
+}
+
+// MessageInvalidFormat is the legacy server's text for a frame that is not
+// JSON (or is JSON null).
+const MessageInvalidFormat = "Invalid message format"

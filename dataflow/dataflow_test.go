@@ -3,51 +3,113 @@ package dataflow_test
 import (
 	"context"
 	"errors"
+	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"wsproxy/compat"
 	"wsproxy/dataflow"
 )
 
-func TestDecode(t *testing.T) {
+func TestDecodeRejects(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
 		want error
 	}{
-		{"valid", `{"exchange":"binance","symbol":"BTC/USDT","type":"trade","timestamp":1723190400000,"data":{"price":"1"}}`, nil},
-		{"valid with extras", `{"exchange":"b","symbol":"S","type":"ticker","timestamp":1,"receivedAt":2,"data":[1],"metadata":{"x":1},"other":true}`, nil},
 		{"not JSON", `hello`, dataflow.ErrNotJSON},
 		{"array", `[1]`, dataflow.ErrNotJSON},
+		{"string", `"x"`, dataflow.ErrNotJSON},
+		{"null", `null`, dataflow.ErrNotJSON},
 		{"empty", ``, dataflow.ErrNotJSON},
 		{"truncated", `{"exchange":"b"`, dataflow.ErrInvalid},
-		{"missing exchange", `{"symbol":"S","type":"trade","timestamp":1,"data":{}}`, dataflow.ErrMissingExchange},
-		{"missing symbol", `{"exchange":"b","type":"trade","timestamp":1,"data":{}}`, dataflow.ErrMissingSymbol},
-		{"missing type", `{"exchange":"b","symbol":"S","timestamp":1,"data":{}}`, dataflow.ErrMissingType},
-		{"missing timestamp", `{"exchange":"b","symbol":"S","type":"trade","data":{}}`, dataflow.ErrMissingTime},
-		{"string timestamp", `{"exchange":"b","symbol":"S","type":"trade","timestamp":"x","data":{}}`, dataflow.ErrInvalid},
-		{"missing data", `{"exchange":"b","symbol":"S","type":"trade","timestamp":1}`, dataflow.ErrMissingData},
-		{"null data", `{"exchange":"b","symbol":"S","type":"trade","timestamp":1,"data":null}`, dataflow.ErrMissingData},
-		{"blank exchange", `{"exchange":"  ","symbol":"S","type":"trade","timestamp":1,"data":{}}`, dataflow.ErrMissingExchange},
-		{"too long", `{"exchange":"` + string(make([]byte, 0)) + `bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","symbol":"S","type":"trade","timestamp":1,"data":{}}`, dataflow.ErrFieldTooLong},
+		{"exchange not a string", `{"exchange":1,"symbol":"S","type":"trade","timestamp":1,"data":{}}`, dataflow.ErrFieldType},
+		{"too long", `{"exchange":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","symbol":"S","type":"trade","timestamp":1,"data":{}}`, dataflow.ErrFieldTooLong},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			md, err := dataflow.Decode([]byte(tc.in))
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("Decode: %v", err)
-				}
-				if md.Exchange == "" || len(md.Data) == 0 {
-					t.Fatalf("decoded %+v", md)
-				}
-				return
-			}
+			_, err := dataflow.Decode([]byte(tc.in))
 			if !errors.Is(err, tc.want) || !errors.Is(err, dataflow.ErrInvalid) {
 				t.Fatalf("err = %v, want %v (and ErrInvalid)", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDecodeLenientAsLegacy checks the legacy collector's rules for the
+// pipeline's message (PROTOCOL.md): nothing routable is dropped, defaults
+// fill what is missing, and the rest passes through as it was.
+func TestDecodeLenientAsLegacy(t *testing.T) {
+	iso := regexp.MustCompile(`^"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"$`)
+	tests := []struct {
+		name    string
+		in      string
+		check   func(t *testing.T, md dataflow.MarketData, frame string)
+		exchDef string
+	}{
+		{"fractional timestamp passes through", `{"exchange":"b","symbol":"S","type":"trade","timestamp":1723190400000.5,"data":{}}`,
+			func(t *testing.T, md dataflow.MarketData, f string) { wantIn(t, f, `"timestamp":1723190400000.5}`) }, ""},
+		{"ISO timestamp passes through", `{"exchange":"b","symbol":"S","type":"trade","timestamp":"2024-08-09T08:00:00.000Z","data":{}}`,
+			func(t *testing.T, md dataflow.MarketData, f string) {
+				wantIn(t, f, `"timestamp":"2024-08-09T08:00:00.000Z"}`)
+			}, ""},
+		{"missing timestamp is ISO now", `{"exchange":"b","symbol":"S","type":"trade","data":{}}`,
+			func(t *testing.T, md dataflow.MarketData, f string) {
+				if !iso.Match(md.TimestampRaw) {
+					t.Fatalf("timestamp %s, want ISO now", md.TimestampRaw)
+				}
+			}, ""},
+		{"zero timestamp is ISO now", `{"exchange":"b","symbol":"S","type":"trade","timestamp":0,"data":{}}`,
+			func(t *testing.T, md dataflow.MarketData, f string) {
+				if !iso.Match(md.TimestampRaw) {
+					t.Fatalf("timestamp %s, want ISO now", md.TimestampRaw)
+				}
+			}, ""},
+		{"null data is forwarded as null", `{"exchange":"b","symbol":"S","type":"trade","timestamp":1,"data":null}`,
+			func(t *testing.T, md dataflow.MarketData, f string) {
+				wantIn(t, f, `"symbol":"S","data":null,"timestamp":1}`)
+			}, ""},
+		{"missing data stays absent", `{"exchange":"b","symbol":"S","type":"trade","timestamp":1}`,
+			func(t *testing.T, md dataflow.MarketData, f string) { wantIn(t, f, `"symbol":"S","timestamp":1}`) }, ""},
+		{"missing symbol stays absent", `{"exchange":"b","type":"trade","timestamp":1,"data":{}}`,
+			func(t *testing.T, md dataflow.MarketData, f string) { wantIn(t, f, `"exchange":"b","data":{},`) }, ""},
+		{"missing type is market_data", `{"exchange":"b","symbol":"S","timestamp":1,"data":{}}`,
+			func(t *testing.T, md dataflow.MarketData, f string) {
+				wantIn(t, f, `{"type":"market_data","payload":{"type":"market_data",`)
+			}, ""},
+		{"empty type is market_data", `{"exchange":"b","symbol":"S","type":"","timestamp":1,"data":{}}`,
+			func(t *testing.T, md dataflow.MarketData, f string) { wantIn(t, f, `{"type":"market_data",`) }, ""},
+		{"missing exchange takes the source's default", `{"symbol":"S","type":"trade","timestamp":1,"data":{}}`,
+			func(t *testing.T, md dataflow.MarketData, f string) {
+				wantIn(t, f, `"exchange":"binance","symbol":"S"`)
+			}, "binance"},
+		{"unknown fields, receivedAt and metadata are not forwarded", `{"exchange":"b","symbol":"S","type":"trade","timestamp":1,"receivedAt":2.5,"foo":1,"data":{},"metadata":{"x":1}}`,
+			func(t *testing.T, md dataflow.MarketData, f string) {
+				if f != `{"type":"trade","payload":{"type":"trade","exchange":"b","symbol":"S","data":{},"timestamp":1},"timestamp":9}` {
+					t.Fatalf("frame %s", f)
+				}
+				if md.ReceivedAt != 2 || string(md.Metadata) != `{"x":1}` {
+					t.Fatalf("decoded %+v", md)
+				}
+			}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			md, err := dataflow.DecodeWith([]byte(tc.in), tc.exchDef)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			tc.check(t, md, string(compat.AppendData(nil, &md, 9)))
+		})
+	}
+}
+
+func wantIn(t *testing.T, frame, part string) {
+	t.Helper()
+	if !strings.Contains(frame, part) {
+		t.Fatalf("frame %s does not contain %s", frame, part)
 	}
 }
 
@@ -106,7 +168,7 @@ func TestInProcessOutputChannel(t *testing.T) {
 	if err := oc.Output(ctx, good); err != nil {
 		t.Fatal(err)
 	}
-	if err := oc.Output(ctx, dataflow.MarketData{Exchange: "b"}); !errors.Is(err, dataflow.ErrInvalid) {
+	if err := oc.Output(ctx, dataflow.MarketData{Exchange: strings.Repeat("b", 65)}); !errors.Is(err, dataflow.ErrInvalid) {
 		t.Fatalf("invalid message: %v", err)
 	}
 	s.mu.Lock()

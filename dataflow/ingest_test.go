@@ -57,7 +57,7 @@ func post(t testing.TB, c *fasthttp.Client, call ingestCall) (int, dataflow.Inge
 func TestIngest(t *testing.T) {
 	ndjson := msg(1) + "\n" + msg(2) + "\r\n\n" + msg(3) + "\n"
 	array := "[" + msg(1) + "," + msg(2) + "]"
-	mixed := msg(1) + "\nnot json\n" + `{"exchange":"b","symbol":"S","type":"trade","timestamp":1}` + "\n" + msg(2)
+	mixed := msg(1) + "\nnot json\n" + `{"exchange":7,"symbol":"S","type":"trade","timestamp":1}` + "\n" + msg(2)
 	tests := []struct {
 		name         string
 		call         ingestCall
@@ -73,8 +73,8 @@ func TestIngest(t *testing.T) {
 		{name: "json array", call: ingestCall{body: array}, status: 200, accepted: 2},
 		{name: "empty array", call: ingestCall{body: "[]"}, status: 200},
 		{name: "bad lines are listed by number", call: ingestCall{body: mixed}, status: 200, accepted: 2, rejected: 2,
-			errLines: []int{2, 3}, reasonSubstr: "missing data"},
-		{name: "bad array element", call: ingestCall{body: "[" + msg(1) + `,{"type":"x"},7]`}, status: 200, accepted: 1, rejected: 2,
+			errLines: []int{2, 3}, reasonSubstr: "must be strings"},
+		{name: "bad array element", call: ingestCall{body: "[" + msg(1) + `,{"type":5},7]`}, status: 200, accepted: 1, rejected: 2,
 			errLines: []int{2, 3}},
 		{name: "array that is not JSON", call: ingestCall{body: "[" + msg(1) + ","}, status: 400, errLines: []int{0}, reasonSubstr: "not a valid JSON array"},
 		{name: "empty body", call: ingestCall{body: "  \n"}, status: 400, errLines: []int{0}, reasonSubstr: "empty body"},

@@ -66,7 +66,7 @@ func TestNATSDeliversAndCountsBadMessages(t *testing.T) {
 	nc := srv.Conn(t)
 	bad := []string{
 		`not json`,
-		`{"symbol":"BTC/USDT","type":"trade","timestamp":1,"data":{}}`,
+		`{"symbol":7,"type":"trade","timestamp":1,"data":{}}`,
 		`[1,2]`,
 		``,
 	}
@@ -472,7 +472,7 @@ func TestJetStreamStartPositions(t *testing.T) {
 		}
 		natstest.Publish(t, js, subj, fmt.Sprint(i), []byte(msg(i)))
 	}
-	natstest.Publish(t, js, "md.trade.binance", "bad", []byte(`{"exchange":"b"}`)) // sequence 11
+	natstest.Publish(t, js, "md.trade.binance", "bad", []byte(`["not an object"]`)) // sequence 11
 	st, err := js.Stream(context.Background(), "MD")
 	if err != nil {
 		t.Fatal(err)

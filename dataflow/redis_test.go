@@ -99,8 +99,8 @@ func TestRedisPubSubDeliversAndCountsBadMessages(t *testing.T) {
 	ctx := context.Background()
 	bad := []string{
 		`not json`,
-		`{"symbol":"BTC/USDT","type":"trade","timestamp":1,"data":{}}`,
-		`{"exchange":"b","symbol":"S","type":"trade","timestamp":1}`,
+		`{"symbol":7,"type":"trade","timestamp":1,"data":{}}`,
+		`"a string"`,
 		`[1,2]`,
 	}
 	for i := 1; i <= 50; i++ {
@@ -122,6 +122,17 @@ func TestRedisPubSubDeliversAndCountsBadMessages(t *testing.T) {
 	}
 	if s.got[0].ReceivedAt == 0 {
 		t.Fatal("receivedAt not stamped")
+	}
+
+	// A message naming no exchange takes the channel's, as the legacy
+	// collector took its adapter's name.
+	rdb.Publish(ctx, prefix+"market-data-kline_1m-okx", `{"symbol":"BTC/USDT","type":"kline_1m","timestamp":1,"data":{"seq":51}}`)
+	eventually(t, "51 messages", func() bool { return s.len() >= 51 })
+	s.mu.Lock()
+	last := s.got[50]
+	s.mu.Unlock()
+	if last.Exchange != "okx" {
+		t.Fatalf("exchange %q, want the channel's okx", last.Exchange)
 	}
 }
 
@@ -284,9 +295,9 @@ func TestRedisStreamsCountsMalformedEntries(t *testing.T) {
 	ctx := context.Background()
 	entries := [][]string{
 		{"data", msg(1)},
-		{"payload", msg(100)},        // no data field
-		{"data", "not json"},         // not JSON
-		{"data", `{"exchange":"b"}`}, // missing fields
+		{"payload", msg(100)},          // no data field
+		{"data", "not json"},           // not JSON
+		{"data", `{"exchange":["b"]}`}, // a field of the wrong type
 		{"data", msg(2)},
 		{"data", msg(3), "other", "x"}, // extra fields are fine
 	}

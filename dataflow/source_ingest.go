@@ -25,6 +25,10 @@ type IngestConfig struct {
 	// MaxErrors is how many per-line errors one answer lists (all are
 	// counted in "rejected"). 0: 100.
 	MaxErrors int `yaml:"max_errors"`
+	// DefaultExchange is the exchange of a message that names none (the
+	// legacy collector used its adapter's name). "": such messages are
+	// forwarded without an exchange.
+	DefaultExchange string `yaml:"default_exchange"`
 }
 
 // MaxIngestBody is the largest body the HTTP server reads at all.
@@ -149,7 +153,7 @@ func (in *Ingest) Handler() fasthttp.RequestHandler {
 }
 
 func (in *Ingest) one(sink Sink, res *IngestResult, line int, b []byte) {
-	md, err := Decode(b)
+	md, err := DecodeWith(b, in.cfg.DefaultExchange)
 	if err != nil {
 		in.c.reject(fmt.Errorf("line %d: %w", line, err))
 		res.addError(line, err.Error(), in.cfg.MaxErrors)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -138,7 +139,7 @@ func (r *RedisPubSub) session(ctx context.Context, rdb *redis.Client, sink Sink,
 				bo.Reset()
 			}
 		case *redis.Message:
-			md, err := Decode([]byte(m.Payload))
+			md, err := DecodeWith([]byte(m.Payload), channelExchange(m.Channel))
 			if err != nil {
 				r.c.reject(fmt.Errorf("channel %s: %w", m.Channel, err))
 				continue
@@ -146,4 +147,19 @@ func (r *RedisPubSub) session(ctx context.Context, rdb *redis.Client, sink Sink,
 			r.c.deliver(sink, &md)
 		}
 	}
+}
+
+// channelExchange is the <exchange> of a channel named
+// [prefix]market-data-<type>-<exchange>, the default exchange of a message
+// on it that names none; "" for other channel names.
+func channelExchange(channel string) string {
+	_, rest, ok := strings.Cut(channel, "market-data-")
+	if !ok {
+		return ""
+	}
+	i := strings.LastIndexByte(rest, '-')
+	if i < 0 {
+		return ""
+	}
+	return rest[i+1:]
 }

@@ -125,7 +125,7 @@ func TestRedisShardedReceivesSPUBLISH(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := rdb.SPublish(ctx, chans[0], `{"exchange":"x"}`).Err(); err != nil {
+	if err := rdb.SPublish(ctx, chans[0], `[{"exchange":"x"}]`).Err(); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 10*time.Second, "deliveries", func() bool {

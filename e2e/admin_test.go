@@ -73,7 +73,7 @@ func TestAdminListenTokenAndDrain(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil || !st.Draining || st.Connections != 1 || st.WindowMs != 200 {
 		t.Fatalf("drain: %d %s", code, body)
 	}
-	if cl, _ := c.WaitClose(t, 5*time.Second); cl.Code != websocket.CloseGoingAway || cl.Reason != "Server shutdown" {
+	if cl, _ := c.WaitClose(t, 5*time.Second); cl.Code != websocket.CloseGoingAway || cl.Reason != "Server shutting down" {
 		t.Fatalf("drained client: %+v", cl)
 	}
 	if code, _ := httpDo(t, "GET", adm+"/readyz", ""); code != 503 {

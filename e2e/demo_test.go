@@ -47,7 +47,7 @@ func TestSIGTERMClosesClients1001AndExits0(t *testing.T) {
 	}
 	for i, c := range clients {
 		cl, _ := c.WaitClose(t, 5*time.Second)
-		if cl.Code != websocket.CloseGoingAway || cl.Reason != "Server shutdown" {
+		if cl.Code != websocket.CloseGoingAway || cl.Reason != "Server shutting down" {
 			t.Fatalf("client %d: %+v", i, cl)
 		}
 	}

@@ -149,7 +149,7 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	final := map[string]int64{}
 	var total int64
 	for i, c := range clients {
-		if c.err != nil || c.close == nil || c.close.Code != websocket.CloseGoingAway || c.close.Text != "Server shutdown" {
+		if c.err != nil || c.close == nil || c.close.Code != websocket.CloseGoingAway || c.close.Text != "Server shutting down" {
 			t.Fatalf("client %d ended with %v / %+v, want close 1001", i, c.err, c.close)
 		}
 		if c.gap != "" {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"wsproxy/internal/wstest"
 )
 
 // rawConn is a hand-written WebSocket client over raw TCP, so that tests
@@ -22,6 +24,9 @@ import (
 type rawConn struct {
 	nc net.Conn
 	br *bufio.Reader
+	// z inflates compressed server frames when the test negotiated
+	// permessage-deflate; nil: a compressed frame is an error.
+	z *wstest.Inflater
 }
 
 // frame is one frame as sent on the wire. Mask defaults to on (clients must
@@ -188,6 +193,15 @@ func (rc *rawConn) read(timeout time.Duration) (sframe, error) {
 	p := make([]byte, n)
 	if _, err := io.ReadFull(rc.br, p); err != nil {
 		return sframe{}, err
+	}
+	if h[0]&0x40 != 0 {
+		if rc.z == nil {
+			return sframe{}, errors.New("compressed server frame without permessage-deflate")
+		}
+		var err error
+		if p, err = rc.z.Message(wstest.Frame{Op: h[0] & 0x0f, Payload: p, RSV1: true}); err != nil {
+			return sframe{}, err
+		}
 	}
 	return sframe{Op: h[0] & 0x0f, Fin: h[0]&0x80 != 0, Payload: p}, nil
 }

@@ -3,9 +3,12 @@ package e2e
 import (
 	"bytes"
 	be "encoding/binary"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"wsproxy/internal/wstest"
 )
 
 // TestRFC6455Conformance drives raw frames at the real binary and checks
@@ -14,11 +17,28 @@ import (
 // server ends the TCP connection after the close handshake. Market data
 // flows meanwhile (demo feed at a high rate), so that queued frames are
 // in flight when the violation arrives.
-func TestRFC6455Conformance(t *testing.T) {
-	p := startProc(t, []string{
+func TestRFC6455Conformance(t *testing.T) { conformance(t, "") }
+
+// The same suite with permessage-deflate negotiated, in both modes: server
+// frames (compressed market data among them) are inflated as a browser
+// does, and compressed client messages are checked as RFC 7692 asks.
+func TestRFC6455ConformanceCompressed(t *testing.T) {
+	for _, mode := range []string{"per_message", "shared_stream"} {
+		t.Run(mode, func(t *testing.T) { conformance(t, mode) })
+	}
+}
+
+func conformance(t *testing.T, zmode string) {
+	env := []string{
 		"WSPROXY_MAX_PAYLOAD=1024",
 		"WSPROXY_SOURCES_DEMO_INTERVAL=2ms",
-	})
+	}
+	var hdr http.Header
+	if zmode != "" {
+		env = append(env, "WSPROXY_COMPRESSION_ENABLED=true", "WSPROXY_COMPRESSION_MODE="+zmode, "WSPROXY_COMPRESSION_MIN_SIZE=1")
+		hdr = http.Header{"Sec-Websocket-Extensions": {"permessage-deflate; client_max_window_bits"}}
+	}
+	p := startProc(t, env)
 	const max = 1024
 	bad := []byte{'{', '"', 't', 0xff, 0xfe, '"', '}'}
 	closeBody := func(code int, reason string) []byte {
@@ -42,7 +62,7 @@ func TestRFC6455Conformance(t *testing.T) {
 			{Op: opText, Payload: []byte(`{"type":"ping","x":"` + "\xe2\x82")},
 			{Fin: true, Op: opCont, Payload: []byte("\xac" + `"}`)}, // U+20AC split in two
 		}, check: expectPong},
-		{name: "RSV1 set", frames: []frame{{Fin: true, RSV: 0x40, Op: opText, Payload: ping}}, code: 1002},
+		{name: "RSV2 set on a compressed message", frames: []frame{{Fin: true, RSV: 0x60, Op: opText, Payload: wstest.Deflate(ping)}}, code: 1002},
 		{name: "RSV2 set", frames: []frame{{Fin: true, RSV: 0x20, Op: opText, Payload: ping}}, code: 1002},
 		{name: "RSV3 set on ping", frames: []frame{{Fin: true, RSV: 0x10, Op: opPing}}, code: 1002},
 		{name: "reserved data opcode 3", frames: []frame{{Fin: true, Op: 0x3, Payload: ping}}, code: 1002},
@@ -98,9 +118,44 @@ func TestRFC6455Conformance(t *testing.T) {
 		{name: "unsolicited pong is ignored", frames: []frame{{Fin: true, Op: opPong, Payload: []byte("x")}, {Fin: true, Op: opText, Payload: ping}},
 			check: expectPong},
 	}
+	if zmode == "" {
+		tests = append(tests, struct {
+			name   string
+			frames []frame
+			code   int
+			check  func(t *testing.T, rc *rawConn)
+		}{name: "RSV1 set", frames: []frame{{Fin: true, RSV: 0x40, Op: opText, Payload: ping}}, code: 1002})
+	} else {
+		z := wstest.Deflate(ping)
+		tests = append(tests, []struct {
+			name   string
+			frames []frame
+			code   int
+			check  func(t *testing.T, rc *rawConn)
+		}{
+			{name: "compressed ping", frames: []frame{{Fin: true, RSV: 0x40, Op: opText, Payload: z}}, check: expectPong},
+			{name: "compressed ping in two fragments", frames: []frame{
+				{RSV: 0x40, Op: opText, Payload: z[:2]},
+				{Fin: true, Op: opCont, Payload: z[2:]},
+			}, check: expectPong},
+			{name: "RSV1 on a continuation frame", frames: []frame{
+				{Op: opText, Payload: []byte(`{"type":`)},
+				{Fin: true, RSV: 0x40, Op: opCont, Payload: []byte(`"ping"}`)},
+			}, code: 1002},
+			{name: "RSV1 on a ping", frames: []frame{{Fin: true, RSV: 0x40, Op: opPing}}, code: 1002},
+			{name: "invalid deflate data", frames: []frame{{Fin: true, RSV: 0x40, Op: opText, Payload: []byte{0xff, 0xff, 0xff, 0x00}}}, code: 1007},
+			{name: "truncated deflate data", frames: []frame{{Fin: true, RSV: 0x40, Op: opText, Payload: z[:len(z)/2]}}, code: 1007},
+			{name: "inflates beyond max_payload", frames: []frame{{Fin: true, RSV: 0x40, Op: opText,
+				Payload: wstest.Deflate(bytes.Repeat([]byte("x"), 64<<10))}}, code: 1009},
+			{name: "compressed invalid UTF-8", frames: []frame{{Fin: true, RSV: 0x40, Op: opText, Payload: wstest.Deflate(bad)}}, code: 1007},
+		}...)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rc := rawDial(t, p.addr, "/ws", nil)
+			rc := rawDial(t, p.addr, "/ws", hdr)
+			if zmode != "" {
+				rc.z = &wstest.Inflater{Context: zmode == "shared_stream"}
+			}
 			if f := rc.next(t, 5*time.Second); f.Op != opText || !strings.Contains(string(f.Payload), `"welcome"`) {
 				t.Fatalf("first frame %#x %q", f.Op, f.Payload)
 			}

@@ -24,6 +24,7 @@ type Conn struct {
 	// writeDeadline (unix ns) is the socket's current write deadline; only
 	// the writer touches it (deadline.go).
 	writeDeadline int64
+	z             *deflateState // nil: no permessage-deflate (deflate.go)
 
 	mu        sync.Mutex
 	q         ring
@@ -86,6 +87,9 @@ func (c *Conn) Enqueue(f *Frame, seq uint64) bool {
 	if c.closing || c.dead {
 		c.mu.Unlock()
 		return false
+	}
+	if c.z != nil && c.z.member != nil {
+		f = c.streamFrameLocked(f, seq)
 	}
 	cfg := &c.p.cfg
 	if len(f.Data) > cfg.QueueMaxBytes {
@@ -324,6 +328,7 @@ func (c *Conn) writeLoop() {
 		c.bytes.Add(uint64(len(wb.b)))
 		p.msgsSent.Add(nData)
 		p.bytesSent.Add(uint64(len(wb.b)))
+		c.noteDeflate(&wb.z)
 		var sum int64
 		for _, t := range wb.ingest {
 			d := done - t
@@ -388,8 +393,7 @@ func (c *Conn) fillLocked(wb *writeBuf) (closeSent bool) {
 			}
 		}
 		c.flushEnvelopeLocked(wb)
-		wb.b = appendHeader(wb.b, f.Op, len(f.Data))
-		wb.b = append(wb.b, f.Data...)
+		c.appendFrameLocked(wb, f)
 		if f.Op == OpClose {
 			c.q.clear()
 			return true
@@ -406,8 +410,7 @@ func (c *Conn) flushEnvelopeLocked(wb *writeBuf) {
 		return
 	}
 	wb.scratch = compat.AppendBatch(wb.scratch[:0], wb.msgs, time.Now().UnixMilli())
-	wb.b = appendHeader(wb.b, OpText, len(wb.scratch))
-	wb.b = append(wb.b, wb.scratch...)
+	c.appendEnvelopeLocked(wb)
 	clear(wb.msgs)
 	wb.msgs = wb.msgs[:0]
 }

@@ -26,6 +26,9 @@ type Frame struct {
 	// data types whose newer frame supersedes an older one of the same Key.
 	Key        uint64
 	LatestWins bool
+
+	z  *deflated    // shared per_message compression (deflate.go); nil: none
+	zs *streamBytes // set on a shared stream's frame (deflate.go)
 }
 
 // IsData reports whether f carries market data (and so may be shed).

@@ -46,6 +46,8 @@ type Config struct {
 	// queue has stayed saturated (found full by an enqueue and not drained
 	// since) this long. 0: 10s.
 	SlowConsumerMaxLag time.Duration
+	// Deflate configures permessage-deflate (see DeflateConfig).
+	Deflate DeflateConfig
 	// Memory configures the memory monitor (see MemoryConfig).
 	Memory MemoryConfig
 	// Log receives memory level transitions and slow-consumer closes. Zero
@@ -74,6 +76,7 @@ func (c *Config) applyDefaults() {
 	def(&c.BatchMaxBytes, DefaultBatchMaxBytes)
 	defd(&c.SlowConsumerMaxLag, DefaultSlowConsumerMaxLag)
 	c.Memory.applyDefaults()
+	c.Deflate.applyDefaults()
 }
 
 // Reason says why a frame was shed.
@@ -137,6 +140,10 @@ type Pool struct {
 	writeResets, writeTimeouts, writeServer atomic.Uint64
 
 	bufs sync.Pool
+
+	zstats  deflateStats // deflate.go
+	streams streamSet
+	zconns  atomic.Int64
 }
 
 // New returns a pool; zero fields of cfg take their defaults.
@@ -161,6 +168,8 @@ type ConnOptions struct {
 	// greeting can be queued first and subscriptions registered before the
 	// client sees it.
 	Hold bool
+	// Compression is what the connection negotiated (permessage-deflate).
+	Compression Compression
 }
 
 // Add registers a connection whose handshake is complete. The caller keeps
@@ -168,6 +177,10 @@ type ConnOptions struct {
 func (p *Pool) Add(nc net.Conn, opts ConnOptions) *Conn {
 	c := &Conn{p: p, nc: nc, id: opts.ID, remote: opts.Remote, batch: opts.Batch, held: opts.Hold, connectedAt: time.Now()}
 	c.writeFn = c.writeLoop
+	if opts.Compression != CompressNone {
+		c.z = &deflateState{ctx: opts.Compression == CompressContext}
+		p.zconns.Add(1)
+	}
 	c.lastActivity.Store(c.connectedAt.UnixNano())
 	c.lastPing = c.connectedAt.UnixNano()
 	p.mu.Lock()
@@ -195,6 +208,7 @@ func (p *Pool) Remove(c *Conn) {
 	if !ok {
 		return
 	}
+	c.leaveStream()
 	c.release()
 	p.active.Add(-1)
 	p.closedCount.Add(1)
@@ -391,6 +405,7 @@ type writeBuf struct {
 	scratch []byte
 	msgs    [][]byte
 	ingest  []int64
+	z       writeDeflate // deflate.go
 }
 
 func (p *Pool) getBuf() *writeBuf { return p.bufs.Get().(*writeBuf) }
@@ -400,6 +415,7 @@ func (p *Pool) putBuf(w *writeBuf) {
 		return // let an oversized buffer go rather than pin it
 	}
 	w.b, w.scratch, w.ingest = w.b[:0], w.scratch[:0], w.ingest[:0]
+	w.z.reset()
 	clear(w.msgs)
 	w.msgs = w.msgs[:0]
 	p.bufs.Put(w)

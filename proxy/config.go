@@ -62,7 +62,13 @@ type Config struct {
 	// SnapshotMaxKeys bounds the (exchange, type, symbol) keys remembered
 	// for snapshots; keys beyond it are not remembered (counted in
 	// dataflow.snapshotOverflow). 0: 100000.
-	SnapshotMaxKeys int           `yaml:"snapshot_max_keys"`
+	SnapshotMaxKeys int `yaml:"snapshot_max_keys"`
+	// LatestWinsTypes are the data types whose newer message replaces a
+	// queued older one of the same (exchange, type, symbol) for a slow
+	// client, and whose latest message snapshots send; an entry ending in
+	// "*" is a prefix ("kline*"). Compared case-insensitively. nil (absent):
+	// ticker, depth, orderbook, kline*; an empty list: none.
+	LatestWinsTypes []string      `yaml:"latest_wins_types"`
 	Cluster         ClusterConfig `yaml:"cluster"`
 	// AllowedOrigins lists the browser origins ("https://app.example.com",
 	// "https://*.example.com") allowed to upgrade; "*" allows any. A request
@@ -77,6 +83,7 @@ type Config struct {
 	SlowConsumer   SlowConsumerConfig `yaml:"slow_consumer"`
 	Memory         MemoryConfig       `yaml:"memory"`
 	FanOut         FanOutConfig       `yaml:"fanout"`
+	Compression    CompressionConfig  `yaml:"compression"`
 }
 
 // FanOutConfig tunes how one message reaches a large recipient set.
@@ -116,6 +123,10 @@ type CompatConfig struct {
 	// subscription receives every data message (legacy behaviour). nil
 	// (absent): true.
 	UnfilteredReceiveAll *bool `yaml:"unfiltered_receive_all"`
+	// ForwardMetadata adds the pipeline's "metadata" object to each data
+	// payload, as the refactored legacy proxy did. Zero value: false, the
+	// deployed legacy server's five payload keys.
+	ForwardMetadata bool `yaml:"forward_metadata"`
 }
 
 // LimitsConfig bounds what one client may ask for.
@@ -268,6 +279,9 @@ func (c *Config) ApplyDefaults() {
 		c.SnapshotOnSubscribe = &t
 	}
 	defInt(&c.SnapshotMaxKeys, 100000)
+	if c.LatestWinsTypes == nil {
+		c.LatestWinsTypes = append([]string(nil), DefaultLatestWinsTypes...)
+	}
 	c.Cluster.applyDefaults()
 	if c.Log.Format == "" {
 		c.Log.Format = "json"
@@ -275,6 +289,7 @@ func (c *Config) ApplyDefaults() {
 	c.applyAdminDefaults()
 	c.applyPressureDefaults()
 	c.applyUpstreamDefaults()
+	c.Compression.applyDefaults()
 }
 
 // Validate checks values and combinations after defaults.
@@ -292,6 +307,11 @@ func (c *Config) Validate() error {
 	if err := c.Sources.RedisSharded.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	for _, t := range c.LatestWinsTypes {
+		if strings.TrimSpace(strings.TrimSuffix(t, "*")) == "" && t != "*" {
+			errs = append(errs, fmt.Errorf("latest_wins_types: empty entry %q", t))
+		}
+	}
 	switch c.Log.Format {
 	case "json", "pretty":
 	default:
@@ -307,6 +327,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateAdmin()...)
 	errs = append(errs, c.validatePressure()...)
 	errs = append(errs, c.validateUpstream()...)
+	errs = append(errs, c.Compression.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
 	}

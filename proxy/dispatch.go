@@ -31,6 +31,10 @@ type Dispatcher struct {
 	maxKey int
 	overfl atomic.Uint64
 	fan    *fanOut
+	zshare bool // frames carry a shared per_message compression (deflate.go)
+
+	latestWins LatestWinsSet
+	metadata   bool // compat.forward_metadata
 
 	forwarded atomic.Uint64
 	dropped   atomic.Uint64
@@ -48,7 +52,17 @@ func NewDispatcher(index *subscription.Index[*pool.Conn], queueLen int) *Dispatc
 		seed:  maphash.MakeSeed(),
 		done:  make(chan struct{}),
 		fan:   newFanOut(0, 0, 0),
+
+		latestWins: NewLatestWinsSet(DefaultLatestWinsTypes),
 	}
+}
+
+// SetDataOptions sets the data types whose newer message supersedes an
+// older one (conflation and snapshots) and whether frames carry the
+// pipeline's metadata (compat.forward_metadata). Call before Run.
+func (d *Dispatcher) SetDataOptions(latestWins LatestWinsSet, forwardMetadata bool) {
+	d.latestWins = latestWins
+	d.metadata = forwardMetadata
 }
 
 // Deliver implements dataflow.Sink.
@@ -88,7 +102,13 @@ func (d *Dispatcher) Done() <-chan struct{} { return d.done }
 // Frame encodes md once into a shared data frame. It is exported for tools
 // and benchmarks that drive the delivery side directly.
 func (d *Dispatcher) Frame(md *dataflow.MarketData, now time.Time) *pool.Frame {
-	b := compat.AppendData(make([]byte, 0, 160+len(md.Exchange)+len(md.Symbol)+2*len(md.Type)+len(md.Data)), md, now.UnixMilli())
+	size := 160 + len(md.Exchange) + len(md.Symbol) + 2*len(md.Type) + len(md.Data) + len(md.TimestampRaw)
+	var b []byte
+	if d.metadata {
+		b = compat.AppendDataWithMetadata(make([]byte, 0, size+len(md.Metadata)), md, now.UnixMilli())
+	} else {
+		b = compat.AppendData(make([]byte, 0, size), md, now.UnixMilli())
+	}
 	ingest := md.ReceivedAt * int64(time.Millisecond)
 	if ingest <= 0 || ingest > now.UnixNano() {
 		ingest = now.UnixNano()
@@ -100,18 +120,52 @@ func (d *Dispatcher) Frame(md *dataflow.MarketData, now time.Time) *pool.Frame {
 	h.WriteString(md.Type)
 	h.WriteByte(0)
 	h.WriteString(md.Symbol)
-	return &pool.Frame{Op: pool.OpText, Data: b, IngestAt: ingest, Key: h.Sum64(), LatestWins: LatestWins(md.Type)}
+	f := &pool.Frame{Op: pool.OpText, Data: b, IngestAt: ingest, Key: h.Sum64(), LatestWins: d.latestWins.Has(md.Type)}
+	if d.zshare {
+		f.ShareCompression()
+	}
+	return f
 }
 
-// LatestWins reports whether a newer message of this data type supersedes an
-// older one of the same (exchange, symbol): tickers, depth snapshots and
-// kline updates. Trades never do.
-func LatestWins(dataType string) bool {
-	switch dataType {
-	case "ticker", "depth", "orderbook":
+// DefaultLatestWinsTypes is the default of latest_wins_types: tickers,
+// depth and order-book snapshots and kline updates. Trades never are.
+var DefaultLatestWinsTypes = []string{"ticker", "depth", "orderbook", "kline*"}
+
+// LatestWinsSet says which data types are "latest wins": a newer message
+// supersedes a queued older one of the same (exchange, type, symbol), and
+// the latest one is remembered for snapshots. Entries compare
+// case-insensitively; one ending in "*" is a prefix. Read-only once built.
+type LatestWinsSet struct {
+	exact    map[string]bool
+	prefixes []string
+}
+
+// NewLatestWinsSet builds the set of types.
+func NewLatestWinsSet(types []string) LatestWinsSet {
+	ls := LatestWinsSet{exact: make(map[string]bool, len(types))}
+	for _, t := range types {
+		t = strings.ToLower(t)
+		if p, ok := strings.CutSuffix(t, "*"); ok {
+			ls.prefixes = append(ls.prefixes, p)
+		} else {
+			ls.exact[t] = true
+		}
+	}
+	return ls
+}
+
+// Has reports whether dataType is latest-wins.
+func (ls LatestWinsSet) Has(dataType string) bool {
+	t := strings.ToLower(dataType)
+	if ls.exact[t] {
 		return true
 	}
-	return strings.HasPrefix(dataType, "kline")
+	for _, p := range ls.prefixes {
+		if strings.HasPrefix(t, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Dispatch delivers one message synchronously. Exported for the embedded API

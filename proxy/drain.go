@@ -27,7 +27,7 @@ const (
 )
 
 // Drain stops accepting WebSocket upgrades (they get 503) and closes every
-// client with 1001 "Server shutdown", spread evenly over window, so that
+// client with 1001 "Server shutting down", spread evenly over window, so that
 // clients reconnect elsewhere without a thundering herd. It returns at once;
 // health reports draining from then on. A second call changes nothing and
 // reports the drain under way. The server keeps serving HTTP until Shutdown.

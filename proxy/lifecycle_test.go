@@ -136,7 +136,7 @@ func TestGracefulShutdownFlushesThenCloses1001(t *testing.T) {
 	go func() { done <- h.srv.Shutdown(ctx) }()
 	for i, c := range clients {
 		cl, before := c.WaitClose(t, wait)
-		if cl.Code != websocket.CloseGoingAway || cl.Reason != "Server shutdown" {
+		if cl.Code != websocket.CloseGoingAway || cl.Reason != "Server shutting down" {
 			t.Fatalf("client %d: close %+v", i, cl)
 		}
 		if got := dataKeys(before); len(got) != len(feed) {

@@ -105,7 +105,7 @@ func TestNATSJetStreamAndRedisToWebSocketClient(t *testing.T) {
 			want[ex] = append(want[ex], fmt.Sprint(i))
 		}
 	}
-	_ = nc.Publish("market-data.trade.binance", []byte(`{"exchange":"binance"}`))
+	_ = nc.Publish("market-data.trade.binance", []byte(`["not an object"]`))
 	natstest.Publish(t, js, "jsmd.trade.okx", "bad", []byte(`not json`))
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fasthttp/websocket"
+
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
@@ -172,9 +174,15 @@ func TestUnsubscribe(t *testing.T) {
 		}
 	}
 
+	// An unknown id is echoed, as the refactored legacy proxy did, and
+	// nothing is removed.
 	c.Send(t, `{"type":"unsubscribe","payload":{"filterId":"nope"}}`)
-	if e := c.NextOfType(t, "error", wait); e.Str("payload", "code") != "INVALID_FILTER" {
-		t.Fatalf("unknown filterId: %s", e.Raw)
+	if got := syncPing(t, c); len(got) != 1 || got[0].Type != "unsubscribed" || got[0].Str("payload", "filterId") != "nope" {
+		t.Fatalf("unknown filterId answered %v", got)
+	}
+	h.publishAll(t, feed)
+	if got := dataKeys(syncPing(t, c)); len(got) == 0 {
+		t.Fatal("an unknown filterId removed the okx filter")
 	}
 
 	c.Send(t, `{"type":"unsubscribe"}`)
@@ -260,34 +268,96 @@ func TestGetStats(t *testing.T) {
 	}
 }
 
+// TestBadInputKeepsConnection checks the answers the recorded legacy
+// servers gave to unusable frames (transcripts, scenario 7): frames that are
+// not JSON get "Invalid message format", malformed filters and limits get an
+// extension error, everything else gets no reply at all; the connection and
+// its filter survive every one, and each is counted.
 func TestBadInputKeepsConnection(t *testing.T) {
-	tests := []struct{ name, msg, code string }{
-		{"not JSON", `{"type":`, "INVALID_MESSAGE"},
-		{"not an object", `[1,2]`, "INVALID_MESSAGE"},
-		{"no type", `{"payload":{}}`, "INVALID_MESSAGE"},
-		{"unknown type", `{"type":"hello"}`, "UNKNOWN_MESSAGE_TYPE"},
-		{"filter field not array", `{"type":"subscribe","payload":{"exchange":"binance"}}`, "INVALID_FILTER"},
-		{"unknown data type", `{"type":"subscribe","payload":{"dataTypes":["candles"]}}`, "INVALID_FILTER"},
-		{"unknown channel", `{"type":"subscribe","payload":{"channel":"news"}}`, "INVALID_FILTER"},
-		{"too many symbols", `{"type":"subscribe","payload":{"symbols":[` + manySymbols(101) + `]}}`, "LIMIT_EXCEEDED"},
+	answered := []struct{ name, msg, code, text string }{
+		{"not JSON", `{"type":`, "INVALID_MESSAGE", "Invalid message format"},
+		{"JSON null", `null`, "INVALID_MESSAGE", "Invalid message format"},
+		{"filter field not array", `{"type":"subscribe","payload":{"exchange":"binance"}}`, "INVALID_FILTER", ""},
+		{"too many symbols", `{"type":"subscribe","payload":{"symbols":[` + manySymbols(101) + `]}}`, "LIMIT_EXCEEDED", ""},
 	}
-	h := start(t, nil)
+	silent := []struct{ name, msg string }{
+		{"empty array", `[]`},
+		{"string", `"str"`},
+		{"empty object", `{}`},
+		{"not an object", `[1,2]`},
+		{"no type", `{"payload":{}}`},
+		{"unknown type", `{"type":"unknown"}`},
+		{"wrong-case type", `{"type":"Ping"}`},
+		{"subscribe without payload", `{"type":"subscribe"}`},
+		{"subscribe with a string payload", `{"type":"subscribe","payload":"x"}`},
+		{"subscribe with an array payload", `{"type":"subscribe","payload":[]}`},
+	}
+	h := start(t, func(c *proxy.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
 	c := h.dial(t)
 	c.Send(t, `{"type":"subscribe","payload":{"exchange":["okx"]}}`)
 	c.NextOfType(t, "subscribed", wait)
-	for _, tc := range tests {
+	for _, tc := range answered {
 		t.Run(tc.name, func(t *testing.T) {
 			c.Send(t, tc.msg)
-			e := c.NextOfType(t, "error", wait)
-			if got := e.Str("payload", "code"); got != tc.code || e.Str("payload", "message") == "" {
-				t.Fatalf("error = %s, want code %s", e.Raw, tc.code)
+			got := syncPing(t, c)
+			if len(got) != 1 || got[0].Type != "error" || got[0].Str("payload", "code") != tc.code || got[0].Str("payload", "message") == "" ||
+				(tc.text != "" && got[0].Str("payload", "message") != tc.text) {
+				t.Fatalf("answer %v, want one error %s %q", got, tc.code, tc.text)
 			}
 		})
 	}
-	// The connection and its filter survive every bad message.
+	for _, tc := range silent {
+		t.Run(tc.name, func(t *testing.T) {
+			c.Send(t, tc.msg)
+			if got := syncPing(t, c); len(got) != 0 {
+				t.Fatalf("%s answered %s, want nothing", tc.msg, got[0].Raw)
+			}
+		})
+	}
+	t.Run("binary frames are read as text", func(t *testing.T) {
+		if err := c.Conn.WriteMessage(websocket.BinaryMessage, []byte(`{"type":"ping"}`)); err != nil {
+			t.Fatal(err)
+		}
+		if m := c.Next(t, wait); m.Type != "pong" {
+			t.Fatalf("binary ping answered %s", m.Raw)
+		}
+		if err := c.Conn.WriteMessage(websocket.BinaryMessage, []byte{0x00, 0x01, 0xfe, 0xff}); err != nil {
+			t.Fatal(err)
+		}
+		if got := syncPing(t, c); len(got) != 1 || got[0].Str("payload", "message") != "Invalid message format" {
+			t.Fatalf("binary non-UTF-8 answered %v", got)
+		}
+	})
+	// The connection and its filter survive every bad message, and every
+	// one is counted.
 	h.publishAll(t, feed)
 	if got := dataKeys(syncPing(t, c)); len(got) != 2 {
 		t.Fatalf("after bad input the okx filter delivered %v", got)
+	}
+	c.Send(t, `{"type":"getStats"}`)
+	st := c.NextOfType(t, "stats", wait)
+	conn := st.Payload["connection"].(map[string]any)
+	if want := float64(len(answered) + len(silent) + 1); conn["errorsEncountered"].(float64) != want {
+		t.Fatalf("errorsEncountered = %v, want %v", conn["errorsEncountered"], want)
+	}
+}
+
+// TestAnyDataTypeAccepted checks that a filter on a data type the proxy has
+// not heard of is accepted and matches exactly that type, and that "kline"
+// also matches the literal type kline: the pipeline defines the types.
+func TestAnyDataTypeAccepted(t *testing.T) {
+	h := start(t, func(c *proxy.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
+	c := h.dial(t)
+	c.Send(t, `{"type":"subscribe","payload":{"dataTypes":["bookTicker","kline"]}}`)
+	sub := c.NextOfType(t, "subscribed", wait)
+	if f, _ := json.Marshal(sub.Payload["filter"]); string(f) != `{"dataTypes":["bookTicker","kline"]}` {
+		t.Fatalf("subscribed echoes %s, want the filter exactly as sent", f)
+	}
+	h.publishAll(t, [][3]string{{"binance", "trade", "BTC/USDT"}, {"binance", "bookTicker", "BTC/USDT"}, {"binance", "kline", "BTC/USDT"}, {"binance", "kline_1m", "BTC/USDT"}})
+	got := dataKeys(syncPing(t, c))
+	sort.Strings(got)
+	if want := []string{"binance|bookTicker|BTC/USDT", "binance|kline_1m|BTC/USDT", "binance|kline|BTC/USDT"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("delivered %v, want %v", got, want)
 	}
 }
 
@@ -399,5 +469,78 @@ func TestNothingUnfilteredAfterSubscribed(t *testing.T) {
 			}
 		}
 		_ = c.Conn.Close()
+	}
+}
+
+// TestLegacyChannelsLeaveDeliveryUnchanged checks A's channel behaviour: any
+// channel name is acknowledged, and neither subscribing nor unsubscribing a
+// channel changes what a client receives (A's feeder broadcast without a
+// channel). With compat.unfiltered_receive_all off, the marketData channel
+// is how a client asks for everything.
+func TestLegacyChannelsLeaveDeliveryUnchanged(t *testing.T) {
+	h := start(t, nil)
+	c := h.dial(t)
+	for _, msg := range []string{
+		`{"type":"subscribe","payload":{"channel":"metrics"}}`,
+		`{"type":"subscribe","payload":{"channel":"anything"}}`,
+		`{"type":"unsubscribe","payload":{"channel":"marketData"}}`,
+	} {
+		c.Send(t, msg)
+		got := syncPing(t, c)
+		var v map[string]any
+		_ = json.Unmarshal([]byte(msg), &v)
+		want := v["payload"].(map[string]any)["channel"]
+		if len(got) != 1 || !strings.HasSuffix(got[0].Type, "subscribed") || got[0].Payload["channel"] != want {
+			t.Fatalf("%s answered %v", msg, got)
+		}
+	}
+	h.publishAll(t, feed)
+	if got := dataKeys(syncPing(t, c)); len(got) != len(feed) {
+		t.Fatalf("after channel changes received %v, want all %d", got, len(feed))
+	}
+	c.Send(t, `{"type":"getStats"}`)
+	st := c.NextOfType(t, "stats", wait)
+	subs, _ := json.Marshal(st.Payload["subscriptions"])
+	if string(subs) != `{"channels":["anything","metrics"],"total":2}` {
+		t.Fatalf("stats subscriptions = %s", subs)
+	}
+
+	off := start(t, func(c *proxy.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
+	d := off.dial(t)
+	d.Send(t, `{"type":"subscribe","payload":{"channel":"marketData"}}`)
+	d.NextOfType(t, "subscribed", wait)
+	off.publishAll(t, feed)
+	if got := dataKeys(syncPing(t, d)); len(got) != len(feed) {
+		t.Fatalf("marketData channel with unfiltered_receive_all off received %v", got)
+	}
+}
+
+// TestForwardMetadata checks that the data payload has exactly the legacy
+// server's five keys by default, and B's metadata with
+// compat.forward_metadata.
+func TestForwardMetadata(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprint("forward_metadata=", on), func(t *testing.T) {
+			h := start(t, func(c *proxy.Config) { c.Compat.ForwardMetadata = on })
+			c := h.dial(t)
+			md := dataflow.MarketData{Exchange: "binance", Type: "trade", Symbol: "BTC/USDT", Timestamp: 1, ReceivedAt: 2,
+				Data: []byte(`{"p":1}`), Metadata: []byte(`{"source":"x"}`)}
+			if err := h.in.Output(context.Background(), md); err != nil {
+				t.Fatal(err)
+			}
+			m := c.NextOfType(t, "trade", wait)
+			keys := make([]string, 0, len(m.Payload))
+			for k := range m.Payload {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			want := "data exchange symbol timestamp type"
+			if on {
+				want = "data exchange metadata symbol timestamp type"
+			}
+			if strings.Join(keys, " ") != want {
+				t.Fatalf("payload keys %v, want %s (%s)", keys, want, m.Raw)
+			}
+		})
 	}
 }

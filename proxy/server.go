@@ -48,7 +48,8 @@ type Server struct {
 	connSeq   atomic.Uint64
 	slots     atomic.Int64
 	accepting atomic.Bool
-	channels  atomic.Int64
+	channels  atomic.Int64 // legacy channel subscriptions, all connections
+	chanNames channelSet
 	lastAct   atomic.Int64
 	handlers  sync.WaitGroup
 
@@ -107,11 +108,16 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		BatchMaxBytes:      cfg.Batch.MaxBytes,
 		SlowConsumerMaxLag: cfg.SlowConsumer.MaxLag,
 		Memory:             cfg.Memory.pool(),
+		Deflate:            cfg.Compression.pool(),
 		Log:                log.With().Str("component", "pool").Logger(),
 	}, s.op.latency)
 	s.disp = NewDispatcher(s.index, cfg.DispatchQueue)
+	s.disp.SetDataOptions(NewLatestWinsSet(cfg.LatestWinsTypes), cfg.Compat.ForwardMetadata)
 	if *cfg.SnapshotOnSubscribe {
 		s.disp.EnableSnapshots(cfg.SnapshotMaxKeys)
+	}
+	if cfg.Compression.Enabled {
+		s.disp.EnableCompression()
 	}
 	s.disp.SetParallel(cfg.FanOut.Workers, cfg.FanOut.ParallelMin, cfg.FanOut.ChunkSize)
 	s.upgrader = websocket.FastHTTPUpgrader{
@@ -238,7 +244,7 @@ func (s *Server) Serve(ln net.Listener) {
 }
 
 // Shutdown stops accepting, stops the sources, delivers what is queued,
-// closes every client with 1001 "Server shutdown" and waits for them, all
+// closes every client with 1001 "Server shutting down" and waits for them, all
 // within ctx. It returns ctx's error if time ran out.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
@@ -264,7 +270,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	// fasthttp does not track hijacked connections: close them here.
-	s.pool.CloseAll(ctx, websocket.CloseGoingAway, "Server shutdown")
+	s.pool.CloseAll(ctx, websocket.CloseGoingAway, reasonShutdown)
 	waitGroup(ctx, &s.handlers)
 	s.bg.Wait()
 	err := <-httpDone

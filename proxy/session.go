@@ -17,7 +17,7 @@ import (
 
 // Close codes and reasons of PROTOCOL.md.
 const (
-	reasonShutdown   = "Server shutdown"
+	reasonShutdown   = "Server shutting down"
 	reasonCapacity   = "Server at capacity"
 	reasonInvalidUTF = "Invalid UTF-8"
 )
@@ -39,6 +39,7 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 	remote := ctx.RemoteAddr().String()
 	// Beyond the connection limit, or while memory is critical: 1013.
 	over := s.slots.Add(1) > int64(s.cfg.MaxConnections) || s.pool.Admit() != nil
+	zresp, zc := s.negotiateDeflate(ctx)
 	s.handlers.Add(1)
 	err := s.upgrader.Upgrade(ctx, func(ws *websocket.Conn) {
 		if over {
@@ -57,9 +58,14 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 			defer s.handlers.Done()
 			defer s.slots.Add(-1)
 			defer release()
-			s.serveConn(nc, pre, remote, batch)
+			s.serveConn(nc, pre, remote, batch, zc)
 		}()
 	})
+	if err == nil && zresp != "" && !over {
+		// Set after Upgrade, which refuses a preset extension header; the
+		// response is written when this handler returns.
+		ctx.Response.Header.Set("Sec-WebSocket-Extensions", zresp)
+	}
 	if err != nil {
 		s.handlers.Done()
 		s.slots.Add(-1)
@@ -82,18 +88,19 @@ type session struct {
 	budget     errorBudget    // clienterrors.go
 	keys       map[string]int // index keys per filter id
 	nkeys      int
+	zc         pool.Compression // permessage-deflate agreed (deflate_session.go)
 }
 
-func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool) {
+func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression) {
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
-	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true})
-	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: newMsgLimiter(s.cfg.Limits),
+	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true, Compression: zc})
+	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: newMsgLimiter(s.cfg.Limits), zc: zc,
 		budget: newErrorBudget(s.cfg.Limits)}
 	defer ss.end()
 
 	// Control replies go through the connection's writer so that frame
 	// order holds.
-	ws := &frameReader{nc: nc, pre: pre, limit: s.cfg.MaxPayload,
+	ws := &frameReader{nc: nc, pre: pre, limit: s.cfg.MaxPayload, inflate: zc != pool.CompressNone,
 		onPing: func(data string) {
 			c.Touch()
 			if !ss.allowMessage() {
@@ -145,11 +152,10 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool) {
 		if !ss.allowMessage() {
 			continue
 		}
-		if mt != websocket.TextMessage {
-			if !ss.clientError(ClientBinaryFrame) {
-				continue
-			}
-			ss.sendError(compat.CodeInvalidMessage, "binary frames are not supported; send JSON text")
+		if mt != websocket.TextMessage && !utf8.Valid(msg) {
+			// A binary frame is read as text, as the legacy server did;
+			// bytes that are not UTF-8 cannot be JSON.
+			ss.badFrame(&compat.Error{Code: compat.CodeInvalidMessage, Message: compat.MessageInvalidFormat})
 			continue
 		}
 		ss.handle(msg)
@@ -168,6 +174,9 @@ func (ss *session) logEnd(err error) {
 func (ss *session) end() {
 	ss.s.index.RemoveSubscriber(ss.c)
 	ss.s.channels.Add(-int64(len(ss.channels)))
+	for ch := range ss.channels {
+		ss.s.chanNames.remove(ch)
+	}
 	ss.s.pool.Remove(ss.c)
 }
 
@@ -179,13 +188,23 @@ func (ss *session) sendError(code, msg string) {
 	ss.reply(compat.AppendError(nil, code, msg, time.Now().UnixMilli()))
 }
 
+// badFrame is the one place a client frame the protocol cannot use is
+// classified: every one is counted (per connection and in the server's
+// error count, under e.Code), and only those the legacy server answered get
+// an error frame; the others are silent, as the legacy servers were.
+func (ss *session) badFrame(e *compat.Error) {
+	if !ss.clientError(clientReason(e.Code)) {
+		return // over the bad-frame budget: closed
+	}
+	if !e.Silent {
+		ss.sendError(e.Code, e.Message)
+	}
+}
+
 func (ss *session) handle(msg []byte) {
 	m, perr := compat.DecodeClient(msg)
 	if perr != nil {
-		if !ss.clientError(clientReason(perr.Code)) {
-			return
-		}
-		ss.sendError(perr.Code, perr.Message)
+		ss.badFrame(perr)
 		return
 	}
 	now := time.Now().UnixMilli()
@@ -194,12 +213,17 @@ func (ss *session) handle(msg []byte) {
 		ss.reply(compat.AppendPong(nil, now))
 	case compat.KindSubscribe:
 		if m.Channel != "" {
+			if len(m.Channel) > maxChannelLen || (!ss.channels[m.Channel] && len(ss.channels) >= ss.s.limits.MaxFilters) {
+				ss.badFrame(&compat.Error{Code: compat.CodeLimitExceeded, Message: "channel too long or too many channels", Silent: true})
+				return
+			}
 			if !ss.channels[m.Channel] {
 				if ss.channels == nil {
 					ss.channels = make(map[string]bool, 1)
 				}
 				ss.channels[m.Channel] = true
 				ss.s.channels.Add(1)
+				ss.s.chanNames.add(m.Channel)
 			}
 			ss.updateDelivery()
 			ss.reply(compat.AppendSubscribedChannel(nil, m.Channel, now))
@@ -215,20 +239,17 @@ func (ss *session) handle(msg []byte) {
 			if ss.channels[m.Channel] {
 				delete(ss.channels, m.Channel)
 				ss.s.channels.Add(-1)
+				ss.s.chanNames.remove(m.Channel)
 			}
 			ss.updateDelivery()
 			ss.reply(compat.AppendUnsubscribedChannel(nil, m.Channel, now))
 		case m.FilterID != "":
-			if !ss.removeFilter(m.FilterID) {
-				if !ss.clientError(ClientInvalidFilter) {
-					return
-				}
-				ss.sendError(compat.CodeInvalidFilter, "no filter with filterId "+strconv.Quote(m.FilterID))
-				return
+			// An unknown id is echoed too, and nothing is removed (B).
+			if ss.removeFilter(m.FilterID) {
+				ss.filters--
+				ss.removeKeys(m.FilterID)
+				ss.updateDelivery()
 			}
-			ss.filters--
-			ss.removeKeys(m.FilterID)
-			ss.updateDelivery()
 			ss.reply(compat.AppendUnsubscribedFilter(nil, m.FilterID, now))
 		default:
 			ss.removeAllFilters()
@@ -238,7 +259,8 @@ func (ss *session) handle(msg []byte) {
 			ss.reply(compat.AppendUnsubscribedFilter(nil, "", now))
 		}
 	case compat.KindGetStats:
-		b, err := compat.AppendStats(nil, ss.s.Stats(), now)
+		t := time.Now()
+		b, err := compat.AppendStatsReply(nil, ss.s.legacyStats(t), ss.s.Stats(), t.UnixMilli())
 		if err != nil {
 			ss.s.internalErrors.Add(1)
 			ss.sendError(compat.CodeInternalError, "stats unavailable")
@@ -263,8 +285,7 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 			// Leave unfiltered delivery before the reply is queued: a client
 			// that reads "subscribed" must get nothing outside its filters.
 			ss.updateDelivery()
-			ss.reply(compat.AppendSubscribedFilter(nil, id,
-				compat.FilterSpec{Exchange: f.Exchanges, Symbols: f.Symbols, DataTypes: f.DataTypes}, now))
+			ss.reply(compat.AppendSubscribedFilter(nil, id, spec, now))
 			ss.sendSnapshot(&f)
 			return
 		}
@@ -279,14 +300,17 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 	ss.sendError(code, err.Error())
 }
 
-// updateDelivery applies the unfiltered rule of PROTOCOL.md: with no filter,
-// a connection subscribed to the marketData channel, or subscribed to nothing
-// while compat.unfiltered_receive_all is on, receives every data message.
+// updateDelivery applies the unfiltered rule of PROTOCOL.md: a connection
+// with no filter receives every data message while
+// compat.unfiltered_receive_all is on (legacy channels leave delivery
+// unchanged, as the deployed legacy server did); with it off, only while
+// subscribed to the marketData channel.
 func (ss *session) updateDelivery() {
 	want := ss.filters == 0 &&
-		(ss.channels[compat.ChannelMarketData] || (len(ss.channels) == 0 && *ss.s.cfg.Compat.UnfilteredReceiveAll))
+		(*ss.s.cfg.Compat.UnfilteredReceiveAll || ss.channels[compat.ChannelMarketData])
 	if want != ss.unfiltered {
 		ss.unfiltered = want
 		ss.setUnfiltered(want)
 	}
+	ss.updateStream()
 }

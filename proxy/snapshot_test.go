@@ -59,6 +59,9 @@ func TestSnapshotOnSubscribe(t *testing.T) {
 			[]string{"binance|depth|ETH/USDT|1003", "binance|ticker|BTC/USDT|1002", "okx|kline_5m|BTC/USDT|1005", "okx|orderbook|BTC-USDT|1004"}},
 		{"other channels get nothing", nil, `{"type":"subscribe","payload":{"channel":"metrics"}}`, nil},
 		{"disabled", func(c *proxy.Config) { c.SnapshotOnSubscribe = &off }, `{"type":"subscribe","payload":{"symbols":["btcusdt"]}}`, nil},
+		{"latest-wins types come from the config", func(c *proxy.Config) { c.LatestWinsTypes = []string{"Trade", "kline_*"} },
+			`{"type":"subscribe","payload":{"symbols":["btcusdt"]}}`,
+			[]string{"binance|trade|BTC/USDT|1001", "okx|kline_5m|BTC/USDT|1005"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -99,7 +99,7 @@ func TestRedisPubSubToWebSocketClient(t *testing.T) {
 		rdb.Publish(ctx, prefix+"market-data-trade-binance", mdJSON("binance", "trade", "BTC/USDT", i))
 		rdb.Publish(ctx, prefix+"market-data-trade-okx", mdJSON("okx", "trade", "BTC/USDT", i)) // filtered out
 	}
-	rdb.Publish(ctx, prefix+"market-data-trade-binance", `{"exchange":"binance"}`)
+	rdb.Publish(ctx, prefix+"market-data-trade-binance", `["not an object"]`)
 	for i := 1; i <= 20; i++ {
 		m := c.NextOfType(t, "trade", wait)
 		if m.Str("payload", "exchange") != "binance" || m.Str("payload", "data", "seq") != fmt.Sprint(i) {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"wsproxy/dataflow"
+	"wsproxy/pool"
 )
 
 // Stats is the STATS object of PROTOCOL.md, answered to getStats and by the
@@ -61,6 +62,9 @@ type PoolStats struct {
 	// ServerWriteErrors are the errorConnections the server caused (not a
 	// client reset, not a client that stopped reading): health counts them.
 	ServerWriteErrors uint64 `json:"serverWriteErrors"`
+	// Compression: permessage-deflate counters, present when
+	// compression.enabled is on.
+	Compression *pool.DeflateStats `json:"compression,omitempty"`
 }
 
 // DataflowStats describes the input side.
@@ -147,6 +151,10 @@ func (s *Server) Stats() Stats {
 		MemoryLevel:        ps.Memory.Level,
 		SlowConsumerCloses: ps.SlowConsumerCloses,
 		ServerWriteErrors:  ps.ServerWriteErrors,
+	}
+	if s.cfg.Compression.Enabled {
+		zs := s.pool.DeflateStats()
+		st.Pool.Compression = &zs
 	}
 	st.Dataflow = DataflowStats{MessagesForwarded: ds.Forwarded, Dropped: ds.Dropped, Queued: ds.Queued, LastActivity: ds.LastActivity,
 		SnapshotOverflow: ds.SnapshotOverflow}

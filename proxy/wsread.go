@@ -49,6 +49,10 @@ type frameReader struct {
 	pre   []byte // bytes read ahead during the handshake, consumed first
 	limit int64  // largest message; larger ones fail with errTooBig
 	msg   []byte // reassembly buffer, dropped when it grew large
+	// inflate: permessage-deflate was agreed; RSV1 on a message's first
+	// frame marks it compressed (deflate.go).
+	inflate bool
+	out     []byte // inflated message, dropped when it grew large
 
 	onPing  func(data string)
 	onPong  func()
@@ -105,15 +109,24 @@ func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
 		r.msg = nil
 	}
 	r.msg = r.msg[:0]
+	if cap(r.out) > 4096 {
+		r.out = nil
+	}
 	messageType = 0
+	compressed := false
 	for {
 		var h [14]byte
 		if err := r.readFull(h[:2]); err != nil {
 			return 0, nil, err
 		}
 		fin, op := h[0]&0x80 != 0, int(h[0]&0x0f)
-		if h[0]&0x70 != 0 {
-			return 0, nil, errReserved
+		if rsv := h[0] & 0x70; rsv != 0 {
+			// RSV1 is permessage-deflate's, on the first frame of a
+			// data message only (RFC 7692 6).
+			if !r.inflate || rsv != 0x40 || (op != 1 && op != 2) {
+				return 0, nil, errReserved
+			}
+			compressed = true
 		}
 		if h[1]&0x80 == 0 {
 			return 0, nil, errUnmasked
@@ -192,6 +205,13 @@ func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
 			messageType = op
 		}
 		if fin {
+			if compressed {
+				r.out, err = inflate(r.out[:0], r.msg, r.limit)
+				if err != nil {
+					return 0, nil, err
+				}
+				return messageType, r.out, nil
+			}
 			return messageType, r.msg, nil
 		}
 	}

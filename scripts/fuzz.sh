@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME="${FUZZTIME:-5s}"
-TARGETS="${FUZZ_TARGETS:-./compat:FuzzDecodeClient ./compat:FuzzAppendJSONString ./subscription:FuzzNewFilter ./dataflow:FuzzDecode ./dataflow:FuzzIngestBody ./proxy:FuzzParseConfig ./proxy:FuzzConfigEnv}"
+TARGETS="${FUZZ_TARGETS:-./compat:FuzzDecodeClient ./compat:FuzzAppendJSONString ./subscription:FuzzNewFilter ./dataflow:FuzzDecode ./dataflow:FuzzIngestBody ./proxy:FuzzParseConfig ./proxy:FuzzConfigEnv ./proxy:FuzzInflate}"
 summary=""
 for t in $TARGETS; do
 	pkg="${t%%:*}" name="${t##*:}"

@@ -9,13 +9,16 @@ import (
 	"unicode/utf8"
 )
 
-// DataTypes lists the data types the pipeline produces. NewFilter accepts
-// exactly these and "kline", which stands for every kline_* entry of this
-// list. It is read without synchronisation: treat it as read-only.
+// DataTypes lists the data types the collector pipeline is known to
+// produce. NewFilter accepts any data type (the pipeline defines the types,
+// so one the proxy has not heard of is matched exactly); this list only
+// says which kline_* types "kline" stands for. It is read without
+// synchronisation: treat it as read-only.
 var DataTypes = []string{"trade", "ticker", "depth", "orderbook", "kline_1m", "kline_5m", "kline_1h", "kline_1d"}
 
 const (
-	// KlineAlias is the data type a client sends to mean every kline_* type.
+	// KlineAlias is the data type a client sends to mean the literal type
+	// "kline" and every kline_* type of DataTypes.
 	KlineAlias  = "kline"
 	klinePrefix = "kline_"
 )
@@ -26,13 +29,15 @@ const (
 	DefaultMaxSymbols   = 100
 	DefaultMaxExchanges = 32
 	DefaultMaxValueLen  = 64
+	// MaxDataTypes bounds the distinct data types of one filter.
+	MaxDataTypes = 32
 )
 
 // Sentinel errors. NewFilter and Index.Add wrap them with a precise message;
 // check them with errors.Is.
 var (
 	// ErrInvalidFilter reports a filter a client should not have sent: an
-	// unknown data type, an empty or over-long value.
+	// empty or over-long value.
 	ErrInvalidFilter = errors.New("subscription: invalid filter")
 	// ErrLimitExceeded reports a filter (or a filter count) over Limits.
 	ErrLimitExceeded = errors.New("subscription: limit exceeded")
@@ -81,15 +86,16 @@ func (l Limits) WithDefaults() Limits {
 type Filter struct {
 	Exchanges []string // lower-case
 	Symbols   []string // normalised by NormalizeSymbol
-	DataTypes []string // lower-case; members of DataTypes or KlineAlias
+	DataTypes []string // lower-case
 }
 
 // NewFilter validates and normalises a client filter. Exchanges and data
 // types are lower-cased, symbols normalised with NormalizeSymbol and
-// duplicates dropped, keeping the first occurrence's order. Empty values,
-// values longer than lim.MaxValueLen and unknown data types fail with
-// ErrInvalidFilter; more than lim.MaxSymbols distinct symbols or
-// lim.MaxExchanges distinct exchanges fail with ErrLimitExceeded. The
+// duplicates dropped, keeping the first occurrence's order. Any data type is
+// accepted. Empty values and values longer than lim.MaxValueLen fail with
+// ErrInvalidFilter; more than lim.MaxSymbols distinct symbols,
+// lim.MaxExchanges distinct exchanges or MaxDataTypes distinct data types
+// fail with ErrLimitExceeded. The
 // returned slices are never nil and never alias the arguments.
 func NewFilter(exchanges, symbols, dataTypes []string, lim Limits) (Filter, error) {
 	lim = lim.WithDefaults()
@@ -101,17 +107,10 @@ func NewFilter(exchanges, symbols, dataTypes []string, lim Limits) (Filter, erro
 	if f.Symbols, err = normaliseList("symbol", symbols, lim.MaxSymbols, lim.MaxValueLen, NormalizeSymbol, nil); err != nil {
 		return Filter{}, err
 	}
-	if f.DataTypes, err = normaliseList("data type", dataTypes, len(DataTypes)+1, lim.MaxValueLen, strings.ToLower, checkDataType); err != nil {
+	if f.DataTypes, err = normaliseList("data type", dataTypes, MaxDataTypes, lim.MaxValueLen, strings.ToLower, nil); err != nil {
 		return Filter{}, err
 	}
 	return f, nil
-}
-
-func checkDataType(t string) error {
-	if t == KlineAlias || slices.Contains(DataTypes, t) {
-		return nil
-	}
-	return fmt.Errorf("%w: unknown data type %q", ErrInvalidFilter, t)
 }
 
 // normaliseList applies norm to every value of in, rejects empty and
@@ -178,11 +177,7 @@ func (f Filter) matchesType(t string) bool {
 		return true
 	}
 	for _, ft := range f.DataTypes {
-		if ft == KlineAlias {
-			if isKline(t) {
-				return true
-			}
-		} else if ft == t {
+		if ft == t || (ft == KlineAlias && isKline(t)) {
 			return true
 		}
 	}
@@ -204,8 +199,8 @@ func isKline(t string) bool {
 	return strings.HasPrefix(t, klinePrefix) && slices.Contains(DataTypes, t)
 }
 
-// expandTypes returns f's data types with KlineAlias replaced by the kline_*
-// types of DataTypes, without duplicates.
+// expandTypes returns f's data types with KlineAlias standing for itself and
+// the kline_* types of DataTypes, without duplicates.
 func (f Filter) expandTypes() []string {
 	out := make([]string, 0, len(f.DataTypes)+4)
 	add := func(t string) {
@@ -214,8 +209,8 @@ func (f Filter) expandTypes() []string {
 		}
 	}
 	for _, t := range f.DataTypes {
+		add(t)
 		if t != KlineAlias {
-			add(t)
 			continue
 		}
 		for _, k := range DataTypes {

@@ -144,8 +144,7 @@ func TestNewFilterErrors(t *testing.T) {
 		want                      error
 		wantMsg                   string
 	}{
-		{name: "unknown data type", types: []string{"trade", "foo"}, want: subscription.ErrInvalidFilter, wantMsg: `unknown data type "foo"`},
-		{name: "unknown kline interval", types: []string{"kline_15m"}, want: subscription.ErrInvalidFilter, wantMsg: `unknown data type "kline_15m"`},
+		{name: "too many data types", types: manyTypes(subscription.MaxDataTypes + 1), want: subscription.ErrLimitExceeded, wantMsg: "data types in one filter"},
 		{name: "empty exchange", exchanges: []string{"binance", ""}, want: subscription.ErrInvalidFilter, wantMsg: "empty exchange"},
 		{name: "empty symbol", symbols: []string{""}, want: subscription.ErrInvalidFilter, wantMsg: "empty symbol"},
 		{name: "symbol empty once normalised", symbols: []string{"/"}, want: subscription.ErrInvalidFilter, wantMsg: "empty once normalised"},
@@ -217,10 +216,16 @@ func TestFilterMatches(t *testing.T) {
 			no:     []msg{{"bybit", "trade", "BTCUSDT"}, {"okx", "trade", "SOLUSDT"}},
 		},
 		{
-			name:   "kline matches every kline type only",
+			name:   "kline matches the literal kline and every kline type only",
 			filter: mustFilter(nil, nil, []string{"kline"}),
-			yes:    []msg{{"binance", "kline_1m", "BTCUSDT"}, {"binance", "kline_5m", "X"}, {"okx", "kline_1h", "Y"}, {"okx", "kline_1d", "Z"}},
-			no:     []msg{{"binance", "trade", "BTCUSDT"}, {"binance", "kline", "BTCUSDT"}, {"binance", "kline_15m", "BTCUSDT"}, {"binance", "ticker", "BTCUSDT"}},
+			yes:    []msg{{"binance", "kline", "BTCUSDT"}, {"binance", "kline_1m", "BTCUSDT"}, {"binance", "kline_5m", "X"}, {"okx", "kline_1h", "Y"}, {"okx", "kline_1d", "Z"}},
+			no:     []msg{{"binance", "trade", "BTCUSDT"}, {"binance", "kline_15m", "BTCUSDT"}, {"binance", "ticker", "BTCUSDT"}},
+		},
+		{
+			name:   "a type the proxy has not heard of matches exactly",
+			filter: mustFilter(nil, nil, []string{"bookTicker"}),
+			yes:    []msg{{"binance", "bookticker", "BTCUSDT"}},
+			no:     []msg{{"binance", "ticker", "BTCUSDT"}, {"binance", "trade", "BTCUSDT"}},
 		},
 		{
 			name:   "specific kline interval",
@@ -302,12 +307,7 @@ func FuzzNewFilter(f *testing.F) {
 		}
 		checkField("exchanges", fl.Exchanges, lim.MaxExchanges, strings.ToLower)
 		checkField("symbols", fl.Symbols, lim.MaxSymbols, subscription.NormalizeSymbol)
-		checkField("data types", fl.DataTypes, len(subscription.DataTypes)+1, strings.ToLower)
-		for _, d := range fl.DataTypes {
-			if d != subscription.KlineAlias && !slices.Contains(subscription.DataTypes, d) {
-				t.Fatalf("unknown data type %q accepted", d)
-			}
-		}
+		checkField("data types", fl.DataTypes, subscription.MaxDataTypes, strings.ToLower)
 		// Normalisation is idempotent: feeding the result back changes nothing.
 		again, err := subscription.NewFilter(fl.Exchanges, fl.Symbols, fl.DataTypes, lim)
 		if err != nil {
@@ -341,8 +341,8 @@ func TestFilterIndexKeys(t *testing.T) {
 		{"match all", nil, nil, nil, 1},
 		{"one of each", []string{"binance"}, []string{"BTCUSDT"}, []string{"trade"}, 1},
 		{"product", []string{"binance", "okx"}, []string{"A", "B", "C"}, []string{"trade", "ticker"}, 12},
-		{"kline is four", nil, []string{"A"}, []string{"kline"}, 4},
-		{"kline overlaps kline_1m", nil, nil, []string{"kline", "kline_1m", "trade"}, 5},
+		{"kline is five", nil, []string{"A"}, []string{"kline"}, 5},
+		{"kline overlaps kline_1m", nil, nil, []string{"kline", "kline_1m", "trade"}, 6},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -355,4 +355,12 @@ func TestFilterIndexKeys(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyTypes(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("type_%d", i)
+	}
+	return out
 }

@@ -378,14 +378,14 @@ func TestIndexStats(t *testing.T) {
 		t.Fatalf("empty Stats = %+v", st)
 	}
 	a := &sub{name: "a"}
-	// 2 exchanges × 4 kline types × 3 symbols.
+	// 2 exchanges × (kline + 4 kline types) × 3 symbols.
 	mustAdd(t, ix, a, mustFilter(t, []string{"binance", "okx"}, []string{"A", "B", "C"}, []string{"kline"}))
 	ix.SetUnfiltered(&sub{name: "b"}, true)
 	for range 5 {
 		ix.Match("binance", "trade", "A")
 	}
 	st := ix.Stats()
-	if st.Subscribers != 2 || st.Filters != 1 || st.Unfiltered != 1 || st.Keys != 2*4*3+1 || st.MatchOperations != 5 || st.LastActivity == 0 {
+	if st.Subscribers != 2 || st.Filters != 1 || st.Unfiltered != 1 || st.Keys != 2*5*3+1 || st.MatchOperations != 5 || st.LastActivity == 0 {
 		t.Fatalf("Stats = %+v", st)
 	}
 }

@@ -100,6 +100,9 @@ type Config struct {
 	LegacyURL string
 	// ProxyURL is wsproxy's WebSocket URL. Required.
 	ProxyURL string
+	// ProxyCompression offers permessage-deflate to the proxy side (as
+	// browsers do) and fails the run if it is not agreed.
+	ProxyCompression bool
 	// Subscribe is sent by both clients once connected. Zero: none.
 	Subscribe Subscription
 	// Duration is the length of the measurement window. 0: 60s, unless

@@ -37,6 +37,9 @@ type Key struct {
 	Exchange  string `json:"exchange"`
 	Symbol    string `json:"symbol"`
 	Timestamp int64  `json:"timestamp"`
+	// TimestampText is payload.timestamp as sent when it is not an integer
+	// (a fraction, an ISO string), which the pipeline may produce.
+	TimestampText string `json:"timestampText,omitempty"`
 }
 
 // entry is one message waiting for its counterpart.
@@ -90,6 +93,7 @@ type Matcher struct {
 	skews     []float64
 	skewSeen  int
 	malformed []string
+	control   [2]map[string]*controlSeen
 }
 
 // NewMatcher returns a matcher for streams subscribed with sub. count > 0
@@ -159,7 +163,7 @@ type dataPayload struct {
 	Type      *string         `json:"type"`
 	Exchange  *string         `json:"exchange"`
 	Symbol    *string         `json:"symbol"`
-	Timestamp *json.Number    `json:"timestamp"`
+	Timestamp json.RawMessage `json:"timestamp"`
 	Data      json.RawMessage `json:"data"`
 }
 
@@ -180,6 +184,7 @@ func (m *Matcher) Observe(side Side, frame []byte, at time.Time) string {
 	if controlTypes[env.Type] {
 		m.mu.Lock()
 		m.sides[side].Control++
+		m.observeControlLocked(side, env.Type, frame)
 		m.mu.Unlock()
 		return env.Type
 	}
@@ -187,18 +192,34 @@ func (m *Matcher) Observe(side Side, frame []byte, at time.Time) string {
 		m.addMalformed(side, at, "batch envelope sent to a client that did not ask for it", frame)
 		return env.Type
 	}
+	// Exchange, symbol and data may be absent: the legacy server forwarded
+	// what the pipeline gave.
 	var p dataPayload
-	if len(env.Payload) == 0 || json.Unmarshal(env.Payload, &p) != nil || p.Type == nil || p.Exchange == nil ||
-		p.Symbol == nil || p.Timestamp == nil || len(p.Data) == 0 {
-		m.addMalformed(side, at, "data message without payload {type,exchange,symbol,timestamp,data}", frame)
+	if len(env.Payload) == 0 || json.Unmarshal(env.Payload, &p) != nil || p.Type == nil || len(p.Timestamp) == 0 {
+		m.addMalformed(side, at, "data message without payload {type,timestamp}", frame)
 		return env.Type
 	}
-	ts, err := p.Timestamp.Int64()
-	if err != nil || *p.Type != env.Type || !isNumber(env.Timestamp) {
-		m.addMalformed(side, at, "data envelope differs from the legacy shape (type, payload.timestamp or timestamp)", frame)
+	if *p.Type != env.Type || !isNumber(env.Timestamp) {
+		m.addMalformed(side, at, "data envelope differs from the legacy shape (type or timestamp)", frame)
 		return env.Type
 	}
-	k := Key{Type: *p.Type, Exchange: *p.Exchange, Symbol: *p.Symbol, Timestamp: ts}
+	k := Key{Type: *p.Type}
+	if p.Exchange != nil {
+		k.Exchange = *p.Exchange
+	}
+	if p.Symbol != nil {
+		k.Symbol = *p.Symbol
+	}
+	var n json.Number
+	if err := json.Unmarshal(p.Timestamp, &n); err == nil {
+		if i, err := n.Int64(); err == nil {
+			k.Timestamp = i
+		} else {
+			k.TimestampText = n.String()
+		}
+	} else {
+		k.TimestampText = string(p.Timestamp)
+	}
 	m.observeData(k, &entry{side: side, raw: env.Payload, at: at})
 	return env.Type
 }
@@ -397,6 +418,7 @@ func (m *Matcher) Report(minParity float64) *Report {
 		r.Types[t] = *ts
 	}
 	r.Skew = skewStats(m.skews, m.skewSeen)
+	r.Control, r.ControlDiffs = m.controlReportLocked()
 	r.finish()
 	return r
 }

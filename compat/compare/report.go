@@ -108,6 +108,11 @@ type Report struct {
 	MissingInProxySamples  []Sample `json:"missingInProxySamples,omitempty"`
 	MissingInLegacySamples []Sample `json:"missingInLegacySamples,omitempty"`
 	Malformed              []string `json:"malformed,omitempty"`
+	// Control compares the control frames (welcome, pong, subscribed,
+	// unsubscribed, error) field by field; ControlDiffs counts the types
+	// that differ. Any control difference fails the run.
+	Control      []ControlCheck `json:"control"`
+	ControlDiffs int            `json:"controlDiffs"`
 	// Problems lists what went wrong besides parity (a lost connection).
 	Problems []string `json:"problems,omitempty"`
 }
@@ -122,7 +127,7 @@ func (r *Report) finish() {
 	if total > 0 {
 		r.Parity = 100 * float64(r.Matched) / float64(total)
 	}
-	r.Pass = total > 0 && r.Parity >= r.MinParity && len(r.Problems) == 0
+	r.Pass = total > 0 && r.Parity >= r.MinParity && len(r.Problems) == 0 && r.ControlDiffs == 0
 }
 
 // AddProblem records a failure that is not a parity figure; the report no
@@ -160,8 +165,19 @@ func (r *Report) WriteText(w io.Writer) error {
 		s := r.Types[t]
 		fmt.Fprintf(&b, "  %-10s %8d %8d %8d %8d %8d %8d\n", t, s.Legacy, s.Proxy, s.Matched, s.MissingInProxy, s.MissingInLegacy, s.Differing)
 	}
+	for _, c := range r.Control {
+		verdict := "same"
+		if len(c.Fields) > 0 {
+			verdict = "DIFFERS: " + strings.Join(c.Fields, "; ")
+		}
+		fmt.Fprintf(&b, "  control %-12s legacy %d proxy %d  %s\n", c.Type, c.Legacy, c.Proxy, verdict)
+	}
 	for _, d := range r.Diffs {
-		fmt.Fprintf(&b, "  differs %s/%s/%s@%d: %s\n", d.Key.Exchange, d.Key.Type, d.Key.Symbol, d.Key.Timestamp, strings.Join(d.Fields, "; "))
+		ts := fmt.Sprint(d.Key.Timestamp)
+		if d.Key.TimestampText != "" {
+			ts = d.Key.TimestampText
+		}
+		fmt.Fprintf(&b, "  differs %s/%s/%s@%s: %s\n", d.Key.Exchange, d.Key.Type, d.Key.Symbol, ts, strings.Join(d.Fields, "; "))
 	}
 	for _, s := range r.MissingInProxySamples {
 		fmt.Fprintf(&b, "  missing in proxy: %s\n", s.Payload)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,13 +19,14 @@ var ErrNotReady = errors.New("compare: client not ready")
 // stream is one side's client. Its reader goroutine is the only reader; the
 // subscribe frame and pings are written by Run's goroutines one at a time.
 type stream struct {
-	side    Side
-	url     string
-	ws      *websocket.Conn
-	ready   chan time.Time // receives the ready time once
-	lost    chan error     // receives the read error unless closing
-	done    chan struct{}  // closed when the reader returns
-	closing atomic.Bool
+	side     Side
+	url      string
+	compress bool // offer permessage-deflate
+	ws       *websocket.Conn
+	ready    chan time.Time // receives the ready time once
+	lost     chan error     // receives the read error unless closing
+	done     chan struct{}  // closed when the reader returns
+	closing  atomic.Bool
 }
 
 // Run compares the two endpoints as configured and returns the report. An
@@ -41,7 +43,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	streams := [2]*stream{
 		{side: Legacy, url: cfg.LegacyURL},
-		{side: Proxy, url: cfg.ProxyURL},
+		{side: Proxy, url: cfg.ProxyURL, compress: cfg.ProxyCompression},
 	}
 	dialCtx, cancelDial := context.WithTimeout(ctx, cfg.ReadyTimeout)
 	defer cancelDial()
@@ -90,6 +92,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	start := ready.Add(cfg.WarmUp)
 	m.Open(start)
+	// Probe the control replies the same way on both sides: a frame that is
+	// not JSON (an error frame), an unknown type (silence) and a ping.
+	for _, s := range streams {
+		for _, probe := range controlProbes {
+			_ = s.ws.SetWriteDeadline(time.Now().Add(cfg.ReadyTimeout))
+			if err := s.ws.WriteMessage(websocket.TextMessage, []byte(probe)); err != nil {
+				return nil, fmt.Errorf("%w: %s: probe: %w", ErrNotReady, s.side, err)
+			}
+		}
+	}
 
 	pingCtx, stopPing := context.WithCancel(ctx)
 	defer stopPing()
@@ -178,7 +190,7 @@ grace:
 }
 
 func (s *stream) dial(ctx context.Context, timeout time.Duration) error {
-	d := websocket.Dialer{HandshakeTimeout: timeout}
+	d := websocket.Dialer{HandshakeTimeout: timeout, EnableCompression: s.compress}
 	ws, resp, err := d.DialContext(ctx, s.url, nil)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
@@ -186,15 +198,24 @@ func (s *stream) dial(ctx context.Context, timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: dial %s: %w", ErrNotReady, s.side, s.url, err)
 	}
+	if s.compress && !strings.HasPrefix(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		_ = ws.Close()
+		return fmt.Errorf("%w: %s: %s did not agree to permessage-deflate", ErrNotReady, s.side, s.url)
+	}
 	s.ws = ws
 	s.ready = make(chan time.Time, 1)
 	s.lost = make(chan error, 1)
 	return nil
 }
 
+// controlProbes are sent to both servers once both are ready; their
+// replies are compared as control frames.
+var controlProbes = []string{`not json`, `{"type":"unknown"}`, `{"type":"ping"}`}
+
 // read feeds every frame to m. The stream is ready at its first frame
 // (ModeNone: the server has registered the client by the time it writes
-// anything) or at the "subscribed" reply.
+// anything; the legacy server with a filter, which it never answered) or
+// at the "subscribed" reply.
 func (s *stream) read(m *Matcher, mode Mode) {
 	defer close(s.done)
 	ready := false
@@ -212,7 +233,7 @@ func (s *stream) read(m *Matcher, mode Mode) {
 			continue
 		}
 		switch {
-		case mode == ModeNone, typ == "subscribed":
+		case mode == ModeNone, typ == "subscribed", mode == ModeFilter && s.side == Legacy:
 			ready = true
 			s.ready <- at
 		case typ == "error":

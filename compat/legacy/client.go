@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fasthttp/websocket"
 	"github.com/rs/zerolog"
@@ -12,29 +13,56 @@ import (
 	"wsproxy/compat"
 )
 
+// outFrame is one item of a client's queue: a text frame, or the close
+// frame that ends the queue (written after everything queued before it).
+type outFrame struct {
+	b      []byte
+	close  bool
+	code   int
+	reason string
+}
+
 // client is one connection. The reader goroutine (serveConn) handles client
-// messages; the writer goroutine is the only one that writes data frames.
-// close may be called from any goroutine.
+// messages; the writer goroutine is the only one that writes frames.
+// close and closeAfter may be called from any goroutine.
 type client struct {
 	s       *Server
 	ws      *websocket.Conn
 	id      string
 	log     zerolog.Logger
-	out     chan []byte
+	out     chan outFrame
 	quit    chan struct{}
 	once    sync.Once
 	dropped atomic.Uint64
-	filters int // owned by the reader goroutine
+	since   time.Time
+
+	// lastActive is when the client last sent a frame or a pong (unix ns);
+	// the heartbeat drops a client silent for longer than the timeout.
+	lastActive atomic.Int64
+
+	chMu     sync.Mutex
+	channels map[string]bool // guarded by chMu
 }
 
 // enqueue queues one frame without blocking; a full queue drops the frame
 // and counts it.
 func (c *client) enqueue(b []byte) {
 	select {
-	case c.out <- b:
+	case c.out <- outFrame{b: b}:
 	default:
 		c.dropped.Add(1)
 		c.s.cliDrop.Add(1)
+	}
+}
+
+// closeAfter queues a close frame behind what is already queued, so that
+// the client receives every queued frame first (A flushed, then closed).
+// When the queue is full it closes at once.
+func (c *client) closeAfter(code int, reason string) {
+	select {
+	case c.out <- outFrame{close: true, code: code, reason: reason}:
+	default:
+		c.close(code, reason)
 	}
 }
 
@@ -52,9 +80,13 @@ func (c *client) writeLoop(done chan<- struct{}) {
 	defer close(done)
 	for {
 		select {
-		case b := <-c.out:
+		case f := <-c.out:
+			if f.close {
+				c.close(f.code, f.reason)
+				return
+			}
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			if err := c.ws.WriteMessage(websocket.TextMessage, f.b); err != nil {
 				c.log.Debug().Err(err).Msg("write failed")
 				_ = c.ws.Close()
 				return
@@ -67,25 +99,44 @@ func (c *client) writeLoop(done chan<- struct{}) {
 }
 
 func (s *Server) serveConn(ws *websocket.Conn) {
-	id := "legacy-" + strconv.FormatUint(s.seq.Add(1), 10)
+	now := time.Now()
+	// A's connection ids: ws_<epoch-ms>_<n>, n counting from 1.
+	id := "ws_" + strconv.FormatInt(now.UnixMilli(), 10) + "_" + strconv.FormatUint(s.seq.Add(1), 10)
 	c := &client{
-		s:    s,
-		ws:   ws,
-		id:   id,
-		log:  s.log.With().Str("conn_id", id).Logger(),
-		out:  make(chan []byte, s.cfg.ClientQueue),
-		quit: make(chan struct{}),
+		s:     s,
+		ws:    ws,
+		id:    id,
+		log:   s.log.With().Str("conn_id", id).Logger(),
+		out:   make(chan outFrame, s.cfg.ClientQueue),
+		quit:  make(chan struct{}),
+		since: now,
 	}
-	now := time.Now().UnixMilli()
-	c.enqueue(compat.AppendWelcome(nil, id, now, now))
+	c.lastActive.Store(now.UnixNano())
+	ws.SetReadLimit(s.cfg.MaxPayload)
+	ws.SetPongHandler(func(string) error { c.lastActive.Store(time.Now().UnixNano()); return nil })
 
 	s.mu.Lock()
 	if s.stopped {
+		// Upgraded while shutting down: welcome, then close, as A did for
+		// a client that connected just before its shutdown.
 		s.mu.Unlock()
+		c.enqueue(compat.AppendLegacyWelcome(nil, id, now.UnixMilli(), now.UnixMilli()))
+		c.closeAfter(websocket.CloseGoingAway, "Server shutting down")
+		wdone := make(chan struct{})
+		c.writeLoop(wdone)
+		_ = ws.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				break
+			}
+		}
 		_ = ws.Close()
 		return
 	}
+	// Registered and welcomed under the lock, so that no broadcast can
+	// reach the client before its welcome.
 	s.clients[c] = struct{}{}
+	c.enqueue(compat.AppendLegacyWelcome(nil, id, now.UnixMilli(), now.UnixMilli()))
 	s.mu.Unlock()
 	s.total.Add(1)
 
@@ -95,6 +146,12 @@ func (s *Server) serveConn(ws *websocket.Conn) {
 		s.mu.Lock()
 		delete(s.clients, c)
 		s.mu.Unlock()
+		c.chMu.Lock()
+		for ch := range c.channels {
+			s.removeChannel(ch)
+		}
+		c.channels = nil
+		c.chMu.Unlock()
 		c.once.Do(func() { close(c.quit) })
 		<-wdone
 		_ = ws.Close()
@@ -104,47 +161,65 @@ func (s *Server) serveConn(ws *websocket.Conn) {
 	}()
 
 	for {
-		mt, msg, err := ws.ReadMessage()
+		_, msg, err := ws.ReadMessage()
 		if err != nil {
 			c.log.Debug().Err(err).Msg("connection ended")
 			return
 		}
-		if mt != websocket.TextMessage {
-			continue
-		}
+		c.lastActive.Store(time.Now().UnixNano())
+		// Binary frames are read as text, as A's ws library handed them on.
 		c.handle(msg)
 	}
 }
 
-// handle answers one client message as the legacy server did. Filters are
-// acknowledged but not applied: every client receives every message.
+// handle answers one client message as the deployed legacy server (A) did:
+// ping, the channel form of subscribe and unsubscribe, and getStats are
+// answered; a frame that is not JSON (or is null) gets "Invalid message
+// format"; everything else, the filter form included, gets nothing.
 func (c *client) handle(msg []byte) {
+	now := time.Now()
+	ts := now.UnixMilli()
+	if !utf8.Valid(msg) {
+		c.enqueue(compat.AppendLegacyError(nil, compat.MessageInvalidFormat, ts))
+		return
+	}
 	m, perr := compat.DecodeClient(msg)
-	now := time.Now().UnixMilli()
 	if perr != nil {
-		c.enqueue(compat.AppendError(nil, perr.Code, perr.Message, now))
+		if perr.Code == compat.CodeInvalidMessage && !perr.Silent {
+			c.enqueue(compat.AppendLegacyError(nil, compat.MessageInvalidFormat, ts))
+		}
 		return
 	}
 	switch m.Kind {
 	case compat.KindPing:
-		c.enqueue(compat.AppendPong(nil, now))
+		c.enqueue(compat.AppendPong(nil, ts))
 	case compat.KindSubscribe:
 		if m.Channel != "" {
-			c.enqueue(compat.AppendSubscribedChannel(nil, m.Channel, now))
-			return
+			c.chMu.Lock()
+			if !c.channels[m.Channel] {
+				if c.channels == nil {
+					c.channels = make(map[string]bool)
+				}
+				c.channels[m.Channel] = true
+				c.s.addChannel(m.Channel)
+			}
+			c.chMu.Unlock()
+			c.enqueue(compat.AppendSubscribedChannel(nil, m.Channel, ts))
 		}
-		c.filters++
-		c.enqueue(compat.AppendSubscribedFilter(nil, "f"+strconv.Itoa(c.filters), m.Filter, now))
 	case compat.KindUnsubscribe:
 		if m.Channel != "" {
-			c.enqueue(compat.AppendUnsubscribedChannel(nil, m.Channel, now))
-			return
+			c.chMu.Lock()
+			if c.channels[m.Channel] {
+				delete(c.channels, m.Channel)
+				c.s.removeChannel(m.Channel)
+			}
+			c.chMu.Unlock()
+			c.enqueue(compat.AppendUnsubscribedChannel(nil, m.Channel, ts))
 		}
-		c.enqueue(compat.AppendUnsubscribedFilter(nil, m.FilterID, now))
 	case compat.KindGetStats:
-		b, err := compat.AppendStats(nil, c.s.Stats(), now)
+		b, err := compat.AppendStatsReply(nil, c.s.legacyStats(now), struct{}{}, ts)
 		if err != nil {
-			c.enqueue(compat.AppendError(nil, compat.CodeInternalError, "stats unavailable", now))
+			c.log.Error().Err(err).Msg("stats")
 			return
 		}
 		c.enqueue(b)

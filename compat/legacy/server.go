@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,6 +36,17 @@ type Config struct {
 	InputQueue int
 	// WriteTimeout is the deadline of each socket write. 0: 10s.
 	WriteTimeout time.Duration
+	// MaxPayload is the largest client frame read; larger ones close the
+	// connection with 1009. 0: 100 MiB (the ws library's default, A's).
+	MaxPayload int64
+	// HeartbeatInterval between protocol pings to every registered client,
+	// counted from the start. 0: 30s (A's constant).
+	HeartbeatInterval time.Duration
+	// ConnectionTimeout: a client that sent no frame and no pong for this
+	// long is dropped from the registry at the next heartbeat, without a
+	// close frame (A's behaviour: it gets no more data or pings, and its
+	// socket stays open). 0: 60s.
+	ConnectionTimeout time.Duration
 }
 
 func (c *Config) applyDefaults() {
@@ -49,6 +62,15 @@ func (c *Config) applyDefaults() {
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = 100 << 20
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 30 * time.Second
+	}
+	if c.ConnectionTimeout == 0 {
+		c.ConnectionTimeout = 60 * time.Second
+	}
 }
 
 // Validate reports values that cannot work. It expects defaults applied.
@@ -63,6 +85,12 @@ func (c *Config) Validate() error {
 	if c.WriteTimeout < 0 {
 		errs = append(errs, fmt.Errorf("write_timeout %s: must not be negative", c.WriteTimeout))
 	}
+	if c.MaxPayload < 1 {
+		errs = append(errs, fmt.Errorf("max_payload %d: must be positive", c.MaxPayload))
+	}
+	if c.HeartbeatInterval < 0 || c.ConnectionTimeout < 0 {
+		errs = append(errs, fmt.Errorf("heartbeat_interval %s, connection_timeout %s: must not be negative", c.HeartbeatInterval, c.ConnectionTimeout))
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("legacy: config: %w", errors.Join(errs...))
 	}
@@ -76,7 +104,8 @@ type Stats struct {
 	Clients int `json:"clients"`
 	// TotalConnections counts every accepted upgrade.
 	TotalConnections uint64 `json:"totalConnections"`
-	// Broadcast counts messages taken from the sources and broadcast.
+	// Broadcast counts messages taken from the sources and queued to every
+	// registered client.
 	Broadcast uint64 `json:"broadcast"`
 	// Sent counts frames written to sockets (data and replies).
 	Sent uint64 `json:"sent"`
@@ -104,13 +133,17 @@ type Server struct {
 	inDrop    atomic.Uint64
 	cliDrop   atomic.Uint64
 
-	mu      sync.Mutex
-	clients map[*client]struct{}
-	ln      net.Listener
-	cancel  context.CancelFunc
-	stopped bool
-	bg      sync.WaitGroup
-	conns   sync.WaitGroup
+	started time.Time
+
+	mu       sync.Mutex
+	clients  map[*client]struct{}
+	channels map[string]int // channel subscriptions per channel name
+	chTotal  int64
+	ln       net.Listener
+	cancel   context.CancelFunc
+	stopped  bool
+	bg       sync.WaitGroup
+	conns    sync.WaitGroup
 }
 
 var _ dataflow.Sink = (*Server)(nil)
@@ -128,6 +161,7 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		in:      make(chan *dataflow.MarketData, cfg.InputQueue),
 		clients: make(map[*client]struct{}),
 		routes:  make(map[string]fasthttp.RequestHandler),
+		started: time.Now(),
 	}
 	s.upgrader = websocket.FastHTTPUpgrader{
 		HandshakeTimeout: 10 * time.Second,
@@ -182,8 +216,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln, s.cancel = ln, cancel
 	s.mu.Unlock()
 
-	s.bg.Add(1)
+	s.bg.Add(2)
 	go func() { defer s.bg.Done(); s.broadcastLoop(ctx) }()
+	go func() { defer s.bg.Done(); s.heartbeatLoop(ctx) }()
 	for _, src := range s.sources {
 		s.bg.Add(1)
 		go func() {
@@ -227,8 +262,9 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// Shutdown stops the sources and the listener and closes every client with
-// 1001 "Server shutdown", within ctx.
+// Shutdown stops the sources, broadcasts what they already delivered, then
+// closes every client with 1001 "Server shutting down" after its queued
+// frames, and stops the listener (new connections are refused), within ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.stopped {
@@ -237,22 +273,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.stopped = true
 	cancel := s.cancel
-	clients := make([]*client, 0, len(s.clients))
-	for c := range s.clients {
-		clients = append(clients, c)
-	}
 	s.mu.Unlock()
 
 	if cancel != nil {
 		cancel()
 	}
+	bgDone := make(chan struct{})
+	go func() { s.bg.Wait(); close(bgDone) }()
+	select {
+	case <-bgDone:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s.mu.Lock()
+	clients := make([]*client, 0, len(s.clients))
+	for c := range s.clients {
+		clients = append(clients, c)
+	}
+	s.mu.Unlock()
+	for _, c := range clients {
+		c.closeAfter(websocket.CloseGoingAway, "Server shutting down")
+	}
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.http.ShutdownWithContext(ctx) }()
-	for _, c := range clients {
-		c.close(websocket.CloseGoingAway, "Server shutdown")
-	}
 	done := make(chan struct{})
-	go func() { s.conns.Wait(); s.bg.Wait(); close(done) }()
+	go func() { s.conns.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -264,39 +309,134 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// broadcastLoop sends every message to every client, encoding it once per
-// client so that each send carries its own timestamp.
+// broadcastLoop sends every message to every registered client, encoded
+// once with one send timestamp, as A's broadcast stamped it. When ctx ends
+// it broadcasts what is already queued, then returns.
 func (s *Server) broadcastLoop(ctx context.Context) {
 	var targets []*client
-	for {
-		var md *dataflow.MarketData
-		select {
-		case md = <-s.in:
-		case <-ctx.Done():
-			return
-		}
-		s.broadcast.Add(1)
+	send := func(md *dataflow.MarketData) {
 		targets = targets[:0]
 		s.mu.Lock()
 		for c := range s.clients {
 			targets = append(targets, c)
 		}
 		s.mu.Unlock()
+		b := compat.AppendData(nil, md, time.Now().UnixMilli())
 		for _, c := range targets {
-			c.enqueue(compat.AppendData(nil, md, time.Now().UnixMilli()))
+			c.enqueue(b)
+		}
+		s.broadcast.Add(1)
+	}
+	for {
+		select {
+		case md := <-s.in:
+			send(md)
+		case <-ctx.Done():
+			for {
+				select {
+				case md := <-s.in:
+					send(md)
+				default:
+					return
+				}
+			}
 		}
 	}
+}
+
+// heartbeatLoop pings every registered client each HeartbeatInterval and
+// drops from the registry, silently as A did, a client that sent nothing
+// (no frame, no pong) for ConnectionTimeout.
+func (s *Server) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			var live []*client
+			s.mu.Lock()
+			for c := range s.clients {
+				if now.Sub(time.Unix(0, c.lastActive.Load())) > s.cfg.ConnectionTimeout {
+					delete(s.clients, c)
+					continue
+				}
+				live = append(live, c)
+			}
+			s.mu.Unlock()
+			for _, c := range live {
+				_ = c.ws.WriteControl(websocket.PingMessage, nil, now.Add(time.Second))
+			}
+		}
+	}
+}
+
+func (s *Server) addChannel(name string) {
+	s.mu.Lock()
+	if s.channels == nil {
+		s.channels = make(map[string]int)
+	}
+	s.channels[name]++
+	s.chTotal++
+	s.mu.Unlock()
+}
+
+func (s *Server) removeChannel(name string) {
+	s.mu.Lock()
+	if s.channels[name] <= 1 {
+		delete(s.channels, name)
+	} else {
+		s.channels[name]--
+	}
+	s.chTotal--
+	s.mu.Unlock()
+}
+
+// legacyStats is A's getStats payload: live connections, channel
+// subscriptions, no adapters, the process.
+func (s *Server) legacyStats(now time.Time) compat.LegacyStats {
+	var ls compat.LegacyStats
+	var age time.Duration
+	s.mu.Lock()
+	n := int64(len(s.clients))
+	for c := range s.clients {
+		age += now.Sub(c.since)
+	}
+	ls.Subscriptions.Total = s.chTotal
+	for ch := range s.channels {
+		ls.Subscriptions.Channels = append(ls.Subscriptions.Channels, ch)
+	}
+	s.mu.Unlock()
+	slices.Sort(ls.Subscriptions.Channels)
+	ls.Connections.Total, ls.Connections.Active = n, n
+	if n > 0 {
+		ls.Connections.AvgDuration = float64(age.Milliseconds()) / float64(n)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms) // getStats is rare on the reference server
+	ls.Server = compat.LegacyServer{
+		Uptime:    now.Sub(s.started).Seconds(),
+		Memory:    compat.LegacyMemory{RSS: ms.Sys, HeapTotal: ms.HeapSys, HeapUsed: ms.HeapAlloc},
+		Timestamp: now.UnixMilli(),
+	}
+	return ls
 }
 
 func (s *Server) route(ctx *fasthttp.RequestCtx) {
 	switch string(ctx.Path()) {
 	case "/ws":
 		s.serveWS(ctx)
+
 	case "/api/websocket/status":
 		s.serveStatus(ctx)
 	default:
 		if h, ok := s.routes[string(ctx.Path())]; ok {
 			h(ctx)
+			return
+		}
+		if websocket.FastHTTPIsWebSocketUpgrade(ctx) {
+			ctx.Error("Bad Request", fasthttp.StatusBadRequest) // A refused upgrades off /ws with 400
 			return
 		}
 		ctx.Error("not found", fasthttp.StatusNotFound)

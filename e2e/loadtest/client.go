@@ -43,9 +43,11 @@ type wsConn struct {
 	group    int
 	received atomic.Uint64
 	closed   atomic.Bool
+	wire     atomic.Uint64 // bytes of data frames read, headers included
+	z        *inflater     // permessage-deflate agreed (deflate.go)
 }
 
-func dialWS(ctx context.Context, rawURL, localIP string, timeout time.Duration) (*wsConn, error) {
+func dialWS(ctx context.Context, rawURL, localIP string, timeout time.Duration, compress bool) (*wsConn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
@@ -70,7 +72,11 @@ func dialWS(ctx context.Context, rawURL, localIP string, timeout time.Duration) 
 	_ = nc.SetDeadline(time.Now().Add(timeout))
 	path := u.RequestURI()
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	if compress {
+		req += "Sec-WebSocket-Extensions: " + deflateOffer + "\r\n"
+	}
+	req += "\r\n"
 	if _, err := io.WriteString(nc, req); err != nil {
 		nc.Close()
 		return nil, err
@@ -85,6 +91,7 @@ func dialWS(ctx context.Context, rawURL, localIP string, timeout time.Duration) 
 		nc.Close()
 		return nil, fmt.Errorf("%w: %s", errHandshake, strings.TrimSpace(status))
 	}
+	var z *inflater
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -94,8 +101,11 @@ func dialWS(ctx context.Context, rawURL, localIP string, timeout time.Duration) 
 		if line == "\r\n" {
 			break
 		}
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Sec-WebSocket-Extensions") {
+			z = newInflater(v)
+		}
 	}
-	return &wsConn{nc: nc, br: br, payload: make([]byte, 0, 512)}, nil
+	return &wsConn{nc: nc, br: br, payload: make([]byte, 0, 512), z: z}, nil
 }
 
 // readFrame returns the next frame; the payload is valid until the next call.
@@ -130,6 +140,16 @@ func (c *wsConn) readFrame() (op byte, payload []byte, err error) {
 	c.payload = c.payload[:n]
 	if _, err = io.ReadFull(c.br, c.payload); err != nil {
 		return 0, nil, err
+	}
+	if op == 0x1 {
+		c.wire.Add(frameLen(n))
+	}
+	if h[0]&0x40 != 0 {
+		if c.z == nil {
+			return 0, nil, errors.New("loadtest: compressed frame without permessage-deflate")
+		}
+		p, err := c.z.inflate(c.payload)
+		return op, p, err
 	}
 	return op, c.payload, nil
 }

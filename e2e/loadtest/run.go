@@ -56,6 +56,8 @@ type Config struct {
 	RedisAddr string `json:"redisAddr"`
 	// PayloadBytes pads each message's data to about this size. 0: none.
 	PayloadBytes int `json:"payloadBytes"`
+	// Compress offers permessage-deflate, as browsers do.
+	Compress bool `json:"compress"`
 	// ServerPIDs are sampled for resident memory (summed); nil: not sampled.
 	ServerPIDs []int `json:"-"`
 	// Progress receives a live progress line; nil: none.
@@ -146,9 +148,17 @@ type Report struct {
 	RSSBaseMB       float64   `json:"rssBaseMB"`
 	RSSIdleMB       float64   `json:"rssIdleMB"`
 	RSSLoadMB       float64   `json:"rssLoadMB"`
-	KBPerConn       float64   `json:"kbPerConn"`
-	KBPerConnTotal  float64   `json:"kbPerConnTotal"`
-	Errors          []string  `json:"errors,omitempty"`
+	// Compressed counts connections that agreed to permessage-deflate;
+	// WireBytesPerMsg is the data bytes read per delivered message (frame
+	// headers included); ServerCPUPerMsgUS the servers' CPU time (user +
+	// system) from the start of publishing to the end of the drain, per
+	// delivered message.
+	Compressed        int      `json:"compressed"`
+	WireBytesPerMsg   float64  `json:"wireBytesPerMsg"`
+	ServerCPUPerMsgUS float64  `json:"serverCpuPerMsgUs"`
+	KBPerConn         float64  `json:"kbPerConn"`
+	KBPerConnTotal    float64  `json:"kbPerConnTotal"`
+	Errors            []string `json:"errors,omitempty"`
 }
 
 type workerLine struct {
@@ -182,7 +192,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	procs := make([]workerProc, nw)
 	for w := 0; w < nw; w++ {
 		wc := WorkerConfig{URLs: cfg.URLs, Offset: w * cfg.PerProcess, Conns: min(cfg.PerProcess, cfg.Conns-w*cfg.PerProcess),
-			SourceIPs: cfg.SourceIPs, Mix: cfg.Mix, Universe: cfg.Universe, ConnectTimeout: cfg.ConnectTimeout, Concurrency: cfg.Concurrency}
+			SourceIPs: cfg.SourceIPs, Mix: cfg.Mix, Universe: cfg.Universe, ConnectTimeout: cfg.ConnectTimeout, Concurrency: cfg.Concurrency,
+			Compress: cfg.Compress}
 		p, out, err := startWorker(cfg, wc, nw)
 		if err != nil {
 			for _, q := range procs[:w] {
@@ -279,6 +290,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	// Publish at the fixed rate in the background; report progress here.
 	pub := newPublisher(rdb, cfg)
 	pubDone := make(chan error, 1)
+	cpuStart := cpuNS(cfg.ServerPIDs)
 	start := time.Now()
 	go func() { pubDone <- pub.run(ctx, start) }()
 	sum := func(v []uint64) (n uint64) {
@@ -342,6 +354,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	_ = pubErr
 	rep.RSSLoadMB = rssMB(cfg.ServerPIDs)
+	cpuEnd := cpuNS(cfg.ServerPIDs)
 	for _, p := range procs {
 		_, _ = io.WriteString(p.stdin, "stop\n")
 	}
@@ -365,7 +378,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 
 	hists := make([]Hist, len(cfg.URLs))
 	var all Hist
+	var wire uint64
 	for _, r := range results {
+		wire += r.WireBytes
+		rep.Compressed += r.Compressed
 		rep.Received += r.Received
 		rep.Disconnected += r.Disconnected
 		for i, h := range r.Hist {
@@ -376,6 +392,10 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep.Published = pub.published()
 	rep.Expected = pub.expected(groupConns)
 	rep.Lost = int64(rep.Expected) - int64(rep.Received)
+	if rep.Received > 0 {
+		rep.WireBytesPerMsg = float64(wire) / float64(rep.Received)
+		rep.ServerCPUPerMsgUS = float64(cpuEnd-cpuStart) / 1e3 / float64(rep.Received)
+	}
 	if rep.Expected > 0 {
 		rep.LossPct = 100 * float64(rep.Lost) / float64(rep.Expected)
 	}

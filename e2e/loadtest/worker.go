@@ -55,6 +55,7 @@ type WorkerConfig struct {
 	Universe       Universe      `json:"universe"`
 	ConnectTimeout time.Duration `json:"connectTimeout"`
 	Concurrency    int           `json:"concurrency"`
+	Compress       bool          `json:"compress"`
 }
 
 // GroupCount is what one class of connections received.
@@ -91,6 +92,10 @@ type WorkerResult struct {
 	Disconnected int                   `json:"disconnected"`
 	Groups       map[string]GroupCount `json:"groups"`
 	Hist         []Hist                `json:"hist"` // per URL
+	// WireBytes of the data frames read; Compressed: connections that
+	// agreed to permessage-deflate.
+	WireBytes  uint64 `json:"wireBytes"`
+	Compressed int    `json:"compressed"`
 }
 
 // RunWorker opens cfg.Conns connections, reports readiness, then reports
@@ -154,7 +159,7 @@ func RunWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
 			if len(cfg.SourceIPs) > 0 {
 				ip = cfg.SourceIPs[g%len(cfg.SourceIPs)]
 			}
-			c, err := dialWS(ctx, cfg.URLs[urlIdx], ip, cfg.ConnectTimeout)
+			c, err := dialWS(ctx, cfg.URLs[urlIdx], ip, cfg.ConnectTimeout, cfg.Compress)
 			if err == nil {
 				err = c.waitText([]byte(`"welcome"`))
 				if err == nil && subs[j] != "" {
@@ -241,6 +246,10 @@ loop:
 		gc := res.Groups[groupKeys[c.group]]
 		gc.Conns++
 		gc.Received += c.received.Load()
+		res.WireBytes += c.wire.Load()
+		if c.z != nil {
+			res.Compressed++
+		}
 		res.Groups[groupKeys[c.group]] = gc
 	}
 	for _, hs := range hists {

@@ -32,6 +32,8 @@ type Raw struct {
 type Frame struct {
 	Op      byte
 	Payload []byte
+	// RSV1 marks a compressed message (permessage-deflate, deflate.go).
+	RSV1 bool
 }
 
 // Opcodes of the frames Raw reads and writes.
@@ -102,7 +104,11 @@ func TryDialRaw(rawURL string, rcvBuf int) (*Raw, error) {
 	return r, nil
 }
 
-func (r *Raw) handshake(u *url.URL) error {
+func (r *Raw) handshake(u *url.URL) error { return r.handshakeWith(u, "", nil) }
+
+// handshakeWith sends extra header lines (each ending in CRLF) and stores
+// the response's headers in *resp when resp is not nil.
+func (r *Raw) handshakeWith(u *url.URL, extra string, respHdr *http.Header) error {
 	var k [16]byte
 	_, _ = rand.Read(k[:])
 	key := base64.StdEncoding.EncodeToString(k[:])
@@ -110,7 +116,7 @@ func (r *Raw) handshake(u *url.URL) error {
 	defer func() { _ = r.Conn.SetDeadline(time.Time{}) }()
 	req := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n"
 	if _, err := io.WriteString(r.Conn, req); err != nil {
 		return err
 	}
@@ -120,6 +126,9 @@ func (r *Raw) handshake(u *url.URL) error {
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		return fmt.Errorf("handshake: status %s", resp.Status)
+	}
+	if respHdr != nil {
+		*respHdr = resp.Header
 	}
 	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), base64.StdEncoding.EncodeToString(h[:]); got != want {
@@ -160,7 +169,7 @@ func (r *Raw) ReadFrame(deadline time.Time) (Frame, error) {
 	if n > 64<<20 {
 		return Frame{}, fmt.Errorf("wstest: frame of %d bytes", n)
 	}
-	f := Frame{Op: h[0] & 0x0F, Payload: make([]byte, n)}
+	f := Frame{Op: h[0] & 0x0F, Payload: make([]byte, n), RSV1: h[0]&0x40 != 0}
 	if _, err := io.ReadFull(r.br, f.Payload); err != nil {
 		return Frame{}, err
 	}

@@ -40,6 +40,7 @@ func main() {
 
 type options struct {
 	conns, nodes, perProcess, payload, concurrency int
+	compress                                       bool
 	rate                                           float64
 	duration, idle, drain                          time.Duration
 	mix, targets, redisAddr, url, jsonOut          string
@@ -58,6 +59,7 @@ func run(args []string) error {
 	fl.IntVar(&o.nodes, "nodes", 1, "server processes per target; connections are spread over them")
 	fl.IntVar(&o.perProcess, "per-process", loadtest.DefaultPerProcess, "connections per load process; beyond it worker processes are started")
 	fl.IntVar(&o.payload, "payload", 0, "pad each message's data to about this many bytes")
+	fl.BoolVar(&o.compress, "compress", false, "offer permessage-deflate, as browsers do (the server decides)")
 	fl.IntVar(&o.concurrency, "concurrency", 256, "handshakes in flight per load process")
 	fl.Float64Var(&o.rate, "rate", 5, "published messages per second")
 	fl.DurationVar(&o.duration, "duration", 10*time.Second, "publishing phase")
@@ -116,7 +118,7 @@ func run(args []string) error {
 		target = strings.TrimSpace(target)
 		cfg := loadtest.Config{
 			Name: target, Conns: o.conns, PerProcess: o.perProcess, Mix: mix, Rate: o.rate, Duration: o.duration,
-			Idle: o.idle, Drain: o.drain, Concurrency: o.concurrency, RedisAddr: redisAddr, PayloadBytes: o.payload,
+			Idle: o.idle, Drain: o.drain, Concurrency: o.concurrency, RedisAddr: redisAddr, PayloadBytes: o.payload, Compress: o.compress,
 			WorkerCommand: func() *exec.Cmd { return exec.Command(self, "-worker") },
 		}
 		if o.progress {
@@ -286,6 +288,9 @@ func printTable(w io.Writer, o options, reps []loadtest.Report) {
 	row("RSS load MB", func(r loadtest.Report) float64 { return r.RSSLoadMB }, "%.1f", true)
 	row("KB/conn (idle-base)", func(r loadtest.Report) float64 { return r.KBPerConn }, "%.2f", true)
 	row("KB/conn (idle total)", func(r loadtest.Report) float64 { return r.KBPerConnTotal }, "%.2f", true)
+	row("compressing conns", func(r loadtest.Report) float64 { return float64(r.Compressed) }, "%.0f", false)
+	row("wire B/msg", func(r loadtest.Report) float64 { return r.WireBytesPerMsg }, "%.1f", true)
+	row("server CPU µs/msg", func(r loadtest.Report) float64 { return r.ServerCPUPerMsgUS }, "%.3f", true)
 	tw.Flush()
 	for _, r := range reps {
 		if len(r.NodeP99) > 0 {
