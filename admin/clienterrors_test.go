@@ -299,7 +299,7 @@ func TestHealthFollowsDecodeErrors(t *testing.T) {
 	})
 	reject := func(n int) {
 		for i := 0; i < n; i++ {
-			if err := e.in.Output(context.Background(), dataflow.MarketData{Symbol: "BTC/USDT", Type: "trade", Timestamp: 1, Data: []byte(`{}`)}); !errors.Is(err, dataflow.ErrInvalid) {
+			if err := e.in.Output(context.Background(), dataflow.MarketData{Exchange: "binance", Symbol: strings.Repeat("S", dataflow.MaxFieldLen+1), Type: "trade", Timestamp: 1, Data: []byte(`{}`)}); !errors.Is(err, dataflow.ErrInvalid) {
 				t.Fatalf("invalid message accepted: %v", err)
 			}
 		}
