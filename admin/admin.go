@@ -26,6 +26,10 @@ type MetricsSource interface {
 	Metrics() proxy.Metrics
 	LatencyBuckets() histogram.Buckets
 	MemoryLevel() string
+	// ClientErrors counts client-caused events by reason; ErrorBudgetCloses
+	// the clients closed for too many bad frames.
+	ClientErrors() map[string]uint64
+	ErrorBudgetCloses() uint64
 }
 
 // ConnectionSource lists and closes connections.
@@ -41,6 +45,7 @@ type Lifecycle interface {
 	DrainState() proxy.DrainStatus
 	Draining() bool
 	Accepting() bool
+	Readiness() proxy.Readiness
 	Flush() pool.FlushResult
 }
 
@@ -89,7 +94,7 @@ func (a *API) routes() map[string]fasthttp.RequestHandler {
 		"/api/websocket/health":      a.get(a.health),
 		"/api/websocket/metrics":     a.get(a.metrics),
 		"/api/websocket/status":      a.get(a.status),
-		"/api/websocket/connections": a.get(a.connections),
+		"/api/websocket/connections": a.get(a.perClient(a.connections)),
 		"/api/websocket/flush":       a.post(a.mutating(a.flush)),
 		"/api/websocket/drain":       a.drainRoute(),
 		"/metrics":                   a.get(a.prometheus),

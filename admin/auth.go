@@ -15,6 +15,21 @@ import (
 // loopback callers are served (403 otherwise), so that an exposed port
 // cannot be used to drain the node.
 func (a *API) mutating(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return a.credentialed(h, "mutating admin calls are accepted from loopback only unless admin.token is set")
+}
+
+// perClient guards the reads that reveal individual clients (the
+// connection listing and one connection: ids, addresses, counters) by the
+// rule of the mutating calls. Aggregate figures (stats, health, metrics,
+// status, /metrics, the probes) stay open, as the legacy API's were.
+func (a *API) perClient(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return a.credentialed(h, "per-client admin reads are accepted from loopback only unless admin.token is set")
+}
+
+// credentialed serves h to callers holding the admin credential: the
+// bearer token when admin.token is set, a loopback address when it is not.
+// refusal is the 403 message for a non-loopback caller without a token.
+func (a *API) credentialed(h fasthttp.RequestHandler, refusal string) fasthttp.RequestHandler {
 	var want [sha256.Size]byte
 	if a.cfg.Token != "" {
 		want = sha256.Sum256([]byte(a.cfg.Token))
@@ -33,7 +48,7 @@ func (a *API) mutating(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 			}
 		} else if !isLoopback(ctx.RemoteIP()) {
 			a.log.Warn().Str("remote", ctx.RemoteIP().String()).Str("path", string(ctx.Path())).Msg("admin call refused: not loopback and no admin.token")
-			writeError(ctx, fasthttp.StatusForbidden, "mutating admin calls are accepted from loopback only unless admin.token is set")
+			writeError(ctx, fasthttp.StatusForbidden, refusal)
 			return
 		}
 		h(ctx)

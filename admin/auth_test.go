@@ -4,31 +4,38 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"wsproxy/admin"
 	"wsproxy/dataflow"
+	"wsproxy/internal/wstest"
+	"wsproxy/pool"
 	"wsproxy/proxy"
 )
 
 // TestTokenGuardsMutatingCalls: with admin.token set, flush, drain and kick
-// need the bearer token; read-only endpoints do not.
+// need the bearer token, and so do the per-client reads (the connection
+// listing and one connection); aggregate read-only endpoints do not.
 func TestTokenGuardsMutatingCalls(t *testing.T) {
 	const token = "s3cret-token"
 	e := start(t, func(c *proxy.Config) { c.Admin.Token = token })
 	c := e.dial(t)
 	var page proxy.ConnectionPage
-	getJSON(t, e.url("/api/websocket/connections"), &page)
+	call(t, http.MethodGet, e.url("/api/websocket/connections"), token, "", &page)
 	id := page.Connections[0].ID
 	calls := []struct{ method, path string }{
 		{http.MethodPost, "/api/websocket/flush"},
 		{http.MethodDelete, "/api/websocket/connections/" + id},
 		{http.MethodPost, "/api/websocket/drain"},
+		{http.MethodGet, "/api/websocket/connections"},
+		{http.MethodGet, "/api/websocket/connections/" + id},
 	}
 	for _, cl := range calls {
 		for _, bad := range []string{"", "wrong", token + "x", token[:5]} {
@@ -54,14 +61,18 @@ func TestTokenGuardsMutatingCalls(t *testing.T) {
 	if e.srv.Draining() || e.srv.Pool().Len() != 1 {
 		t.Fatal("a refused call had an effect")
 	}
-	// Read-only calls need no token.
-	for _, p := range []string{"/api/websocket/stats", "/api/websocket/health", "/api/websocket/metrics", "/api/websocket/connections", "/api/websocket/drain"} {
+	// Aggregate read-only calls need no token.
+	for _, p := range []string{"/api/websocket/stats", "/api/websocket/health", "/api/websocket/metrics", "/api/websocket/status", "/api/websocket/drain", "/livez", "/readyz"} {
 		if code := getJSON(t, e.url(p), &map[string]any{}); code != 200 {
 			t.Fatalf("GET %s without token: %d", p, code)
 		}
 	}
 	// With the token every call goes through.
 	var v map[string]any
+	var ci proxy.ConnInfo
+	if code := call(t, http.MethodGet, e.url("/api/websocket/connections/"+id), token, "", &ci); code != 200 || ci.ID != id {
+		t.Fatalf("connection with token: %d %+v", code, ci)
+	}
 	if code := call(t, http.MethodPost, e.url("/api/websocket/flush"), token, "", &v); code != 200 {
 		t.Fatalf("flush with token: %d %v", code, v)
 	}
@@ -126,6 +137,11 @@ func TestNoTokenRefusesRemoteMutatingCalls(t *testing.T) {
 		{"remote ipv6 flush", "2001:db8::1", "POST", "/api/websocket/flush", 403},
 		{"remote reads stats", "203.0.113.7", "GET", "/api/websocket/stats", 200},
 		{"remote reads metrics", "203.0.113.7", "GET", "/metrics", 200},
+		{"remote lists connections", "203.0.113.7", "GET", "/api/websocket/connections", 403},
+		{"remote reads a connection", "10.1.2.3", "GET", "/api/websocket/connections/x", 403},
+		{"remote ipv6 lists connections", "2001:db8::1", "HEAD", "/api/websocket/connections", 403},
+		{"loopback lists connections", "127.0.0.1", "GET", "/api/websocket/connections", 200},
+		{"loopback ipv6 reads unknown connection", "::1", "GET", "/api/websocket/connections/x", 404},
 		{"loopback flush", "127.0.0.1", "POST", "/api/websocket/flush", 200},
 		{"loopback ipv6 kick of unknown", "::1", "DELETE", "/api/websocket/connections/x", 404},
 	}
@@ -154,4 +170,79 @@ func TestTokenAcceptsRemoteCallers(t *testing.T) {
 	if code := doInmemory(t, hc, "POST", "/api/websocket/drain", "tok"); code != 200 || !srv.Draining() {
 		t.Fatalf("remote with token: %d", code)
 	}
+}
+
+// TestPerClientReadsFromRemote calls every read endpoint from non-loopback
+// addresses (an in-memory listener reporting them as the peer) with a live
+// client connected: the aggregate ones answer, the per-client ones (which
+// reveal ids, addresses and counters) need the admin credential, and never
+// leak the client's details in their refusal.
+func TestPerClientReadsFromRemote(t *testing.T) {
+	for _, token := range []string{"", "tok"} {
+		t.Run("token="+token, func(t *testing.T) {
+			srv, client := inmemory(t, token)
+			hc := client("198.51.100.20")
+			in := srv.Sources()[0].(*dataflow.InProcess)
+			wstest.Eventually(t, wait, "source attached", func() bool { return in.Status().Connected })
+			done := wsInmemory(t, client("198.51.100.30"))
+			defer done()
+			var id string
+			wstest.Eventually(t, wait, "client listed", func() bool {
+				srv.Pool().Each(func(c *pool.Conn) { id = c.ID() })
+				return id != ""
+			})
+			for _, p := range []string{"/api/websocket/stats", "/api/websocket/health", "/api/websocket/metrics", "/api/websocket/status", "/metrics", "/livez", "/readyz"} {
+				if code, _ := getInmemory(t, hc, p, ""); code != 200 {
+					t.Fatalf("GET %s from remote: %d", p, code)
+				}
+			}
+			refused := map[string]int{"": 403, "tok": 401}[token]
+			for _, p := range []string{"/api/websocket/connections", "/api/websocket/connections/" + id} {
+				code, body := getInmemory(t, hc, p, "")
+				if code != refused || strings.Contains(body, id) || strings.Contains(body, "198.51.100.30") {
+					t.Fatalf("GET %s from remote without credential: %d %s", p, code, body)
+				}
+				if token == "" {
+					continue
+				}
+				if code, body := getInmemory(t, hc, p, token); code != 200 || !strings.Contains(body, "198.51.100.30") {
+					t.Fatalf("GET %s from remote with the token: %d %s", p, code, body)
+				}
+			}
+		})
+	}
+}
+
+func getInmemory(t *testing.T, hc *fasthttp.HostClient, path, token string) (int, string) {
+	t.Helper()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://wsproxy" + path)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if err := hc.DoTimeout(req, resp, wait); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode(), string(resp.Body())
+}
+
+// wsInmemory opens a WebSocket over hc's in-memory dialer (so that the
+// server sees hc's remote address) and reads its frames until done.
+func wsInmemory(t *testing.T, hc *fasthttp.HostClient) func() {
+	t.Helper()
+	d := websocket.Dialer{NetDial: func(string, string) (net.Conn, error) { return hc.Dial("wsproxy") }, HandshakeTimeout: wait}
+	c, _, err := d.Dial("ws://wsproxy/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	return func() { _ = c.Close() }
 }

@@ -16,6 +16,7 @@ const (
 
 // connections answers GET /api/websocket/connections?offset=&limit=: live
 // connections, oldest first, limit 100 by default and 1000 at most.
+// Per-client: served behind perClient.
 func (a *API) connections(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
 	offset, ok := intArg(ctx, args.Peek("offset"), "offset", 0, 1<<31-1, 0)
@@ -41,8 +42,9 @@ func intArg(ctx *fasthttp.RequestCtx, v []byte, name string, lo, hi, def int) (i
 	return n, true
 }
 
-// connection serves /api/websocket/connections/{id}: GET describes it,
-// DELETE closes it with 1000 after its pending frames (mutating).
+// connection serves /api/websocket/connections/{id}: GET describes it
+// (per-client: admin credential), DELETE closes it with 1000 after its
+// pending frames (mutating).
 func (a *API) connection(ctx *fasthttp.RequestCtx) {
 	id := string(ctx.Path()[len(connectionsPrefix):])
 	if id == "" {
@@ -51,12 +53,14 @@ func (a *API) connection(ctx *fasthttp.RequestCtx) {
 	}
 	switch {
 	case ctx.IsGet() || ctx.IsHead():
-		ci, ok := a.p.Connection(id)
-		if !ok {
-			writeError(ctx, fasthttp.StatusNotFound, "no connection "+strconv.Quote(id))
-			return
-		}
-		writeJSON(ctx, fasthttp.StatusOK, ci)
+		a.perClient(func(ctx *fasthttp.RequestCtx) {
+			ci, ok := a.p.Connection(id)
+			if !ok {
+				writeError(ctx, fasthttp.StatusNotFound, "no connection "+strconv.Quote(id))
+				return
+			}
+			writeJSON(ctx, fasthttp.StatusOK, ci)
+		})(ctx)
 	case ctx.IsDelete():
 		a.mutating(func(ctx *fasthttp.RequestCtx) {
 			if !a.p.CloseConnection(id, closeNormal, kickReason) {

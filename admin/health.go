@@ -28,21 +28,13 @@ func (a *API) livez(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, fasthttp.StatusOK, probe{Status: "alive"})
 }
 
-// readyz answers 503 while draining or shutting down (new WebSocket upgrades
-// are refused then) and while unhealthy, so that a load balancer sends new
-// clients elsewhere; 200 otherwise.
+// readyz answers 503 when the node cannot serve new clients: draining or
+// shutting down, memory critical, or (health.ready_requires_source) no
+// source connected; 200 otherwise (proxy.Server.Readiness). Latency, error
+// rates and anything clients send never make it 503.
 func (a *API) readyz(ctx *fasthttp.RequestCtx) {
-	var reasons []string
-	if a.p.Draining() {
-		reasons = append(reasons, "draining")
-	} else if !a.p.Accepting() {
-		reasons = append(reasons, "shutting down")
-	}
-	if h := a.p.Stats().Health; h.Status == proxy.StatusUnhealthy {
-		reasons = append(reasons, h.Reasons...)
-	}
-	if len(reasons) > 0 {
-		writeJSON(ctx, fasthttp.StatusServiceUnavailable, probe{Status: "not ready", Reason: reasons})
+	if r := a.p.Readiness(); !r.Ready {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, probe{Status: "not ready", Reason: r.Reasons})
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, probe{Status: "ready"})

@@ -59,8 +59,8 @@ func TestHealthFollowsDeliveryLatency(t *testing.T) {
 	if code != 503 || h.Status != "unhealthy" || !hasReason(h, "latency") {
 		t.Fatalf("after 10s deliveries: %d %+v", code, h)
 	}
-	if ready(t, e) != 503 {
-		t.Fatal("unhealthy must not be ready")
+	if ready(t, e) != 200 {
+		t.Fatal("a latency figure must not make the node unready")
 	}
 	// Once the slow deliveries leave the window, fresh ones are healthy.
 	wstest.Eventually(t, 10*time.Second, "recovery", func() bool {
@@ -89,44 +89,6 @@ func hasReason(h proxy.HealthStatus, word string) bool {
 		}
 	}
 	return false
-}
-
-// TestHealthFollowsErrorRate counts client protocol errors against the
-// messages forwarded in the window.
-func TestHealthFollowsErrorRate(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
-		c.Metrics.Window = time.Minute
-		c.Queue.MaxMessages = 1000
-		c.Health.LatencyDegraded, c.Health.LatencyUnhealthy = time.Hour, time.Hour // not under test
-	})
-	c := e.dial(t)
-	// Errors alone, below min_events, are not judged.
-	for i := 0; i < 3; i++ {
-		c.Send(t, `not json`) // answered with an error, and counted
-		c.NextOfType(t, "error", wait)
-	}
-	if _, h := health(t, e); h.Status != "healthy" {
-		t.Fatalf("3 errors on an idle node: %+v", h)
-	}
-	e.publish(t, 197, 0)
-	receive(t, c, 197)
-	// 3 errors / 200 events = 1.5 %: degraded.
-	if code, h := health(t, e); code != 200 || h.Status != "degraded" || !hasReason(h, "error rate") || h.Performance.ErrorRate != 0.015 {
-		t.Fatalf("1.5%% errors: %d %+v", code, h)
-	}
-	for i := 0; i < 12; i++ {
-		c.Send(t, `not json`)
-		c.NextOfType(t, "error", wait)
-	}
-	// 15 / 212 = 7 %: unhealthy.
-	if code, h := health(t, e); code != 503 || h.Status != "unhealthy" || !hasReason(h, "error rate") {
-		t.Fatalf("7%% errors: %d %+v", code, h)
-	}
-	var m proxy.Metrics
-	getJSON(t, e.url("/api/websocket/metrics"), &m)
-	if !near(m.Throughput.ErrorRate, 15.0/212, 1e-9) {
-		t.Fatalf("metrics error rate %v", m.Throughput.ErrorRate)
-	}
 }
 
 // TestHealthFollowsMemoryLevel uses the memory monitor hook: elevated is

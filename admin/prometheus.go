@@ -61,6 +61,7 @@ type collector struct {
 	srcUp, srcReceived, srcRejected, srcDropped           *prometheus.Desc
 	srcGaps, srcSlow                                      *prometheus.Desc
 	heap, memLevel, health, draining                      *prometheus.Desc
+	serverErrors, budgetCloses                            *prometheus.Desc
 	connMax, memUsage, memThreshold, slowCloses           *prometheus.Desc
 }
 
@@ -73,7 +74,7 @@ func newCollector(p Provider) *collector {
 		connActive:   d("connections_active", "Live WebSocket connections."),
 		connTotal:    d("connections_total", "WebSocket connections accepted since start."),
 		connErrors:   d("connection_errors_total", "Connections ended by a failed socket write."),
-		clientErrors: d("client_errors_total", "Client messages answered with an error (bad JSON, bad filter, limits)."),
+		clientErrors: d("client_errors_total", "Client-caused events by reason (bad frames, unknown types, invalid filters, rate-limit hits, auth and origin refusals, resets); never part of health.", "reason"),
 		subs:         d("subscriptions_active", "Filters and channel subscriptions held by live connections."),
 		forwarded:    d("messages_forwarded_total", "Pipeline messages dispatched (once per message, whatever the number of recipients)."),
 		sent:         d("messages_sent_total", "Data frames written to client sockets (once per recipient)."),
@@ -94,6 +95,8 @@ func newCollector(p Provider) *collector {
 		memLevel:     d("memory_level", "Memory monitor level: 0 normal, 1 elevated, 2 critical."),
 		health:       d("health_status", "Health: 0 healthy, 1 degraded, 2 unhealthy."),
 		draining:     d("draining", "1 once a drain has started."),
+		serverErrors: d("server_errors_total", "Server-side failures, the numerator of the health error rate, by kind.", "kind"),
+		budgetCloses: d("error_budget_closes_total", "Clients closed with 1008 for more than limits.max_bad_frames_per_minute bad frames."),
 		connMax:      d("connections_max", "Configured connection capacity (max_connections)."),
 		memUsage:     d("memory_usage_bytes", "Memory the monitor compares with its threshold: Go heap plus queued bytes, at its last sample."),
 		memThreshold: d("memory_threshold_bytes", "Memory monitor threshold (memory.threshold); absent when the monitor is off."),
@@ -109,6 +112,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.dispDropped, c.dispQueue, c.shed, c.latency,
 		c.srcUp, c.srcReceived, c.srcRejected, c.srcDropped, c.srcGaps, c.srcSlow,
 		c.heap, c.memLevel, c.health, c.draining,
+		c.serverErrors, c.budgetCloses,
 		c.connMax, c.memUsage, c.memThreshold, c.slowCloses,
 	} {
 		ch <- d
@@ -132,7 +136,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.connActive, float64(st.Connection.ActiveConnections))
 	counter(c.connTotal, st.Connection.TotalConnections)
 	counter(c.connErrors, st.Pool.ErrorConnections)
-	counter(c.clientErrors, st.Connection.ErrorsEncountered)
+	for reason, n := range c.p.ClientErrors() {
+		counter(c.clientErrors, n, reason)
+	}
+	counter(c.budgetCloses, c.p.ErrorBudgetCloses())
+	counter(c.serverErrors, st.Pool.ServerWriteErrors, "socket_write")
+	counter(c.serverErrors, st.Dataflow.Dropped, "dispatch_dropped")
+	counter(c.serverErrors, st.Connection.InternalErrors, "internal")
 	gauge(c.subs, float64(st.Connection.TotalSubscriptions))
 	counter(c.forwarded, st.Connection.MessagesForwarded)
 	counter(c.sent, st.Pool.TotalMessagesSent)

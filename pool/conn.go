@@ -316,6 +316,7 @@ func (c *Conn) writeLoop() {
 			c.mu.Unlock()
 			if !aborted {
 				p.errorConns.Add(1)
+				p.countWriteFailure(err)
 				c.errs.Add(1)
 			}
 			c.abort()

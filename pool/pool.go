@@ -137,6 +137,9 @@ type Pool struct {
 	slowClosed   atomic.Uint64
 	slowLog      rateLimit
 
+	// errorConns by cause (writefail.go)
+	writeResets, writeTimeouts, writeServer atomic.Uint64
+
 	bufs sync.Pool
 
 	zstats  deflateStats // deflate.go
@@ -357,6 +360,13 @@ type Stats struct {
 	// SlowConsumerCloses counts connections closed with 1008 "Slow consumer".
 	SlowConsumerCloses uint64      `json:"slowConsumerCloses"`
 	Memory             MemoryStats `json:"memory"`
+
+	// ErrorConnections by cause: the client reset or closed the connection
+	// under a write, the client stopped reading past the write deadline, or
+	// the server failed (anything else). Only the last is a server failure.
+	ClientResets      uint64 `json:"clientResets"`
+	WriteTimeouts     uint64 `json:"writeTimeouts"`
+	ServerWriteErrors uint64 `json:"serverWriteErrors"`
 }
 
 // Stats returns current counters.
@@ -373,6 +383,7 @@ func (p *Pool) Stats() Stats {
 		Shed:              make(map[string]uint64, numReasons),
 	}
 	s.SlowConsumerCloses, s.Memory = p.slowClosed.Load(), p.MemoryStats()
+	s.ClientResets, s.WriteTimeouts, s.ServerWriteErrors = p.writeResets.Load(), p.writeTimeouts.Load(), p.writeServer.Load()
 	if n := p.latencyCount.Load(); n > 0 {
 		s.AvgLatencyMs = float64(p.latencySum.Load()) / float64(n) / 1e6
 	}

@@ -191,6 +191,12 @@ type LimitsConfig struct {
 	// may send, after its RATE_LIMIT_EXCEEDED error and before it is back
 	// under the rate, until it is closed with 1008. 0: 20.
 	RateLimitGrace int `yaml:"rate_limit_grace"`
+	// MaxBadFramesPerMinute is each connection's budget of bad frames (not
+	// JSON, unknown types, invalid filters, over-limit filters, binary
+	// frames), as a token bucket of this many refilled over a minute: a
+	// client beyond it is closed with 1008 "Too many invalid messages" and
+	// counted. 0: 60; negative: no limit.
+	MaxBadFramesPerMinute int `yaml:"max_bad_frames_per_minute"`
 	// HandshakeTimeout bounds reading one HTTP request, the WebSocket upgrade
 	// included (slow clients that trickle headers are cut off). 0: 10s.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`

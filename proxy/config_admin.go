@@ -14,8 +14,11 @@ type AdminConfig struct {
 	// the legacy /api/websocket/status. "": everything on Listen.
 	Listen string `yaml:"listen"`
 	// Token, when set, is required as "Authorization: Bearer <token>" by the
-	// mutating calls (flush, drain, closing a connection). "": those calls
-	// are accepted from loopback addresses only.
+	// mutating calls (flush, drain, closing a connection) and by the reads
+	// that reveal individual clients (the connection listing, one
+	// connection). "": those calls are accepted from loopback addresses only.
+	// Aggregate reads (stats, health, metrics, status, /metrics, probes) never
+	// need it.
 	Token string `yaml:"token"`
 	// DrainWindow is how long POST /api/websocket/drain spreads the closing
 	// of clients over when the request names no window. 0: 30s.
@@ -28,26 +31,44 @@ type AdminConfig struct {
 // UIEnabled reports whether the /admin/ page is served.
 func (a AdminConfig) UIEnabled() bool { return a.UI == nil || *a.UI }
 
-// HealthConfig holds the thresholds of GET /api/websocket/health. Latency is
-// the average ingest-to-socket-write time and the error rate is errors /
-// (messages + errors), both over Metrics.Window.
+// HealthConfig holds the thresholds of GET /api/websocket/health, judged
+// over Metrics.Window, and the readiness rule of /readyz. Health reflects
+// the node only: what clients send (bad frames, unknown types, invalid
+// filters, rate-limit hits, auth and origin refusals, resets) is counted in
+// client_errors_total{reason} and never moves it.
 type HealthConfig struct {
 	// LatencyDegraded: above it, degraded. 0: 15ms.
 	LatencyDegraded time.Duration `yaml:"latency_degraded"`
 	// LatencyUnhealthy: above it, unhealthy. 0: 30ms.
 	LatencyUnhealthy time.Duration `yaml:"latency_unhealthy"`
-	// ErrorRateDegraded (a fraction, 0.01 = 1 %): above it, degraded. 0: 0.01.
+	// ErrorRateDegraded (a fraction, 0.01 = 1 %) of server-side failures:
+	// socket writes that failed for the server's own reasons (not a client
+	// reset or a client that stopped reading), internal errors and messages
+	// the dispatcher dropped, over pipeline messages forwarded + those
+	// failures. Above it, degraded. 0: 0.01.
 	ErrorRateDegraded float64 `yaml:"error_rate_degraded"`
-	// ErrorRateUnhealthy: above it, unhealthy. 0: 0.05.
+	// ErrorRateUnhealthy: the same rate; above it, unhealthy. 0: 0.05.
 	ErrorRateUnhealthy float64 `yaml:"error_rate_unhealthy"`
-	// MinEvents is how many messages + errors the window must hold before
-	// the error rate is judged, so that one bad client message on an idle
-	// node does not flip it. 0: 100.
+	// DecodeErrorRateDegraded (a fraction) of source messages that could not
+	// be decoded (rejected / (received + rejected), all sources): above it,
+	// degraded. 0: 0.01.
+	DecodeErrorRateDegraded float64 `yaml:"decode_error_rate_degraded"`
+	// DecodeErrorRateUnhealthy: the same rate; above it, unhealthy. 0: 0.25.
+	DecodeErrorRateUnhealthy float64 `yaml:"decode_error_rate_unhealthy"`
+	// MinEvents is how many events the window must hold before a rate is
+	// judged (forwarded messages + server failures for the error rate,
+	// source messages for the decode error rate), so that one failure on an
+	// idle node does not flip it. 0: 100.
 	MinEvents int `yaml:"min_events"`
 	// SourceDownUnhealthyAfter: a source disconnected for longer than this
 	// turns health from "degraded" to "unhealthy" (HTTP 503 on
 	// /api/websocket/health). 0: 60s.
 	SourceDownUnhealthyAfter time.Duration `yaml:"source_down_unhealthy_after"`
+	// ReadyRequiresSource: /readyz answers 503 while no source is connected
+	// (a node with sources configured but none up has nothing to serve).
+	// Otherwise readiness is only: accepting (no drain, no shutdown) and
+	// memory below critical. nil (absent): true.
+	ReadyRequiresSource *bool `yaml:"ready_requires_source"`
 }
 
 // MetricsConfig configures the sliding window of rates and windowed latency.
@@ -73,6 +94,12 @@ func (c *Config) applyAdminDefaults() {
 	if c.Health.ErrorRateUnhealthy <= 0 {
 		c.Health.ErrorRateUnhealthy = 0.05
 	}
+	defFloat(&c.Health.DecodeErrorRateDegraded, 0.01)
+	defFloat(&c.Health.DecodeErrorRateUnhealthy, 0.25)
+	if c.Health.ReadyRequiresSource == nil {
+		on := true
+		c.Health.ReadyRequiresSource = &on
+	}
 	defInt(&c.Health.MinEvents, 100)
 	defDur(&c.Metrics.Window, 10*time.Second)
 }
@@ -85,6 +112,9 @@ func (c *Config) validateAdmin() []error {
 	}
 	if h.ErrorRateDegraded > h.ErrorRateUnhealthy || h.ErrorRateUnhealthy > 1 {
 		errs = append(errs, fmt.Errorf("health error rates: want 0 < error_rate_degraded (%g) <= error_rate_unhealthy (%g) <= 1", h.ErrorRateDegraded, h.ErrorRateUnhealthy))
+	}
+	if h.DecodeErrorRateDegraded > h.DecodeErrorRateUnhealthy || h.DecodeErrorRateUnhealthy > 1 {
+		errs = append(errs, fmt.Errorf("health decode error rates: want 0 < decode_error_rate_degraded (%g) <= decode_error_rate_unhealthy (%g) <= 1", h.DecodeErrorRateDegraded, h.DecodeErrorRateUnhealthy))
 	}
 	if c.Metrics.Window < 100*time.Millisecond {
 		errs = append(errs, fmt.Errorf("metrics.window (%s) must be at least 100ms", c.Metrics.Window))

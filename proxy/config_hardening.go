@@ -79,6 +79,9 @@ func (c *Config) applyHardeningDefaults() {
 	}
 	defInt(&l.RateLimitGrace, 20)
 	defInt(&l.StatsCost, 10)
+	if l.MaxBadFramesPerMinute == 0 {
+		l.MaxBadFramesPerMinute = 60 // negative: no budget
+	}
 	defDur(&l.HandshakeTimeout, 10*time.Second)
 	if c.Auth.Mode == "" {
 		c.Auth.Mode = AuthNone

@@ -49,8 +49,6 @@ type guard struct {
 	param    string
 	tls      *tls.Config
 	rejected map[string]*atomic.Uint64
-	// rateLimited counts client messages refused by limits.message_rate.
-	rateLimited atomic.Uint64
 
 	mu        sync.Mutex
 	ips       map[string]*ipState

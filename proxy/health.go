@@ -25,10 +25,15 @@ type HealthInputs struct {
 	// AvgLatency is the average ingest-to-socket-write latency; 0 when
 	// nothing was delivered.
 	AvgLatency time.Duration
-	// ErrorRate is errors / (messages + errors); judged only when Events
-	// reaches HealthConfig.MinEvents.
+	// ErrorRate is server-side failures / (messages forwarded + those
+	// failures); judged only when Events reaches HealthConfig.MinEvents.
+	// Client errors are not inputs at all.
 	ErrorRate float64
 	Events    uint64
+	// DecodeErrorRate is rejected / (received + rejected) source messages;
+	// judged only when DecodeEvents reaches HealthConfig.MinEvents.
+	DecodeErrorRate float64
+	DecodeEvents    uint64
 	// MemoryLevel is MemoryNormal, MemoryElevated or MemoryCritical.
 	MemoryLevel string
 	// SourcesDown names the sources that are not connected.
@@ -58,9 +63,17 @@ func (c HealthConfig) Evaluate(in HealthInputs) (status string, reasons []string
 	if in.Events >= uint64(c.MinEvents) {
 		switch {
 		case in.ErrorRate > c.ErrorRateUnhealthy:
-			flag(unhealthy, "error rate %.2f%% above %.2f%%", in.ErrorRate*100, c.ErrorRateUnhealthy*100)
+			flag(unhealthy, "server error rate %.2f%% above %.2f%%", in.ErrorRate*100, c.ErrorRateUnhealthy*100)
 		case in.ErrorRate > c.ErrorRateDegraded:
-			flag(degraded, "error rate %.2f%% above %.2f%%", in.ErrorRate*100, c.ErrorRateDegraded*100)
+			flag(degraded, "server error rate %.2f%% above %.2f%%", in.ErrorRate*100, c.ErrorRateDegraded*100)
+		}
+	}
+	if in.DecodeEvents >= uint64(c.MinEvents) {
+		switch {
+		case in.DecodeErrorRate > c.DecodeErrorRateUnhealthy:
+			flag(unhealthy, "source decode error rate %.2f%% above %.2f%%", in.DecodeErrorRate*100, c.DecodeErrorRateUnhealthy*100)
+		case in.DecodeErrorRate > c.DecodeErrorRateDegraded:
+			flag(degraded, "source decode error rate %.2f%% above %.2f%%", in.DecodeErrorRate*100, c.DecodeErrorRateDegraded*100)
 		}
 	}
 	switch in.MemoryLevel {
@@ -100,3 +113,44 @@ func (s *Server) MemoryLevel() string {
 // Accepting reports whether new WebSocket upgrades are accepted: false once
 // a drain or the shutdown has started.
 func (s *Server) Accepting() bool { return s.accepting.Load() }
+
+// Readiness is the answer of /readyz: whether the node can serve new
+// clients, and why not.
+type Readiness struct {
+	Ready   bool
+	Reasons []string
+}
+
+// Readiness reports whether the node can serve new clients: it accepts
+// upgrades (no drain, no shutdown), its memory level is below critical and,
+// with health.ready_requires_source (the default), at least one of its
+// sources is connected (a node without any source is not judged on it).
+// Nothing a client sends and no latency or error-rate figure enters it:
+// those are health's business, and taking a node out of rotation for them
+// would let one client take every node out in turn.
+func (s *Server) Readiness() Readiness {
+	var r Readiness
+	switch {
+	case s.Draining():
+		r.Reasons = append(r.Reasons, "draining")
+	case !s.Accepting():
+		r.Reasons = append(r.Reasons, "shutting down")
+	}
+	if s.MemoryLevel() == MemoryCritical {
+		r.Reasons = append(r.Reasons, "memory level critical")
+	}
+	if *s.cfg.Health.ReadyRequiresSource && len(s.sources) > 0 {
+		up := false
+		for _, src := range s.sources {
+			if src.Stats().Connected {
+				up = true
+				break
+			}
+		}
+		if !up {
+			r.Reasons = append(r.Reasons, "no source connected")
+		}
+	}
+	r.Ready = len(r.Reasons) == 0
+	return r
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,12 @@ func TestHealthThresholdDefaults(t *testing.T) {
 		{"errors 5.1%", proxy.HealthInputs{ErrorRate: 0.051, Events: 1000}, "unhealthy"},
 		{"errors 50% of 99 events", proxy.HealthInputs{ErrorRate: 0.5, Events: 99}, "healthy"},
 		{"errors 50% of 100 events", proxy.HealthInputs{ErrorRate: 0.5, Events: 100}, "unhealthy"},
+		{"decode errors 1%", proxy.HealthInputs{DecodeErrorRate: 0.01, DecodeEvents: 1000}, "healthy"},
+		{"decode errors 1.1%", proxy.HealthInputs{DecodeErrorRate: 0.011, DecodeEvents: 1000}, "degraded"},
+		{"decode errors 25%", proxy.HealthInputs{DecodeErrorRate: 0.25, DecodeEvents: 1000}, "degraded"},
+		{"decode errors 25.1%", proxy.HealthInputs{DecodeErrorRate: 0.251, DecodeEvents: 1000}, "unhealthy"},
+		{"decode errors 50% of 99 messages", proxy.HealthInputs{DecodeErrorRate: 0.5, DecodeEvents: 99}, "healthy"},
+		{"decode events do not judge the error rate", proxy.HealthInputs{ErrorRate: 0.5, DecodeEvents: 1000}, "healthy"},
 		{"memory normal", proxy.HealthInputs{MemoryLevel: "normal"}, "healthy"},
 		{"memory elevated", proxy.HealthInputs{MemoryLevel: "elevated"}, "degraded"},
 		{"memory critical", proxy.HealthInputs{MemoryLevel: "critical"}, "unhealthy"},
@@ -62,16 +69,18 @@ func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	on := true
 	want := proxy.Config{}
 	want.Admin.DrainWindow = 30 * time.Second
 	want.Health = proxy.HealthConfig{LatencyDegraded: 15 * time.Millisecond, LatencyUnhealthy: 30 * time.Millisecond,
-		ErrorRateDegraded: 0.01, ErrorRateUnhealthy: 0.05, MinEvents: 100, SourceDownUnhealthyAfter: time.Minute}
+		ErrorRateDegraded: 0.01, ErrorRateUnhealthy: 0.05, DecodeErrorRateDegraded: 0.01, DecodeErrorRateUnhealthy: 0.25,
+		MinEvents: 100, SourceDownUnhealthyAfter: time.Minute, ReadyRequiresSource: &on}
 	want.Metrics.Window = 10 * time.Second
 	if cfg.Admin.UI == nil || !*cfg.Admin.UI {
 		t.Fatalf("admin.ui defaults to %v, want true", cfg.Admin.UI)
 	}
 	cfg.Admin.UI = nil
-	if cfg.Admin != want.Admin || cfg.Health != want.Health || cfg.Metrics != want.Metrics {
+	if cfg.Admin != want.Admin || !reflect.DeepEqual(cfg.Health, want.Health) || cfg.Metrics != want.Metrics {
 		t.Fatalf("defaults: %+v %+v %+v", cfg.Admin, cfg.Health, cfg.Metrics)
 	}
 	shipped, err := proxy.LoadConfig("../config.yaml")
@@ -82,7 +91,7 @@ func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
 		t.Fatalf("config.yaml: admin.ui %v, want true", shipped.Admin.UI)
 	}
 	shipped.Admin.UI = nil
-	if shipped.Admin != want.Admin || shipped.Health != want.Health || shipped.Metrics != want.Metrics {
+	if shipped.Admin != want.Admin || !reflect.DeepEqual(shipped.Health, want.Health) || shipped.Metrics != want.Metrics {
 		t.Fatalf("config.yaml disagrees with the defaults: %+v %+v %+v", shipped.Admin, shipped.Health, shipped.Metrics)
 	}
 
@@ -90,6 +99,8 @@ func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
 		{"latency thresholds inverted", "health: {latency_degraded: 50ms, latency_unhealthy: 20ms}\n", "latency_degraded"},
 		{"error rates inverted", "health: {error_rate_degraded: 0.2, error_rate_unhealthy: 0.1}\n", "error_rate"},
 		{"error rate above 1", "health: {error_rate_unhealthy: 2}\n", "error_rate"},
+		{"decode error rates inverted", "health: {decode_error_rate_degraded: 0.5, decode_error_rate_unhealthy: 0.3}\n", "decode_error_rate"},
+		{"decode error rate above 1", "health: {decode_error_rate_unhealthy: 1.5}\n", "decode_error_rate"},
 		{"window too short", "metrics: {window: 10ms}\n", "metrics.window"},
 		{"token with space", "admin: {token: \"a b\"}\n", "admin.token"},
 		{"admin listen equals listen", "listen: \":9000\"\nadmin: {listen: \":9000\"}\n", "admin.listen"},
@@ -114,9 +125,15 @@ func TestAdminConfigFromEnv(t *testing.T) {
 	t.Setenv("WSPROXY_ADMIN_LISTEN", "127.0.0.1:9100")
 	t.Setenv("WSPROXY_HEALTH_ERROR_RATE_DEGRADED", "0.02")
 	t.Setenv("WSPROXY_METRICS_WINDOW", "1m")
+	t.Setenv("WSPROXY_HEALTH_READY_REQUIRES_SOURCE", "false")
+	t.Setenv("WSPROXY_HEALTH_DECODE_ERROR_RATE_UNHEALTHY", "0.5")
+	t.Setenv("WSPROXY_LIMITS_MAX_BAD_FRAMES_PER_MINUTE", "120")
 	cfg, err := proxy.LoadConfig("")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if *cfg.Health.ReadyRequiresSource || cfg.Health.DecodeErrorRateUnhealthy != 0.5 || cfg.Limits.MaxBadFramesPerMinute != 120 {
+		t.Fatalf("env not applied: %+v %+v", cfg.Health, cfg.Limits)
 	}
 	if cfg.Admin.Token != "abc" || cfg.Admin.Listen != "127.0.0.1:9100" || cfg.Health.ErrorRateDegraded != 0.02 || cfg.Metrics.Window != time.Minute {
 		t.Fatalf("env not applied: %+v %+v", cfg.Admin, cfg.Health)

@@ -33,8 +33,13 @@ type sample struct {
 	sent      uint64
 	bytes     uint64
 	forwarded uint64
-	errors    uint64
-	lat       histogram.Snapshot
+	// errors are server-side failures only (health.error_rate_*): failed
+	// writes the server caused, internal errors, dispatcher drops.
+	errors uint64
+	// received and rejected are the sources' valid and undecodable
+	// messages (health.decode_error_rate_*).
+	received, rejected uint64
+	lat                histogram.Snapshot
 }
 
 // window keeps samples taken every span/10 so that rates and latency can be
@@ -85,9 +90,12 @@ func (s *Server) totalsInto(dst *sample, now time.Time) {
 	ds := s.disp.Stats()
 	dst.at = now.UnixNano()
 	dst.sent, dst.bytes, dst.forwarded = ps.MessagesSent, ps.BytesSent, ds.Forwarded
-	dst.errors = s.errors.Load() + ps.ErrorConnections + ds.Dropped
+	dst.errors = s.internalErrors.Load() + ps.ServerWriteErrors + ds.Dropped
+	dst.received, dst.rejected = 0, 0
 	for _, src := range s.sources {
-		dst.errors += src.Stats().Rejected
+		st := src.Stats()
+		dst.received += st.Received
+		dst.rejected += st.Rejected
 	}
 	s.op.latency.Load(&dst.lat)
 }
@@ -117,6 +125,7 @@ func (s *Server) runSampler(ctx context.Context) {
 type windowView struct {
 	span                           time.Duration
 	sent, bytes, forwarded, errors uint64
+	received, rejected             uint64
 	lat                            histogram.Snapshot
 }
 
@@ -137,6 +146,8 @@ func (s *Server) windowed() *windowView {
 		bytes:     cur.bytes - base.bytes,
 		forwarded: cur.forwarded - base.forwarded,
 		errors:    cur.errors - base.errors,
+		received:  cur.received - base.received,
+		rejected:  cur.rejected - base.rejected,
 		lat:       cur.lat,
 	}
 	v.lat.Sub(&base.lat)
@@ -150,14 +161,24 @@ func (v *windowView) perSecond(n uint64) float64 {
 	return float64(n) / v.span.Seconds()
 }
 
-// errorRate is errors / (messages + errors) in the window; judged reports
-// whether the window held at least minEvents of them.
-func (v *windowView) errorRate(minEvents int) (rate float64, judged bool) {
-	events := v.forwarded + v.errors
+// errorRate is server-side errors / (messages forwarded + those errors) in
+// the window, and the number of events it is judged on.
+func (v *windowView) errorRate() (rate float64, events uint64) {
+	events = v.forwarded + v.errors
 	if events == 0 {
-		return 0, false
+		return 0, 0
 	}
-	return float64(v.errors) / float64(events), events >= uint64(minEvents)
+	return float64(v.errors) / float64(events), events
+}
+
+// decodeErrorRate is rejected / (received + rejected) source messages in
+// the window, and that number of messages.
+func (v *windowView) decodeErrorRate() (rate float64, events uint64) {
+	events = v.received + v.rejected
+	if events == 0 {
+		return 0, 0
+	}
+	return float64(v.rejected) / float64(events), events
 }
 
 // Metrics is the answer of GET /api/websocket/metrics. Latencies are in
@@ -169,6 +190,11 @@ type Metrics struct {
 	Connections int64             `json:"connections"`
 	Memory      MemoryMetrics     `json:"memory"`
 	Shed        map[string]uint64 `json:"shed"`
+	// ClientErrors counts client-caused events since start by reason
+	// (Server.ClientErrors); ErrorBudgetCloses the clients closed for too
+	// many bad frames.
+	ClientErrors      map[string]uint64 `json:"clientErrors"`
+	ErrorBudgetCloses uint64            `json:"errorBudgetCloses"`
 }
 
 // LatencyMetrics summarises the delivery latency histogram (ms).
@@ -184,12 +210,16 @@ type LatencyMetrics struct {
 
 // Throughput is delivery over the window: data frames and bytes written to
 // sockets per second (once per recipient), pipeline messages dispatched per
-// second (once per message), and errors / (messages + errors).
+// second (once per message), the server-side error rate (failed writes the
+// server caused, internal errors and dispatcher drops / (messages + those
+// errors)) and the sources' decode error rate (rejected / (received +
+// rejected)). Client errors are not in either rate (Metrics.ClientErrors).
 type Throughput struct {
 	MessagesPerSecond  float64 `json:"messagesPerSecond"`
 	BytesPerSecond     float64 `json:"bytesPerSecond"`
 	ForwardedPerSecond float64 `json:"forwardedPerSecond"`
 	ErrorRate          float64 `json:"errorRate"`
+	DecodeErrorRate    float64 `json:"decodeErrorRate"`
 	WindowMs           int64   `json:"windowMs"`
 }
 
@@ -231,7 +261,9 @@ func (s *Server) Metrics() Metrics {
 		},
 		Shed: ps.Shed,
 	}
-	m.Throughput.ErrorRate, _ = v.errorRate(0)
+	m.Throughput.ErrorRate, _ = v.errorRate()
+	m.Throughput.DecodeErrorRate, _ = v.decodeErrorRate()
+	m.ClientErrors, m.ErrorBudgetCloses = s.ClientErrors(), s.ErrorBudgetCloses()
 	m.Shed[ShedDispatchQueue] = s.disp.Stats().Dropped
 	return m
 }

@@ -48,13 +48,17 @@ type Server struct {
 	connSeq   atomic.Uint64
 	slots     atomic.Int64
 	accepting atomic.Bool
-	errors    atomic.Uint64
 	channels  atomic.Int64 // legacy channel subscriptions, all connections
 	chanNames channelSet
 	lastAct   atomic.Int64
 	handlers  sync.WaitGroup // upgrade handlers and connections being served
 	// intake orders handlers.Add against stopping intake (session.go).
 	intake sync.RWMutex
+
+	// internalErrors counts requests the server failed to answer (a
+	// server-side failure for health); clientErrs what clients did wrong.
+	internalErrors atomic.Uint64
+	clientErrs     clientErrors
 
 	mu      sync.Mutex
 	ln      net.Listener

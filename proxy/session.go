@@ -96,6 +96,7 @@ type session struct {
 	snapOn     bool       // snapRate is set up
 	snapNext   int        // shard the next snapshot starts at
 	rate       msgLimiter
+	budget     errorBudget    // clienterrors.go
 	keys       map[string]int // index keys per filter id
 	nkeys      int
 	zc         pool.Compression // permessage-deflate agreed (deflate_session.go)
@@ -104,7 +105,8 @@ type session struct {
 func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression) {
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
 	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true, Compression: zc})
-	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: newMsgLimiter(s.cfg.Limits), zc: zc}
+	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: newMsgLimiter(s.cfg.Limits), zc: zc,
+		budget: newErrorBudget(s.cfg.Limits)}
 	defer ss.end()
 
 	// Control replies go through the connection's writer so that frame
@@ -139,8 +141,11 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, z
 		if err != nil {
 			ss.logEnd(err)
 			if pe, ok := asProtocolError(err); ok {
-				s.errors.Add(1)
-				c.CountError()
+				r := ClientProtocolError
+				if pe.code == websocket.CloseMessageTooBig {
+					r = ClientTooBig
+				}
+				ss.clientError(r)
 				c.CloseNow(pe.code, pe.reason)
 				ss.linger(nc)
 			}
@@ -149,8 +154,7 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, z
 		c.Touch()
 		s.lastAct.Store(time.Now().UnixMilli())
 		if mt == websocket.TextMessage && !utf8.Valid(msg) {
-			s.errors.Add(1)
-			c.CountError()
+			ss.clientError(ClientInvalidUTF8)
 			c.CloseNow(websocket.CloseInvalidFramePayloadData, reasonInvalidUTF)
 			continue
 		}
@@ -191,9 +195,9 @@ func (ss *session) end() {
 
 func (ss *session) reply(b []byte) { ss.c.Send(pool.NewControl(b)) }
 
+// sendError replies with an error frame. It counts nothing: the caller
+// counts the client error (clientError) or the internal one.
 func (ss *session) sendError(code, msg string) {
-	ss.s.errors.Add(1)
-	ss.c.CountError()
 	ss.reply(compat.AppendError(nil, code, msg, time.Now().UnixMilli()))
 }
 
@@ -202,12 +206,12 @@ func (ss *session) sendError(code, msg string) {
 // error count, under e.Code), and only those the legacy server answered get
 // an error frame; the others are silent, as the legacy servers were.
 func (ss *session) badFrame(e *compat.Error) {
-	if e.Silent {
-		ss.s.errors.Add(1)
-		ss.c.CountError()
-		return
+	if !ss.clientError(clientReason(e.Code)) {
+		return // over the bad-frame budget: closed
 	}
-	ss.sendError(e.Code, e.Message)
+	if !e.Silent {
+		ss.sendError(e.Code, e.Message)
+	}
 }
 
 func (ss *session) handle(msg []byte) {
@@ -275,6 +279,7 @@ func (ss *session) handle(msg []byte) {
 		}
 		f, err := ss.s.statsReply(now)
 		if err != nil {
+			ss.s.internalErrors.Add(1)
 			ss.sendError(compat.CodeInternalError, "stats unavailable")
 			return
 		}
@@ -305,6 +310,9 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 	code := compat.CodeInvalidFilter
 	if errors.Is(err, subscription.ErrLimitExceeded) {
 		code = compat.CodeLimitExceeded
+	}
+	if !ss.clientError(clientReason(code)) {
+		return
 	}
 	ss.sendError(code, err.Error())
 }

@@ -59,7 +59,8 @@ func (ss *session) allowCost(n int) bool {
 	}
 	l.over++
 	l.dropped++
-	ss.s.guard.rateLimited.Add(1)
+	ss.s.clientErrs.n[ClientRateLimited].Add(1)
+	ss.c.CountError()
 	switch {
 	case !l.warned:
 		l.warned = true
@@ -121,4 +122,4 @@ func (ss *session) linger(nc net.Conn) {
 
 // RateLimited returns how many client messages (pings included) were refused
 // by limits.message_rate.
-func (s *Server) RateLimited() uint64 { return s.guard.rateLimited.Load() }
+func (s *Server) RateLimited() uint64 { return s.clientErrs.n[ClientRateLimited].Load() }

@@ -27,6 +27,9 @@ type ConnectionStats struct {
 	MessagesForwarded         uint64  `json:"messagesForwarded"`
 	ErrorsEncountered         uint64  `json:"errorsEncountered"`
 	LastActivity              int64   `json:"lastActivity"`
+	// InternalErrors counts client requests the server failed to answer (a
+	// server-side failure; errorsEncountered adds every client error).
+	InternalErrors uint64 `json:"internalErrors"`
 }
 
 // SubscriptionStats describes the index.
@@ -56,6 +59,9 @@ type PoolStats struct {
 	// MemoryLevel is the memory monitor's level: normal, elevated, critical.
 	MemoryLevel        string `json:"memoryLevel"`
 	SlowConsumerCloses uint64 `json:"slowConsumerCloses"`
+	// ServerWriteErrors are the errorConnections the server caused (not a
+	// client reset, not a client that stopped reading): health counts them.
+	ServerWriteErrors uint64 `json:"serverWriteErrors"`
 	// Compression: permessage-deflate counters, present when
 	// compression.enabled is on.
 	Compression *pool.DeflateStats `json:"compression,omitempty"`
@@ -92,12 +98,14 @@ type LastError struct {
 }
 
 // Performance summarises latency (ms, average over metrics.window) and
-// memory (MB); errorRate and memoryLevel are the other health inputs.
+// memory (MB); errorRate (server-side failures), decodeErrorRate (source
+// messages rejected) and memoryLevel are the other health inputs.
 type Performance struct {
-	AvgLatency  float64 `json:"avgLatency"`
-	MemoryUsage float64 `json:"memoryUsage"`
-	ErrorRate   float64 `json:"errorRate"`
-	MemoryLevel string  `json:"memoryLevel,omitempty"`
+	AvgLatency      float64 `json:"avgLatency"`
+	MemoryUsage     float64 `json:"memoryUsage"`
+	ErrorRate       float64 `json:"errorRate"`
+	DecodeErrorRate float64 `json:"decodeErrorRate"`
+	MemoryLevel     string  `json:"memoryLevel,omitempty"`
 }
 
 // Stats returns a snapshot of every counter.
@@ -114,8 +122,9 @@ func (s *Server) Stats() Stats {
 		TotalSubscriptions:        subs,
 		AverageConnectionDuration: ps.AvgDurationMs,
 		MessagesForwarded:         ds.Forwarded,
-		ErrorsEncountered:         s.errors.Load(),
+		ErrorsEncountered:         s.clientTotal() + s.internalErrors.Load(),
 		LastActivity:              max(s.lastAct.Load(), ds.LastActivity),
+		InternalErrors:            s.internalErrors.Load(),
 	}
 	st.Subscription = SubscriptionStats{
 		TotalSubscriptions: subs,
@@ -142,6 +151,7 @@ func (s *Server) Stats() Stats {
 		Shed:               ps.Shed,
 		MemoryLevel:        ps.Memory.Level,
 		SlowConsumerCloses: ps.SlowConsumerCloses,
+		ServerWriteErrors:  ps.ServerWriteErrors,
 	}
 	if s.cfg.Compression.Enabled {
 		zs := s.pool.DeflateStats()
@@ -158,19 +168,19 @@ func (s *Server) Stats() Stats {
 
 func (s *Server) health(conns int64, mem float64, sources []dataflow.SourceStatus) HealthStatus {
 	v := s.windowed()
-	rate, _ := v.errorRate(0)
 	in := HealthInputs{
 		AvgLatency:  v.lat.Mean(),
-		ErrorRate:   rate,
-		Events:      v.forwarded + v.errors,
 		MemoryLevel: s.MemoryLevel(),
 		Draining:    s.Draining(),
 	}
+	in.ErrorRate, in.Events = v.errorRate()
+	in.DecodeErrorRate, in.DecodeEvents = v.decodeErrorRate()
 	h := HealthStatus{
 		Connections: conns,
 		Uptime:      time.Since(s.started).Milliseconds(),
 		Draining:    in.Draining,
-		Performance: Performance{AvgLatency: float64(in.AvgLatency) / 1e6, MemoryUsage: mem, ErrorRate: rate, MemoryLevel: in.MemoryLevel},
+		Performance: Performance{AvgLatency: float64(in.AvgLatency) / 1e6, MemoryUsage: mem, ErrorRate: in.ErrorRate,
+			DecodeErrorRate: in.DecodeErrorRate, MemoryLevel: in.MemoryLevel},
 	}
 	for _, src := range sources {
 		if !src.Connected {
