@@ -1,4 +1,4 @@
-.PHONY: run test test-loaded bench bench-all load lint fmt fuzz soak
+.PHONY: run test test-loaded test-scale bench bench-all load lint fmt fuzz soak
 
 run:
 	go run .
@@ -10,6 +10,11 @@ test:
 # and stopped by scripts/test.sh): it must hold on a loaded machine.
 test-loaded:
 	CI_LOADED=1 scripts/test.sh
+
+# Graceful shutdown of the real binary with 5,000 saturated clients
+# (opt-in: minutes under the race detector; not part of make test).
+test-scale:
+	E2E_SCALE_CLIENTS=$${E2E_SCALE_CLIENTS:-5000} go test -count=1 -run '^TestSIGTERMAtScaleUnderSaturation$$' -v -timeout 20m ./e2e
 
 # The hot-path micro-benchmarks: match, enqueue, fan-out to 1k/10k
 # recipients, encode (BENCHMARKS.md).

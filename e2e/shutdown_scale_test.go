@@ -30,9 +30,13 @@ func TestSIGTERMAtScaleUnderSaturation(t *testing.T) {
 		// protocol error). The plain suite runs it.
 		t.Skip("CI_LOADED=1: the test's own clients cannot keep up beside a CPU hog on every core")
 	}
-	n := 5000
-	if v, err := strconv.Atoi(os.Getenv("E2E_SCALE_CLIENTS")); err == nil && v > 0 {
-		n = v
+	// Opt-in: thousands of clients under the race detector take minutes
+	// and, on a busy machine, the test's own clients fall behind their
+	// sockets (see above). Run it with E2E_SCALE_CLIENTS=5000 (make
+	// test-scale).
+	n, err := strconv.Atoi(os.Getenv("E2E_SCALE_CLIENTS"))
+	if err != nil || n <= 0 {
+		t.Skip("E2E_SCALE_CLIENTS not set: the shutdown-at-scale test is opt-in (make test-scale)")
 	}
 	const grace = 10 * time.Second
 	p := startProcBin(t, plainBinary(t), []string{
