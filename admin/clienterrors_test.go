@@ -436,8 +436,19 @@ func TestClientResetsAreClientErrors(t *testing.T) {
 		return st.Pool.ErrorConnections > 0
 	})
 	halt()
-	getJSON(t, e.url("/api/websocket/stats"), &st)
-	ce := clientErrors(t, e)
+	// Writes already under way may still fail after the flood stops, and
+	// the stats answer may be up to one refresh old: poll until the two
+	// views agree, then check them.
+	var ce map[string]uint64
+	agree := func() bool {
+		getJSON(t, e.url("/api/websocket/stats"), &st)
+		ce = clientErrors(t, e)
+		return ce["client_reset"]+ce["write_timeout"] == st.Pool.ErrorConnections
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !agree() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if st.Pool.ServerWriteErrors != 0 || ce["client_reset"]+ce["write_timeout"] != st.Pool.ErrorConnections {
 		t.Fatalf("write failures %d, server %d, client errors %v", st.Pool.ErrorConnections, st.Pool.ServerWriteErrors, ce)
 	}
