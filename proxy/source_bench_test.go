@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -262,40 +261,8 @@ func BenchmarkSourceLatency(b *testing.B) {
 			wstest.Eventually(b, wait, "source up", func() bool { return f.src.Stats().Connected })
 			c := wstest.Dial(b, "ws://"+host+"/ws")
 			c.NextOfType(b, "welcome", wait)
-			lat := make([]time.Duration, 0, b.N)
-			got := make(chan struct{})
-			go func() {
-				defer close(got)
-				for len(lat) < b.N {
-					m, ok := c.TryNext(wait)
-					if !ok {
-						return
-					}
-					sent, err := strconv.ParseInt(m.Str("payload", "data", "sent"), 10, 64)
-					if err != nil {
-						continue
-					}
-					lat = append(lat, time.Duration(time.Now().UnixNano()-sent))
-				}
-			}()
-			tick := time.NewTicker(time.Millisecond)
-			defer tick.Stop()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				<-tick.C
-				f.publish(b, i, benchBody(i, time.Now().UnixNano()))
-			}
-			<-got
-			b.StopTimer()
-			if len(lat) != b.N {
-				b.Fatalf("received %d of %d", len(lat), b.N)
-			}
-			slices.Sort(lat)
-			q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+			measureDelivery(b, c, func(i int, sent int64) { f.publish(b, i, benchBody(i, sent)) })
 			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(q(0.50), "p50-µs")
-			b.ReportMetric(q(0.99), "p99-µs")
-			b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
 		})
 	}
 }

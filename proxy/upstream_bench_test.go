@@ -4,11 +4,9 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
@@ -63,43 +61,13 @@ func BenchmarkUpstreamLoadWSLatency(b *testing.B) {
 			wstest.Eventually(b, wait, "upstream holds every request", func() bool { return up.inFlight.Load() == int64(held) })
 			c := wstest.Dial(b, f.ws)
 			c.NextOfType(b, "welcome", wait)
-			lat := make([]time.Duration, 0, b.N)
-			got := make(chan struct{})
-			go func() {
-				defer close(got)
-				for len(lat) < b.N {
-					m, ok := c.TryNext(wait)
-					if !ok {
-						return
-					}
-					sent, err := strconv.ParseInt(m.Str("payload", "data", "sent"), 10, 64)
-					if err != nil {
-						continue
-					}
-					lat = append(lat, time.Duration(time.Now().UnixNano()-sent))
-				}
-			}()
-			tick := time.NewTicker(time.Millisecond)
-			defer tick.Stop()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				<-tick.C
+			measureDelivery(b, c, func(i int, sent int64) {
 				md := dataflow.MarketData{Exchange: "binance", Type: "trade", Symbol: "BTC/USDT", Timestamp: int64(i + 1),
-					Data: []byte(`{"sent":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `}`)}
+					Data: []byte(`{"sent":` + strconv.FormatInt(sent, 10) + `}`)}
 				if err := f.in.Output(context.Background(), md); err != nil {
 					b.Fatal(err)
 				}
-			}
-			<-got
-			b.StopTimer()
-			if len(lat) != b.N {
-				b.Fatalf("received %d of %d", len(lat), b.N)
-			}
-			slices.Sort(lat)
-			q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
-			b.ReportMetric(q(0.50), "p50-µs")
-			b.ReportMetric(q(0.99), "p99-µs")
-			b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+			})
 			if up.inFlight.Load() != int64(held) {
 				b.Fatalf("held requests ended early: %d in flight", up.inFlight.Load())
 			}
