@@ -59,17 +59,6 @@ func (z *inflater) inflate(p []byte) ([]byte, error) {
 	return b, nil
 }
 
-// frameLen is the wire size of an unmasked server frame of n payload bytes.
-func frameLen(n uint64) uint64 {
-	switch {
-	case n <= 125:
-		return 2 + n
-	case n <= 0xffff:
-		return 4 + n
-	}
-	return 10 + n
-}
-
 // cpuNS sums the user and system CPU time of pids (from /proc/PID/stat),
 // in nanoseconds.
 func cpuNS(pids []int) int64 {
