@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,37 +51,55 @@ type inflated struct {
 // inflateCache maps (history key, payload) to what it decodes to. It keeps
 // two generations of at most inflateCacheSize entries each, so that it
 // holds the recent messages of every stream whatever the run's length.
+// Lookups take no lock: every reading goroutine of the process uses it.
 type inflateCache struct {
-	mu        sync.Mutex
-	cur, prev map[uint64]inflated
+	cur, prev atomic.Pointer[inflateGen]
+	rotate    sync.Mutex
+}
+
+type inflateGen struct {
+	m sync.Map // uint64 → inflated
+	n atomic.Int64
 }
 
 const inflateCacheSize = 1024
 
 var (
-	zcache    = inflateCache{cur: map[uint64]inflated{}}
+	zcache    = newInflateCache()
 	zseed     = maphash.MakeSeed()
 	zreaders  = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
 	zwindowSz = 32 << 10
 )
 
+func newInflateCache() *inflateCache {
+	c := &inflateCache{}
+	c.cur.Store(new(inflateGen))
+	c.prev.Store(new(inflateGen))
+	return c
+}
+
 func (c *inflateCache) get(k uint64) (inflated, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if v, ok := c.cur[k]; ok {
-		return v, true
+	if v, ok := c.cur.Load().m.Load(k); ok {
+		return v.(inflated), true
 	}
-	v, ok := c.prev[k]
-	return v, ok
+	if v, ok := c.prev.Load().m.Load(k); ok {
+		return v.(inflated), true
+	}
+	return inflated{}, false
 }
 
 func (c *inflateCache) put(k uint64, v inflated) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.cur) >= inflateCacheSize {
-		c.prev, c.cur = c.cur, make(map[uint64]inflated, inflateCacheSize)
+	g := c.cur.Load()
+	g.m.Store(k, v)
+	if g.n.Add(1) < inflateCacheSize {
+		return
 	}
-	c.cur[k] = v
+	c.rotate.Lock()
+	defer c.rotate.Unlock()
+	if c.cur.Load() == g {
+		c.prev.Store(g)
+		c.cur.Store(new(inflateGen))
+	}
 }
 
 // inflate returns the message (shared: read it, never modify it).
