@@ -97,10 +97,12 @@ func (s *connState) advance(ph connState) {
 // released, if frames are queued, no writer runs, the phase lets one start
 // and the queue is not waiting for the next flush (holdLocked).
 func (c *Conn) kickLocked() bool {
-	if c.st&stateWriting != 0 || c.q.len() == 0 {
+	switch c.st &^ stateForced {
+	case stateOpen, stateClosing: // no writer runs, and one may
+	default:
 		return false
 	}
-	if ph := c.st.phase(); ph == stateHeld || ph == stateDead || c.holdLocked() {
+	if c.q.len() == 0 || c.holdLocked() {
 		return false
 	}
 	c.st |= stateWriting
