@@ -15,9 +15,9 @@ import (
 
 	"github.com/mattn/go-isatty"
 
-	"wsproxy/compat/compare"
-	"wsproxy/compat/legacy"
 	"wsproxy/proxy"
+	"wsproxy/tools/compare"
+	"wsproxy/tools/legacy"
 )
 
 // Exit codes of the subcommands. Serving wsproxy exits 1 on any error.

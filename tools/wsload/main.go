@@ -28,7 +28,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"wsproxy/e2e/loadtest"
+	"wsproxy/tools/loadtest"
 )
 
 func main() {
