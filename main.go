@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"wsproxy/admin"
+	"wsproxy/internal/pprof"
+	"wsproxy/internal/rlimit"
 	"wsproxy/proxy"
 )
 
@@ -35,8 +37,8 @@ func run(args []string) error {
 		return err
 	}
 	log := proxy.NewLogger(cfg.Log, os.Stderr)
-	raiseOpenFiles(log)
-	startPprof(log)
+	rlimit.RaiseOpenFiles(log)
+	pprof.Start(log)
 
 	sources, err := proxy.BuildSources(cfg.Sources)
 	if err != nil {
