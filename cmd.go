@@ -187,9 +187,7 @@ func runLegacy(args []string) error {
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
+	s := waitForSignal()
 	log.Info().Str("signal", s.String()).Msg("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
