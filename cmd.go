@@ -154,7 +154,7 @@ func writeReport(w io.Writer, r *compare.Report, asJSON bool) error {
 	return enc.Encode(r)
 }
 
-// runLegacy serves the legacy-behaviour reference (compat/legacy) fed by
+// runLegacy serves the legacy-behaviour reference (tools/legacy) fed by
 // the sources of the configuration, until SIGINT or SIGTERM.
 func runLegacy(args []string) error {
 	fl := flag.NewFlagSet("wsproxy legacy", flag.ContinueOnError)
