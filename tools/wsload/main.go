@@ -7,7 +7,7 @@
 // target in turn (by default the naive baseline hub, then wsproxy), with the
 // ratios between them. See BENCHMARKS.md for the runs and their results.
 //
-//	go run ./e2e/cmd/wsload -conns 19000 -rate 5 -duration 30s
+//	go run ./tools/wsload -conns 19000 -rate 5 -duration 30s
 //
 // The targets wsproxy:off, wsproxy:per_message and wsproxy:shared_stream run
 // wsproxy with that compression mode, the clients offering permessage-deflate;
@@ -32,7 +32,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"wsproxy/e2e/loadtest"
+	"wsproxy/tools/loadtest"
 )
 
 func main() {
@@ -77,7 +77,7 @@ func run(args []string) error {
 	fl.StringVar(&o.serverPIDs, "server-pid", "", "external target: comma-separated server pids for RSS")
 	fl.StringVar(&o.wsproxyCmd, "wsproxy-cmd", "", "wsproxy command ({redis} replaced; WSPROXY_LISTEN set); empty: build wsproxy and feed it from Redis Pub/Sub (sources.redis)")
 	fl.StringVar(&o.wsproxyEnv, "wsproxy-env", "", "extra wsproxy environment, comma-separated K=V ({redis} replaced), e.g. WSPROXY_SOURCES_REDIS_ENABLED=true,WSPROXY_SOURCES_REDIS_ADDR={redis}")
-	fl.StringVar(&o.naiveCmd, "naive-cmd", "", "baseline command ({addr}, {redis} replaced); empty: build e2e/cmd/naivehub")
+	fl.StringVar(&o.naiveCmd, "naive-cmd", "", "baseline command ({addr}, {redis} replaced); empty: build tools/naivehub")
 	fl.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
 	fl.IntVar(&o.repeat, "repeat", 1, "rounds over the targets, alternating them; the table shows each target's median per metric")
 	fl.BoolVar(&o.progress, "progress", true, "live progress line on stderr")
@@ -214,7 +214,7 @@ func targetCommand(target string, o options, tmp string) ([]string, []string, er
 		if o.naiveCmd != "" {
 			return strings.Fields(o.naiveCmd), nil, nil
 		}
-		bin, err := build("wsproxy/e2e/cmd/naivehub")
+		bin, err := build("wsproxy/tools/naivehub")
 		return []string{bin, "-listen", "{addr}", "-redis", "{redis}"}, nil, err
 	default:
 		env := []string{"WSPROXY_MAX_CONNECTIONS=" + strconv.Itoa(o.conns+1000), "WSPROXY_LOG_LEVEL=warn",
