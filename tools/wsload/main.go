@@ -8,6 +8,10 @@
 // ratios between them. See BENCHMARKS.md for the runs and their results.
 //
 //	go run ./tools/wsload -conns 19000 -rate 5 -duration 30s
+//
+// The targets wsproxy:off, wsproxy:per_message and wsproxy:shared_stream run
+// wsproxy with that compression mode, the clients offering permessage-deflate;
+// -feed demo publishes the demo market-data mix instead of trades only.
 package main
 
 import (
@@ -43,7 +47,7 @@ type options struct {
 	compress                                       bool
 	rate                                           float64
 	duration, idle, drain                          time.Duration
-	mix, targets, redisAddr, url, jsonOut          string
+	mix, targets, redisAddr, url, jsonOut, feed    string
 	wsproxyCmd, wsproxyEnv, naiveCmd               string
 	serverPIDs                                     string
 	progress                                       bool
@@ -59,14 +63,15 @@ func run(args []string) error {
 	fl.IntVar(&o.nodes, "nodes", 1, "server processes per target; connections are spread over them")
 	fl.IntVar(&o.perProcess, "per-process", loadtest.DefaultPerProcess, "connections per load process; beyond it worker processes are started")
 	fl.IntVar(&o.payload, "payload", 0, "pad each message's data to about this many bytes")
-	fl.BoolVar(&o.compress, "compress", false, "offer permessage-deflate, as browsers do (the server decides)")
+	fl.BoolVar(&o.compress, "compress", false, "offer permessage-deflate, as browsers do (the server decides; always on for wsproxy:MODE targets)")
+	fl.StringVar(&o.feed, "feed", loadtest.FeedTrades, "what is published: trades, or demo (the demo source's mix of trades, tickers, depth and klines)")
 	fl.IntVar(&o.concurrency, "concurrency", 256, "handshakes in flight per load process")
 	fl.Float64Var(&o.rate, "rate", 5, "published messages per second")
 	fl.DurationVar(&o.duration, "duration", 10*time.Second, "publishing phase")
 	fl.DurationVar(&o.idle, "idle", 3*time.Second, "idle phase before publishing (idle memory is sampled at its end)")
 	fl.DurationVar(&o.drain, "drain", 10*time.Second, "longest wait for in-flight messages after publishing")
 	fl.StringVar(&o.mix, "mix", "all=1", "filter mix weights: all=W,exchange=W,symbol=W")
-	fl.StringVar(&o.targets, "targets", "naive,wsproxy", "targets measured in turn: naive, wsproxy, external")
+	fl.StringVar(&o.targets, "targets", "naive,wsproxy", "targets measured in turn: naive, wsproxy, wsproxy:off|per_message|shared_stream, external")
 	fl.StringVar(&o.redisAddr, "redis", "", "Redis address to publish to; empty: start a private redis-server")
 	fl.StringVar(&o.url, "url", "", "external target: comma-separated ws:// URLs")
 	fl.StringVar(&o.serverPIDs, "server-pid", "", "external target: comma-separated server pids for RSS")
@@ -114,11 +119,16 @@ func run(args []string) error {
 	for r := 0; r < max(1, o.repeat); r++ {
 		rounds = append(rounds, targets...)
 	}
-	for _, target := range rounds {
-		target = strings.TrimSpace(target)
+	for _, name := range rounds {
+		name = strings.TrimSpace(name)
+		target, modeEnv, offer, err := compressionTarget(name)
+		if err != nil {
+			return err
+		}
 		cfg := loadtest.Config{
-			Name: target, Conns: o.conns, PerProcess: o.perProcess, Mix: mix, Rate: o.rate, Duration: o.duration,
-			Idle: o.idle, Drain: o.drain, Concurrency: o.concurrency, RedisAddr: redisAddr, PayloadBytes: o.payload, Compress: o.compress,
+			Name: name, Conns: o.conns, PerProcess: o.perProcess, Mix: mix, Rate: o.rate, Duration: o.duration,
+			Idle: o.idle, Drain: o.drain, Concurrency: o.concurrency, RedisAddr: redisAddr, PayloadBytes: o.payload, Compress: o.compress || offer,
+			Feed:          o.feed,
 			WorkerCommand: func() *exec.Cmd { return exec.Command(self, "-worker") },
 		}
 		if o.progress {
@@ -149,7 +159,7 @@ func run(args []string) error {
 					a[j] = subst.Replace(s)
 				}
 				e := []string{"WSPROXY_LISTEN=" + addr}
-				for _, kv := range env {
+				for _, kv := range append(env, modeEnv...) {
 					e = append(e, subst.Replace(kv))
 				}
 				s, err := loadtest.StartServer(addr, e, a...)
@@ -247,19 +257,20 @@ func parseMix(s string) (loadtest.Mix, error) {
 }
 
 func printTable(w io.Writer, o options, reps []loadtest.Report) {
-	fmt.Fprintf(w, "wsload %s: %d conns, %d node(s), mix %s, %.0f msg/s for %s\n",
-		time.Now().UTC().Format(time.RFC3339), o.conns, o.nodes, o.mix, o.rate, o.duration)
+	fmt.Fprintf(w, "wsload %s: %d conns, %d node(s), mix %s, feed %s, %.0f msg/s for %s\n",
+		time.Now().UTC().Format(time.RFC3339), o.conns, o.nodes, o.mix, o.feed, o.rate, o.duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	row := func(name string, f func(r loadtest.Report) float64, format string, lowerBetter bool) {
 		fmt.Fprintf(tw, "%s\t", name)
 		for _, r := range reps {
 			fmt.Fprintf(tw, format+"\t", f(r))
 		}
-		if len(reps) == 2 && f(reps[0]) != 0 {
-			ratio := f(reps[1]) / f(reps[0])
-			fmt.Fprintf(tw, "%.2fx\t", ratio)
-		} else if len(reps) == 2 {
-			fmt.Fprint(tw, "-\t")
+		for _, r := range reps[min(1, len(reps)):] {
+			if f(reps[0]) != 0 {
+				fmt.Fprintf(tw, "%.2fx\t", f(r)/f(reps[0]))
+			} else {
+				fmt.Fprint(tw, "-\t")
+			}
 		}
 		fmt.Fprintln(tw)
 	}
@@ -267,8 +278,8 @@ func printTable(w io.Writer, o options, reps []loadtest.Report) {
 	for _, r := range reps {
 		fmt.Fprintf(tw, "%s\t", r.Name)
 	}
-	if len(reps) == 2 {
-		fmt.Fprintf(tw, "%s/%s\t", reps[1].Name, reps[0].Name)
+	for _, r := range reps[min(1, len(reps)):] {
+		fmt.Fprintf(tw, "%s/%s\t", r.Name, reps[0].Name)
 	}
 	fmt.Fprintln(tw)
 	row("established", func(r loadtest.Report) float64 { return float64(r.Established) }, "%.0f", false)
@@ -347,6 +358,8 @@ func medians(targets []string, reps []loadtest.Report) []loadtest.Report {
 			func(r *loadtest.Report) *float64 { return &r.RSSLoadMB },
 			func(r *loadtest.Report) *float64 { return &r.KBPerConn },
 			func(r *loadtest.Report) *float64 { return &r.KBPerConnTotal },
+			func(r *loadtest.Report) *float64 { return &r.WireBytesPerMsg },
+			func(r *loadtest.Report) *float64 { return &r.ServerCPUPerMsgUS },
 		} {
 			med(f)
 		}
