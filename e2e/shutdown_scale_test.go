@@ -17,7 +17,7 @@ import (
 // on SIGTERM the process stops intake, bounds the backlog drain, closes every
 // client with 1001 and exits within shutdown_timeout. The server is the
 // plain (non-race) binary and the clients run in their own plain process
-// (e2e/cmd/closecount), so that they keep up with their sockets even beside
+// (tools/closecount), so that they keep up with their sockets even beside
 // the race-detector suite. Every 10th client stops reading for 8 s, from 3 s
 // before SIGTERM to past the drain and close_grace: pings and then the close
 // frame wait in its socket buffers, and its late pongs must not meet a
@@ -80,7 +80,7 @@ func TestSIGTERMAtScaleUnderSaturation(t *testing.T) {
 	}
 }
 
-// closeCount is a running e2e/cmd/closecount process holding n clients.
+// closeCount is a running tools/closecount process holding n clients.
 type closeCount struct {
 	cmd  *exec.Cmd
 	out  *bufio.Scanner
@@ -102,7 +102,7 @@ type closeCountReport struct {
 func startCloseCount(t *testing.T, url string, n int) *closeCount {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "closecount")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/closecount").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../tools/closecount").CombinedOutput(); err != nil {
 		t.Fatalf("build closecount: %v\n%s", err, out)
 	}
 	cc := &closeCount{cmd: exec.Command(bin, "-url", url, "-n", strconv.Itoa(n), "-stall-every", "10", "-stall", "8s", "-stall-lead", "3s")}
