@@ -29,8 +29,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"wsproxy/internal/rlimit"
 
 	"github.com/fasthttp/websocket"
+	"github.com/rs/zerolog"
 )
 
 // Report is the JSON line closecount prints at the end.
@@ -67,7 +69,7 @@ func main() {
 	if *url == "" {
 		fail(errors.New("-url is required"))
 	}
-	raiseOpenFiles()
+	rlimit.RaiseOpenFiles(zerolog.Nop())
 
 	clients := make([]*client, *n)
 	var (
@@ -210,16 +212,6 @@ func readAll(conn *websocket.Conn, c *client, stalling <-chan struct{}) (int, er
 			return 0, err
 		}
 		c.frames.Add(1)
-	}
-}
-
-// raiseOpenFiles lifts the soft limit on open files to the hard limit: every
-// client is a file.
-func raiseOpenFiles() {
-	var l syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
 }
 

@@ -32,7 +32,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"wsproxy/internal/rlimit"
 	"wsproxy/tools/loadtest"
+
+	"github.com/rs/zerolog"
 )
 
 func main() {
@@ -55,7 +58,7 @@ type options struct {
 }
 
 func run(args []string) error {
-	raiseNoFile()
+	rlimit.RaiseOpenFiles(zerolog.Nop())
 	fl := flag.NewFlagSet("wsload", flag.ContinueOnError)
 	var o options
 	worker := fl.Bool("worker", false, "internal: run as a worker process (config on stdin)")
@@ -310,14 +313,6 @@ func printTable(w io.Writer, o options, reps []loadtest.Report) {
 		if len(r.Errors) > 0 {
 			fmt.Fprintf(w, "%s connect errors (first): %v\n", r.Name, r.Errors)
 		}
-	}
-}
-
-func raiseNoFile() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
 }
 
