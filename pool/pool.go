@@ -321,8 +321,8 @@ func (p *Pool) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-memC:
-			p.sampleMemory(now)
+		case <-memC:
+			p.sampleMemory()
 		case <-flushC:
 			p.FlushAll()
 		case now := <-hb.C:
