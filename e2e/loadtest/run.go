@@ -159,6 +159,12 @@ type Report struct {
 	KBPerConn         float64  `json:"kbPerConn"`
 	KBPerConnTotal    float64  `json:"kbPerConnTotal"`
 	Errors            []string `json:"errors,omitempty"`
+	// LoadStart and LoadEnd are the box's load average when the run began
+	// and ended; VsFloor the ratios of this report's figures to the floor's
+	// in the same round (set by the caller, FloorRatios).
+	LoadStart LoadAvg            `json:"loadStart"`
+	LoadEnd   LoadAvg            `json:"loadEnd"`
+	VsFloor   map[string]float64 `json:"vsFloor,omitempty"`
 }
 
 type workerLine struct {
@@ -175,7 +181,7 @@ type workerProc struct {
 // Run performs one measured run and returns its report.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	cfg.applyDefaults()
-	rep := Report{Name: cfg.Name, Date: time.Now().UTC().Format(time.RFC3339), Conns: cfg.Conns, Rate: cfg.Rate}
+	rep := Report{Name: cfg.Name, Date: time.Now().UTC().Format(time.RFC3339), Conns: cfg.Conns, Rate: cfg.Rate, LoadStart: ReadLoadAvg()}
 	if err := cfg.validate(); err != nil {
 		return rep, err
 	}
@@ -408,6 +414,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			rep.NodeP99 = append(rep.NodeP99, h.Quantile(0.99))
 		}
 	}
+	rep.LoadEnd = ReadLoadAvg()
 	return rep, nil
 }
 
