@@ -62,6 +62,9 @@ type Config struct {
 	ServerPIDs []int `json:"-"`
 	// Progress receives a live progress line; nil: none.
 	Progress io.Writer `json:"-"`
+	// AfterLoad, when set, is called once after the publishing and drain
+	// phase, while every connection is still open (to sample the server).
+	AfterLoad func() `json:"-"`
 	// WorkerCommand returns a command that runs RunWorker over its stdin and
 	// stdout; required only when Conns > PerProcess.
 	WorkerCommand func() *exec.Cmd `json:"-"`
@@ -153,12 +156,15 @@ type Report struct {
 	// headers included); ServerCPUPerMsgUS the servers' CPU time (user +
 	// system) from the start of publishing to the end of the drain, per
 	// delivered message.
-	Compressed        int      `json:"compressed"`
-	WireBytesPerMsg   float64  `json:"wireBytesPerMsg"`
-	ServerCPUPerMsgUS float64  `json:"serverCpuPerMsgUs"`
-	KBPerConn         float64  `json:"kbPerConn"`
-	KBPerConnTotal    float64  `json:"kbPerConnTotal"`
-	Errors            []string `json:"errors,omitempty"`
+	Compressed        int     `json:"compressed"`
+	WireBytesPerMsg   float64 `json:"wireBytesPerMsg"`
+	ServerCPUPerMsgUS float64 `json:"serverCpuPerMsgUs"`
+	KBPerConn         float64 `json:"kbPerConn"`
+	KBPerConnTotal    float64 `json:"kbPerConnTotal"`
+	// KBPerConnLoad is RSS after the publishing phase less the base, per
+	// connection: what a connection costs once it has received data.
+	KBPerConnLoad float64  `json:"kbPerConnLoad"`
+	Errors        []string `json:"errors,omitempty"`
 	// LoadStart and LoadEnd are the box's load average when the run began
 	// and ended; VsFloor the ratios of this report's figures to the floor's
 	// in the same round (set by the caller, FloorRatios).
@@ -360,7 +366,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	_ = pubErr
 	rep.RSSLoadMB = rssMB(cfg.ServerPIDs)
+	if rep.Established > 0 && len(cfg.ServerPIDs) > 0 {
+		rep.KBPerConnLoad = (rep.RSSLoadMB - rep.RSSBaseMB) * 1024 / float64(rep.Established)
+	}
 	cpuEnd := cpuNS(cfg.ServerPIDs)
+	if cfg.AfterLoad != nil {
+		cfg.AfterLoad()
+	}
 	for _, p := range procs {
 		_, _ = io.WriteString(p.stdin, "stop\n")
 	}

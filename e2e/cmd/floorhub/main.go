@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"wsproxy/e2e/loadtest"
 )
 
 // writers is the number of goroutines that write every frame.
@@ -39,7 +41,7 @@ func main() {
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address")
 	pattern := flag.String("pattern", "market-data-*", "Pub/Sub pattern")
 	flag.Parse()
-	raiseNoFile()
+	loadtest.RaiseNoFile()
 
 	var f floor
 	for i := range f.frames {
@@ -182,12 +184,4 @@ func appendTextFrame(b, p []byte) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(n))
 	}
 	return append(b, p...)
-}
-
-func raiseNoFile() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
 }

@@ -25,6 +25,8 @@ import (
 
 	"github.com/fasthttp/websocket"
 	"github.com/redis/go-redis/v9"
+
+	"wsproxy/e2e/loadtest"
 )
 
 func main() {
@@ -32,7 +34,7 @@ func main() {
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address")
 	pattern := flag.String("pattern", "market-data-*", "Pub/Sub pattern")
 	flag.Parse()
-	raiseNoFile()
+	loadtest.RaiseNoFile()
 
 	h := &hub{clients: make(map[*client]struct{})}
 	rdb := redis.NewClient(&redis.Options{Addr: *redisAddr})
@@ -82,14 +84,6 @@ func main() {
 	defer scancel()
 	_ = srv.Shutdown(sctx)
 	fmt.Fprintf(os.Stderr, "naivehub: dropped %d\n", h.dropped.Load())
-}
-
-func raiseNoFile() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
 }
 
 type filter struct {

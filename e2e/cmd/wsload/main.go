@@ -48,13 +48,15 @@ type options struct {
 	duration, idle, drain                          time.Duration
 	mix, targets, redisAddr, url, jsonOut          string
 	wsproxyCmd, wsproxyEnv, naiveCmd, floorCmd     string
+	wsproxy2Cmd, scale                             string
+	cpuQuota                                       float64
 	serverPIDs                                     string
 	progress                                       bool
 	repeat                                         int
 }
 
 func run(args []string) error {
-	raiseNoFile()
+	loadtest.RaiseNoFile()
 	fl := flag.NewFlagSet("wsload", flag.ContinueOnError)
 	var o options
 	worker := fl.Bool("worker", false, "internal: run as a worker process (config on stdin)")
@@ -76,6 +78,9 @@ func run(args []string) error {
 	fl.StringVar(&o.wsproxyCmd, "wsproxy-cmd", "", "wsproxy command ({redis} replaced; WSPROXY_LISTEN set); empty: build wsproxy and feed it from Redis Pub/Sub (sources.redis)")
 	fl.StringVar(&o.wsproxyEnv, "wsproxy-env", "", "extra wsproxy environment, comma-separated K=V ({redis} replaced), e.g. WSPROXY_SOURCES_REDIS_ENABLED=true,WSPROXY_SOURCES_REDIS_ADDR={redis}")
 	fl.StringVar(&o.naiveCmd, "naive-cmd", "", "baseline command ({addr}, {redis} replaced); empty: build e2e/cmd/naivehub")
+	fl.StringVar(&o.wsproxy2Cmd, "wsproxy2-cmd", "", "target wsproxy2: a second wsproxy command, run like -wsproxy-cmd (same environment), to compare two builds in one run")
+	fl.Float64Var(&o.cpuQuota, "cpu-quota", 0, "cap every server node at this many cores, each in a cgroup v1 cpu group of its own (cpu.cfs_quota_us; removed afterwards); 0: no cap")
+	fl.StringVar(&o.scale, "scale", "", "scale-out rounds, e.g. 1,2,4: run the single target with that many nodes in turn, -conns per node (the same per-node load), and compare per-node p99 and loss with the first")
 	fl.StringVar(&o.floorCmd, "floor-cmd", "", "floor command ({addr}, {redis} replaced); empty: build e2e/cmd/floorhub")
 	fl.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
 	fl.IntVar(&o.repeat, "repeat", 3, "rounds over the targets, alternating them; the table shows each target's median per metric")
@@ -114,14 +119,15 @@ func run(args []string) error {
 
 	var reports []loadtest.Report
 	targets := strings.Split(o.targets, ",")
-	var rounds []string
-	for r := 0; r < max(1, o.repeat); r++ {
-		rounds = append(rounds, targets...)
+	rounds, names, err := planRounds(o, targets)
+	if err != nil {
+		return err
 	}
-	for _, target := range rounds {
-		target = strings.TrimSpace(target)
+	for _, rd := range rounds {
+		target := rd.target
+		o.nodes = rd.nodes
 		cfg := loadtest.Config{
-			Name: target, Conns: o.conns, PerProcess: o.perProcess, Mix: mix, Rate: o.rate, Duration: o.duration,
+			Name: rd.name, Conns: rd.conns, PerProcess: o.perProcess, Mix: mix, Rate: o.rate, Duration: o.duration,
 			Idle: o.idle, Drain: o.drain, Concurrency: o.concurrency, RedisAddr: redisAddr, PayloadBytes: o.payload, Compress: o.compress,
 			WorkerCommand: func() *exec.Cmd { return exec.Command(self, "-worker") },
 		}
@@ -129,6 +135,7 @@ func run(args []string) error {
 			cfg.Progress = os.Stderr
 		}
 		var servers []*loadtest.Server
+		var groups []*loadtest.CPUGroup
 		switch target {
 		case "external":
 			cfg.URLs = strings.Split(o.url, ",")
@@ -137,7 +144,7 @@ func run(args []string) error {
 					cfg.ServerPIDs = append(cfg.ServerPIDs, pid)
 				}
 			}
-		case "naive", "wsproxy", loadtest.FloorTarget:
+		case "naive", "wsproxy", "wsproxy2", loadtest.FloorTarget:
 			argv, env, err := targetCommand(target, o, tmp)
 			if err != nil {
 				return err
@@ -162,6 +169,18 @@ func run(args []string) error {
 					return err
 				}
 				servers = append(servers, s)
+				if o.cpuQuota > 0 {
+					g, err := loadtest.NewCPUGroup(fmt.Sprintf("wsload-%d-%d", os.Getpid(), i), o.cpuQuota)
+					if err == nil {
+						groups = append(groups, g)
+						err = g.Add(s.PID())
+					}
+					if err != nil {
+						stopAll(servers)
+						removeGroups(groups)
+						return err
+					}
+				}
 				cfg.URLs = append(cfg.URLs, "ws://"+addr+"/ws")
 				cfg.ServerPIDs = append(cfg.ServerPIDs, s.PID())
 			}
@@ -172,14 +191,18 @@ func run(args []string) error {
 		fmt.Fprintf(os.Stderr, "wsload: %s start, load average %s\n", target, fmtLoad(loadtest.ReadLoadAvg()))
 		rep, err := loadtest.Run(ctx, cfg)
 		stopAll(servers)
+		removeGroups(groups)
 		if err != nil {
 			return fmt.Errorf("%s: %w", target, err)
 		}
 		fmt.Fprintf(os.Stderr, "wsload: %s end, load average %s\n", target, fmtLoad(rep.LoadEnd))
 		reports = append(reports, rep)
 	}
-	loadtest.FloorRatios(figures, reports, len(targets))
-	printTable(os.Stdout, o, medians(targets, reports), reports)
+	loadtest.FloorRatios(figures, reports, len(names))
+	printTable(os.Stdout, o, medians(names, reports), reports)
+	if o.scale != "" {
+		printScale(os.Stdout, o, names, reports)
+	}
 	b, _ := json.MarshalIndent(reports, "", "  ")
 	fmt.Println(string(b))
 	if o.jsonOut != "" {
@@ -224,6 +247,15 @@ func targetCommand(target string, o options, tmp string) ([]string, []string, er
 			"WSPROXY_SOURCES_DEMO_ENABLED=false"}
 		if o.wsproxyEnv != "" {
 			env = append(env, strings.Split(o.wsproxyEnv, ",")...)
+		}
+		if target == "wsproxy2" {
+			if o.wsproxy2Cmd == "" {
+				return nil, nil, errors.New("target wsproxy2 needs -wsproxy2-cmd")
+			}
+			if o.wsproxyCmd == "" {
+				env = append(env, "WSPROXY_SOURCES_REDIS_ENABLED=true", "WSPROXY_SOURCES_REDIS_ADDR={redis}")
+			}
+			return strings.Fields(o.wsproxy2Cmd), env, nil
 		}
 		if o.wsproxyCmd != "" {
 			return strings.Fields(o.wsproxyCmd), env, nil
@@ -279,6 +311,7 @@ var figures = []loadtest.Figure{
 	{Name: "RSS load MB", Format: "%.1f", Get: func(r loadtest.Report) float64 { return r.RSSLoadMB }},
 	{Name: "KB/conn (idle-base)", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.KBPerConn }},
 	{Name: "KB/conn (idle total)", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.KBPerConnTotal }},
+	{Name: "KB/conn (load-base)", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.KBPerConnLoad }},
 	{Name: "compressing conns", Format: "%.0f", Get: func(r loadtest.Report) float64 { return float64(r.Compressed) }},
 	{Name: "wire B/msg", Format: "%.1f", Get: func(r loadtest.Report) float64 { return r.WireBytesPerMsg }},
 	{Name: "server CPU µs/msg", Format: "%.3f", Get: func(r loadtest.Report) float64 { return r.ServerCPUPerMsgUS }},
@@ -374,14 +407,6 @@ func baseName(name string) string {
 	return name
 }
 
-func raiseNoFile() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
-}
-
 // medians folds repeated runs into one report per target holding the median
 // of each figure (each figure separately), so that one run disturbed by
 // other load on the machine does not decide a ratio.
@@ -419,6 +444,7 @@ func medians(targets []string, reps []loadtest.Report) []loadtest.Report {
 			func(r *loadtest.Report) *float64 { return &r.RSSLoadMB },
 			func(r *loadtest.Report) *float64 { return &r.KBPerConn },
 			func(r *loadtest.Report) *float64 { return &r.KBPerConnTotal },
+			func(r *loadtest.Report) *float64 { return &r.KBPerConnLoad },
 			func(r *loadtest.Report) *float64 { return &r.WireBytesPerMsg },
 			func(r *loadtest.Report) *float64 { return &r.ServerCPUPerMsgUS },
 		} {
