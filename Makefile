@@ -6,7 +6,7 @@ run:
 test:
 	scripts/test.sh
 
-# The whole suite beside a CPU hog on every core (e2e/cmd/cpuhog, started
+# The whole suite beside a CPU hog on every core (tools/cpuhog, started
 # and stopped by scripts/test.sh): it must hold on a loaded machine.
 test-loaded:
 	CI_LOADED=1 scripts/test.sh
@@ -27,7 +27,7 @@ bench-all:
 # A short side-by-side load run of the naive baseline and wsproxy
 # (BENCHMARKS.md has the big ones).
 load:
-	go run ./e2e/cmd/wsload -conns 2000 -rate 20 -duration 10s
+	go run ./tools/wsload -conns 2000 -rate 20 -duration 10s
 
 fmt:
 	gofmt -w .

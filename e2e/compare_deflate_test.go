@@ -9,10 +9,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"wsproxy/compat/compare"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
+	"wsproxy/tools/compare"
 )
 
 // TestCompareCompressingNode: `wsproxy compare` between a node without

@@ -14,11 +14,11 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"wsproxy/compat/compare"
-	"wsproxy/compat/legacy"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
+	"wsproxy/tools/compare"
+	"wsproxy/tools/legacy"
 )
 
 // TestLegacySubcommand: `wsproxy legacy` serves the legacy behaviour from

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"wsproxy/e2e/loadtest"
+	"wsproxy/tools/loadtest"
 )
 
 // memConns is how many connections TestConnectionMemory opens: enough that

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"wsproxy/e2e/loadtest"
+	"wsproxy/tools/loadtest"
 )
 
-// TestLoadToolFloorRatios runs the load tool (e2e/cmd/wsload) at CI size
-// against its floor server (e2e/cmd/floorhub) and a wsproxy process, two
+// TestLoadToolFloorRatios runs the load tool (tools/wsload) at CI size
+// against its floor server (tools/floorhub) and a wsproxy process, two
 // alternating rounds, and checks what it reports: every connection of every
 // round established and served without loss by both targets, each wsproxy
 // round carrying its ratios to the floor of the same round, the table
@@ -30,7 +30,7 @@ func TestLoadToolFloorRatios(t *testing.T) {
 	}
 	dir := t.TempDir()
 	wsload := filepath.Join(dir, "wsload")
-	if out, err := exec.Command("go", "build", "-o", wsload, "wsproxy/e2e/cmd/wsload").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", wsload, "wsproxy/tools/wsload").CombinedOutput(); err != nil {
 		t.Fatalf("build wsload: %v\n%s", err, out)
 	}
 	report := filepath.Join(dir, "report.json")

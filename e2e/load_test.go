@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"wsproxy/e2e/loadtest"
+	"wsproxy/tools/loadtest"
 )
 
 // TestLoadSmoke runs the load tool's engine against a wsproxy process fed by

@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -10,9 +9,6 @@ import (
 
 	"github.com/rs/zerolog"
 )
-
-// ErrClosed is returned when enqueueing to a connection that is closing.
-var ErrClosed = errors.New("pool: connection closed")
 
 // Config bounds queues and paces writers. Zero fields take the defaults
 // noted on each field (applied by New).
@@ -176,7 +172,10 @@ type ConnOptions struct {
 // Add registers a connection whose handshake is complete. The caller keeps
 // reading from nc and must call Remove when its read loop ends.
 func (p *Pool) Add(nc net.Conn, opts ConnOptions) *Conn {
-	c := &Conn{p: p, nc: nc, id: opts.ID, remote: opts.Remote, batch: opts.Batch, held: opts.Hold, connectedAt: time.Now()}
+	c := &Conn{p: p, nc: nc, id: opts.ID, remote: opts.Remote, batch: opts.Batch, st: stateOpen, connectedAt: time.Now()}
+	if opts.Hold {
+		c.st = stateHeld
+	}
 	c.writeFn = c.writeLoop
 	if opts.Compression != CompressNone {
 		c.z = &deflateState{ctx: opts.Compression == CompressContext}

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// FloorTarget names the floor server's reports (e2e/cmd/floorhub): one
+// FloorTarget names the floor server's reports (tools/floorhub): one
 // socket write per delivery and nothing else, the figure every other target
 // is divided by.
 const FloorTarget = "floor"

@@ -13,11 +13,11 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"wsproxy/compat/compare"
-	"wsproxy/compat/legacy"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
+	"wsproxy/tools/compare"
+	"wsproxy/tools/legacy"
 )
 
 const wait = 10 * time.Second

@@ -5,7 +5,7 @@
 // those same bytes to every socket from 2 goroutines (each owning half of the
 // sockets). No filters, no queues, no pings, no deadlines, no close
 // handling: what it costs is what one socket write per delivery costs, so
-// e2e/cmd/wsload reports every other target as a ratio to it. It is a
+// tools/wsload reports every other target as a ratio to it. It is a
 // yardstick, not a server: a client that stops reading stalls its writer.
 package main
 
@@ -30,7 +30,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"wsproxy/e2e/loadtest"
+	"wsproxy/tools/loadtest"
 )
 
 // writers is the number of goroutines that write every frame.

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"wsproxy/e2e/loadtest"
+	"wsproxy/tools/loadtest"
 )
 
 // round is one measured run: a target with its node count and connections.

@@ -9,7 +9,7 @@
 // floor measured in the same round, and the box's load average around each
 // round. See BENCHMARKS.md for the runs and their results.
 //
-//	go run ./e2e/cmd/wsload -conns 19000 -rate 5 -duration 30s
+//	go run ./tools/wsload -conns 19000 -rate 5 -duration 30s
 package main
 
 import (
@@ -31,7 +31,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"wsproxy/e2e/loadtest"
+	"wsproxy/tools/loadtest"
 )
 
 func main() {
@@ -77,11 +77,11 @@ func run(args []string) error {
 	fl.StringVar(&o.serverPIDs, "server-pid", "", "external target: comma-separated server pids for RSS")
 	fl.StringVar(&o.wsproxyCmd, "wsproxy-cmd", "", "wsproxy command ({redis} replaced; WSPROXY_LISTEN set); empty: build wsproxy and feed it from Redis Pub/Sub (sources.redis)")
 	fl.StringVar(&o.wsproxyEnv, "wsproxy-env", "", "extra wsproxy environment, comma-separated K=V ({redis} replaced), e.g. WSPROXY_SOURCES_REDIS_ENABLED=true,WSPROXY_SOURCES_REDIS_ADDR={redis}")
-	fl.StringVar(&o.naiveCmd, "naive-cmd", "", "baseline command ({addr}, {redis} replaced); empty: build e2e/cmd/naivehub")
+	fl.StringVar(&o.naiveCmd, "naive-cmd", "", "baseline command ({addr}, {redis} replaced); empty: build tools/naivehub")
 	fl.StringVar(&o.wsproxy2Cmd, "wsproxy2-cmd", "", "target wsproxy2: a second wsproxy command, run like -wsproxy-cmd (same environment), to compare two builds in one run")
 	fl.Float64Var(&o.cpuQuota, "cpu-quota", 0, "cap every server node at this many cores, each in a cgroup v1 cpu group of its own (cpu.cfs_quota_us; removed afterwards); 0: no cap")
 	fl.StringVar(&o.scale, "scale", "", "scale-out rounds, e.g. 1,2,4: run the single target with that many nodes in turn, -conns per node (the same per-node load), and compare per-node p99 and loss with the first")
-	fl.StringVar(&o.floorCmd, "floor-cmd", "", "floor command ({addr}, {redis} replaced); empty: build e2e/cmd/floorhub")
+	fl.StringVar(&o.floorCmd, "floor-cmd", "", "floor command ({addr}, {redis} replaced); empty: build tools/floorhub")
 	fl.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
 	fl.IntVar(&o.repeat, "repeat", 3, "rounds over the targets, alternating them; the table shows each target's median per metric")
 	fl.BoolVar(&o.progress, "progress", true, "live progress line on stderr")
@@ -234,13 +234,13 @@ func targetCommand(target string, o options, tmp string) ([]string, []string, er
 		if o.floorCmd != "" {
 			return strings.Fields(o.floorCmd), nil, nil
 		}
-		bin, err := build("wsproxy/e2e/cmd/floorhub")
+		bin, err := build("wsproxy/tools/floorhub")
 		return []string{bin, "-listen", "{addr}", "-redis", "{redis}"}, nil, err
 	case "naive":
 		if o.naiveCmd != "" {
 			return strings.Fields(o.naiveCmd), nil, nil
 		}
-		bin, err := build("wsproxy/e2e/cmd/naivehub")
+		bin, err := build("wsproxy/tools/naivehub")
 		return []string{bin, "-listen", "{addr}", "-redis", "{redis}"}, nil, err
 	default:
 		env := []string{"WSPROXY_MAX_CONNECTIONS=" + strconv.Itoa(o.conns+1000), "WSPROXY_LOG_LEVEL=warn",

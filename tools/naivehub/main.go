@@ -2,7 +2,7 @@
 // WebSocket hub (a goroutine and a buffered channel per connection, one
 // WriteMessage per message, a broadcast loop over a map under a mutex), fed by
 // the same Redis Pub/Sub channels as wsproxy and speaking the same legacy JSON
-// shapes, so that e2e/cmd/wsload measures both identically. It is a yardstick,
+// shapes, so that tools/wsload measures both identically. It is a yardstick,
 // not a product: it implements only what the load tool uses (welcome,
 // subscribe with exchange/symbols/dataTypes filters, data frames).
 package main
@@ -26,7 +26,7 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/redis/go-redis/v9"
 
-	"wsproxy/e2e/loadtest"
+	"wsproxy/tools/loadtest"
 )
 
 func main() {
