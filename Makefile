@@ -11,8 +11,8 @@ test:
 test-loaded:
 	CI_LOADED=1 scripts/test.sh
 
-# Graceful shutdown of the real binary with 5,000 saturated clients
-# (opt-in: minutes under the race detector; not part of make test).
+# Graceful shutdown of the real binary with saturated clients alone (make
+# test runs it with 5,000; E2E_SCALE_CLIENTS sets another count).
 test-scale:
 	E2E_SCALE_CLIENTS=$${E2E_SCALE_CLIENTS:-5000} go test -count=1 -run '^TestSIGTERMAtScaleUnderSaturation$$' -v -timeout 20m ./e2e
 

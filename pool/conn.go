@@ -373,14 +373,43 @@ func (c *Conn) writeLoop() {
 		}
 		p.putBuf(wb)
 		if closeSent {
-			// Wait a bounded time for the client's close reply; the reader
-			// exits on it or on this deadline.
-			_ = c.nc.SetReadDeadline(time.Now().Add(p.cfg.CloseGrace))
+			// Nothing follows the close frame: half-close, so that the
+			// client reads end of stream after it, and keep reading (the
+			// reader discards what comes) until the client's close reply
+			// or a bounded time. Closing the socket now would answer a
+			// late client frame (a pong to a ping still in its backlog)
+			// with a reset, and the reset destroys the close frame the
+			// client has not read yet.
+			HalfClose(c.nc)
+			_ = c.nc.SetReadDeadline(p.closeWaitDeadline(time.Now()))
 			c.mu.Lock()
 			c.stopWritingLocked()
 			c.mu.Unlock()
 			return
 		}
+	}
+}
+
+// closeWaitDeadline is how long a connection whose close frame was written
+// at now waits for the client's close reply: CloseGrace, or until the time
+// WaitCloseUntil set if later.
+func (p *Pool) closeWaitDeadline(now time.Time) time.Time {
+	dl := now.Add(p.cfg.CloseGrace)
+	if u := p.closeWaitUntil.Load(); u > dl.UnixNano() {
+		return time.Unix(0, u)
+	}
+	return dl
+}
+
+// HalfClose shuts the write side of nc when its transport allows it (TCP,
+// TLS), looking under fasthttp's hijacked-connection wrapper; reading goes
+// on.
+func HalfClose(nc net.Conn) {
+	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
+		nc = u.UnsafeConn()
+	}
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
 	}
 }
 

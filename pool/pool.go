@@ -132,6 +132,9 @@ type Pool struct {
 	shed         [numReasons]atomic.Uint64
 	slowClosed   atomic.Uint64
 	slowLog      rateLimit
+	// closeWaitUntil (unix ns) extends CloseGrace for close frames written
+	// from then on (WaitCloseUntil).
+	closeWaitUntil atomic.Int64
 
 	// errorConns by cause (writefail.go)
 	writeResets, writeTimeouts, writeServer atomic.Uint64
@@ -264,6 +267,14 @@ func (p *Pool) FlushAll() FlushResult {
 	}
 	return r
 }
+
+// WaitCloseUntil lets every connection whose close frame is written from now
+// on wait for the client's close reply until t, when that is later than
+// CloseGrace after the write. Shutdown uses it: a client seconds behind its
+// socket (a saturated feed) still reads its backlog, answers and receives
+// the close code, instead of meeting a closed socket whose reset destroys
+// the close frame it has not read yet.
+func (p *Pool) WaitCloseUntil(t time.Time) { p.closeWaitUntil.Store(t.UnixNano()) }
 
 // CloseAll closes every connection gracefully: queued frames are written,
 // then a close frame with code and reason. It returns when every connection

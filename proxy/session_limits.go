@@ -11,6 +11,7 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"wsproxy/compat"
+	"wsproxy/pool"
 	"wsproxy/subscription"
 )
 
@@ -112,10 +113,7 @@ func (ss *session) clearKeys() {
 // before the client reads it.
 func (ss *session) linger(nc net.Conn) {
 	ss.c.WaitWritten(time.Second)
-	nc = underlying(nc)
-	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
-		_ = hc.CloseWrite()
-	}
+	pool.HalfClose(nc)
 	_ = nc.SetReadDeadline(time.Now().Add(ss.s.pool.Config().CloseGrace))
 	_, _ = io.Copy(io.Discard, io.LimitReader(nc, lingerMax))
 }

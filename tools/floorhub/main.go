@@ -27,10 +27,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"wsproxy/internal/rlimit"
 
 	"github.com/redis/go-redis/v9"
-
-	"wsproxy/tools/loadtest"
+	"github.com/rs/zerolog"
 )
 
 // writers is the number of goroutines that write every frame.
@@ -41,7 +41,7 @@ func main() {
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address")
 	pattern := flag.String("pattern", "market-data-*", "Pub/Sub pattern")
 	flag.Parse()
-	loadtest.RaiseNoFile()
+	rlimit.RaiseOpenFiles(zerolog.Nop())
 
 	var f floor
 	for i := range f.frames {

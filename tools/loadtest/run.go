@@ -55,7 +55,11 @@ type Config struct {
 	// RedisAddr to publish to. Required.
 	RedisAddr string `json:"redisAddr"`
 	// PayloadBytes pads each message's data to about this size. 0: none.
+	// Trades feed only.
 	PayloadBytes int `json:"payloadBytes"`
+	// Feed is what the publisher sends: FeedTrades ("" too) or FeedDemo
+	// (feed.go).
+	Feed string `json:"feed"`
 	// Compress offers permessage-deflate, as browsers do.
 	Compress bool `json:"compress"`
 	// ServerPIDs are sampled for resident memory (summed); nil: not sampled.
@@ -113,6 +117,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: rate and duration must be > 0", ErrConfig)
 	case c.RedisAddr == "":
 		return fmt.Errorf("%w: no Redis address", ErrConfig)
+	case c.Feed != "" && c.Feed != FeedTrades && c.Feed != FeedDemo:
+		return fmt.Errorf("%w: feed %q: want %s or %s", ErrConfig, c.Feed, FeedTrades, FeedDemo)
+	case c.Feed == FeedDemo && c.PayloadBytes > 0:
+		return fmt.Errorf("%w: payload padding applies to the %s feed only", ErrConfig, FeedTrades)
 	case c.Conns > c.PerProcess && c.WorkerCommand == nil:
 		return fmt.Errorf("%w: %d connections need worker processes (more than %d per process)", ErrConfig, c.Conns, c.PerProcess)
 	}
@@ -139,6 +147,7 @@ type Report struct {
 	ConnectSeconds  float64   `json:"connectSeconds"`
 	ConnectRate     float64   `json:"connectRate"`
 	Rate            float64   `json:"rate"`
+	Feed            string    `json:"feed"`
 	Published       uint64    `json:"published"`
 	Expected        uint64    `json:"expected"`
 	Received        uint64    `json:"received"`
@@ -152,10 +161,11 @@ type Report struct {
 	RSSIdleMB       float64   `json:"rssIdleMB"`
 	RSSLoadMB       float64   `json:"rssLoadMB"`
 	// Compressed counts connections that agreed to permessage-deflate;
-	// WireBytesPerMsg is the data bytes read per delivered message (frame
-	// headers included); ServerCPUPerMsgUS the servers' CPU time (user +
-	// system) from the start of publishing to the end of the drain, per
-	// delivered message.
+	// WireBytesPerMsg is the bytes read from the client sockets after the
+	// handshake (and the welcome and subscribe replies) per delivered
+	// message: frames with their headers, pings included; ServerCPUPerMsgUS
+	// the servers' CPU time (user + system, /proc/PID/stat) from the start
+	// of publishing to the end of the drain, per delivered message.
 	Compressed        int     `json:"compressed"`
 	WireBytesPerMsg   float64 `json:"wireBytesPerMsg"`
 	ServerCPUPerMsgUS float64 `json:"serverCpuPerMsgUs"`
@@ -187,7 +197,7 @@ type workerProc struct {
 // Run performs one measured run and returns its report.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	cfg.applyDefaults()
-	rep := Report{Name: cfg.Name, Date: time.Now().UTC().Format(time.RFC3339), Conns: cfg.Conns, Rate: cfg.Rate, LoadStart: ReadLoadAvg()}
+	rep := Report{Name: cfg.Name, Date: time.Now().UTC().Format(time.RFC3339), Conns: cfg.Conns, Rate: cfg.Rate, Feed: cfg.Feed, LoadStart: ReadLoadAvg()}
 	if err := cfg.validate(); err != nil {
 		return rep, err
 	}

@@ -115,13 +115,3 @@ func StartRedis(dir string) (*Server, error) {
 	return StartServer(addr, nil, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", filepath.Clean(dir), "--client-output-buffer-limit", "pubsub 0 0 0", "--maxclients", "1000")
 }
-
-// RaiseNoFile lifts the soft open-file limit to the hard one: the load
-// tool and its servers hold one socket per connection.
-func RaiseNoFile() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
-}

@@ -22,11 +22,11 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"wsproxy/internal/rlimit"
 
 	"github.com/fasthttp/websocket"
 	"github.com/redis/go-redis/v9"
-
-	"wsproxy/tools/loadtest"
+	"github.com/rs/zerolog"
 )
 
 func main() {
@@ -34,7 +34,7 @@ func main() {
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address")
 	pattern := flag.String("pattern", "market-data-*", "Pub/Sub pattern")
 	flag.Parse()
-	loadtest.RaiseNoFile()
+	rlimit.RaiseOpenFiles(zerolog.Nop())
 
 	h := &hub{clients: make(map[*client]struct{})}
 	rdb := redis.NewClient(&redis.Options{Addr: *redisAddr})

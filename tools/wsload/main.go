@@ -10,6 +10,10 @@
 // round. See BENCHMARKS.md for the runs and their results.
 //
 //	go run ./tools/wsload -conns 19000 -rate 5 -duration 30s
+//
+// The targets wsproxy:off, wsproxy:per_message and wsproxy:shared_stream run
+// wsproxy with that compression mode, the clients offering permessage-deflate;
+// -feed demo publishes the demo market-data mix instead of trades only.
 package main
 
 import (
@@ -31,7 +35,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"wsproxy/internal/rlimit"
 	"wsproxy/tools/loadtest"
+
+	"github.com/rs/zerolog"
 )
 
 func main() {
@@ -46,7 +53,7 @@ type options struct {
 	compress                                       bool
 	rate                                           float64
 	duration, idle, drain                          time.Duration
-	mix, targets, redisAddr, url, jsonOut          string
+	mix, targets, redisAddr, url, jsonOut, feed    string
 	wsproxyCmd, wsproxyEnv, naiveCmd, floorCmd     string
 	wsproxy2Cmd, scale                             string
 	cpuQuota                                       float64
@@ -56,7 +63,7 @@ type options struct {
 }
 
 func run(args []string) error {
-	loadtest.RaiseNoFile()
+	rlimit.RaiseOpenFiles(zerolog.Nop())
 	fl := flag.NewFlagSet("wsload", flag.ContinueOnError)
 	var o options
 	worker := fl.Bool("worker", false, "internal: run as a worker process (config on stdin)")
@@ -64,14 +71,15 @@ func run(args []string) error {
 	fl.IntVar(&o.nodes, "nodes", 1, "server processes per target; connections are spread over them")
 	fl.IntVar(&o.perProcess, "per-process", loadtest.DefaultPerProcess, "connections per load process; beyond it worker processes are started")
 	fl.IntVar(&o.payload, "payload", 0, "pad each message's data to about this many bytes")
-	fl.BoolVar(&o.compress, "compress", false, "offer permessage-deflate, as browsers do (the server decides)")
+	fl.BoolVar(&o.compress, "compress", false, "offer permessage-deflate, as browsers do (the server decides; always on for wsproxy:MODE targets)")
+	fl.StringVar(&o.feed, "feed", loadtest.FeedTrades, "what is published: trades, or demo (the demo source's mix of trades, tickers, depth and klines)")
 	fl.IntVar(&o.concurrency, "concurrency", 256, "handshakes in flight per load process")
 	fl.Float64Var(&o.rate, "rate", 5, "published messages per second")
 	fl.DurationVar(&o.duration, "duration", 10*time.Second, "publishing phase")
 	fl.DurationVar(&o.idle, "idle", 3*time.Second, "idle phase before publishing (idle memory is sampled at its end)")
 	fl.DurationVar(&o.drain, "drain", 10*time.Second, "longest wait for in-flight messages after publishing")
 	fl.StringVar(&o.mix, "mix", "all=1", "filter mix weights: all=W,exchange=W,symbol=W")
-	fl.StringVar(&o.targets, "targets", "floor,naive,wsproxy", "targets measured in turn: floor, naive, wsproxy, external (every figure is also reported as a ratio to floor's in the same round)")
+	fl.StringVar(&o.targets, "targets", "floor,naive,wsproxy", "targets measured in turn: floor, naive, wsproxy, wsproxy:off|per_message|shared_stream, wsproxy2, external (every figure is also reported as a ratio to floor's in the same round)")
 	fl.StringVar(&o.redisAddr, "redis", "", "Redis address to publish to; empty: start a private redis-server")
 	fl.StringVar(&o.url, "url", "", "external target: comma-separated ws:// URLs")
 	fl.StringVar(&o.serverPIDs, "server-pid", "", "external target: comma-separated server pids for RSS")
@@ -124,11 +132,15 @@ func run(args []string) error {
 		return err
 	}
 	for _, rd := range rounds {
-		target := rd.target
+		target, modeEnv, offer, err := compressionTarget(rd.target)
+		if err != nil {
+			return err
+		}
 		o.nodes = rd.nodes
 		cfg := loadtest.Config{
 			Name: rd.name, Conns: rd.conns, PerProcess: o.perProcess, Mix: mix, Rate: o.rate, Duration: o.duration,
-			Idle: o.idle, Drain: o.drain, Concurrency: o.concurrency, RedisAddr: redisAddr, PayloadBytes: o.payload, Compress: o.compress,
+			Idle: o.idle, Drain: o.drain, Concurrency: o.concurrency, RedisAddr: redisAddr, PayloadBytes: o.payload, Compress: o.compress || offer,
+			Feed:          o.feed,
 			WorkerCommand: func() *exec.Cmd { return exec.Command(self, "-worker") },
 		}
 		if o.progress {
@@ -160,7 +172,7 @@ func run(args []string) error {
 					a[j] = subst.Replace(s)
 				}
 				e := []string{"WSPROXY_LISTEN=" + addr}
-				for _, kv := range env {
+				for _, kv := range append(env, modeEnv...) {
 					e = append(e, subst.Replace(kv))
 				}
 				s, err := loadtest.StartServer(addr, e, a...)
@@ -324,10 +336,11 @@ func fmtLoad(l loadtest.LoadAvg) string { return fmt.Sprintf("%.2f, %.2f, %.2f",
 // printTable prints one column per target (medians over the rounds, reps)
 // and, when the floor was measured, one ratio column per other target: the
 // median over the rounds of that round's ratio to the floor (all holds
-// every round's report). Without a floor, two targets get their ratio.
+// every round's report). Without a floor, every target after the first
+// gets its ratio to the first.
 func printTable(w io.Writer, o options, reps, all []loadtest.Report) {
-	fmt.Fprintf(w, "wsload %s: %d conns, %d node(s), mix %s, %.0f msg/s for %s, %d round(s)\n",
-		time.Now().UTC().Format(time.RFC3339), o.conns, o.nodes, o.mix, o.rate, o.duration, max(1, o.repeat))
+	fmt.Fprintf(w, "wsload %s: %d conns, %d node(s), mix %s, feed %s, %.0f msg/s for %s, %d round(s)\n",
+		time.Now().UTC().Format(time.RFC3339), o.conns, o.nodes, o.mix, o.feed, o.rate, o.duration, max(1, o.repeat))
 	hasFloor := false
 	for _, r := range all {
 		hasFloor = hasFloor || r.Name == loadtest.FloorTarget
@@ -352,8 +365,10 @@ func printTable(w io.Writer, o options, reps, all []loadtest.Report) {
 		for _, t := range others {
 			fmt.Fprintf(tw, "%s/floor\t", t)
 		}
-	case len(reps) == 2:
-		fmt.Fprintf(tw, "%s/%s\t", reps[1].Name, reps[0].Name)
+	case len(reps) >= 2:
+		for _, r := range reps[1:] {
+			fmt.Fprintf(tw, "%s/%s\t", r.Name, reps[0].Name)
+		}
 	}
 	fmt.Fprintln(tw)
 	for _, f := range figures {
@@ -370,11 +385,13 @@ func printTable(w io.Writer, o options, reps, all []loadtest.Report) {
 					fmt.Fprint(tw, "-\t")
 				}
 			}
-		case len(reps) == 2:
-			if v := f.Ratio(reps[1], reps[0]); !math.IsNaN(v) {
-				fmt.Fprintf(tw, "%.2fx\t", v)
-			} else {
-				fmt.Fprint(tw, "-\t")
+		case len(reps) >= 2:
+			for _, r := range reps[1:] {
+				if v := f.Ratio(r, reps[0]); !math.IsNaN(v) {
+					fmt.Fprintf(tw, "%.2fx\t", v)
+				} else {
+					fmt.Fprint(tw, "-\t")
+				}
 			}
 		}
 		fmt.Fprintln(tw)
