@@ -20,6 +20,7 @@ import (
 )
 
 func main() {
+	smallStacks()
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "wsproxy:", err)
 		os.Exit(exitCode(err))

@@ -66,6 +66,9 @@ type Config struct {
 	ServerPIDs []int `json:"-"`
 	// Progress receives a live progress line; nil: none.
 	Progress io.Writer `json:"-"`
+	// AfterLoad, when set, is called once after the publishing and drain
+	// phase, while every connection is still open (to sample the server).
+	AfterLoad func() `json:"-"`
 	// WorkerCommand returns a command that runs RunWorker over its stdin and
 	// stdout; required only when Conns > PerProcess.
 	WorkerCommand func() *exec.Cmd `json:"-"`
@@ -163,12 +166,21 @@ type Report struct {
 	// message: frames with their headers, pings included; ServerCPUPerMsgUS
 	// the servers' CPU time (user + system, /proc/PID/stat) from the start
 	// of publishing to the end of the drain, per delivered message.
-	Compressed        int      `json:"compressed"`
-	WireBytesPerMsg   float64  `json:"wireBytesPerMsg"`
-	ServerCPUPerMsgUS float64  `json:"serverCpuPerMsgUs"`
-	KBPerConn         float64  `json:"kbPerConn"`
-	KBPerConnTotal    float64  `json:"kbPerConnTotal"`
-	Errors            []string `json:"errors,omitempty"`
+	Compressed        int     `json:"compressed"`
+	WireBytesPerMsg   float64 `json:"wireBytesPerMsg"`
+	ServerCPUPerMsgUS float64 `json:"serverCpuPerMsgUs"`
+	KBPerConn         float64 `json:"kbPerConn"`
+	KBPerConnTotal    float64 `json:"kbPerConnTotal"`
+	// KBPerConnLoad is RSS after the publishing phase less the base, per
+	// connection: what a connection costs once it has received data.
+	KBPerConnLoad float64  `json:"kbPerConnLoad"`
+	Errors        []string `json:"errors,omitempty"`
+	// LoadStart and LoadEnd are the box's load average when the run began
+	// and ended; VsFloor the ratios of this report's figures to the floor's
+	// in the same round (set by the caller, FloorRatios).
+	LoadStart LoadAvg            `json:"loadStart"`
+	LoadEnd   LoadAvg            `json:"loadEnd"`
+	VsFloor   map[string]float64 `json:"vsFloor,omitempty"`
 }
 
 type workerLine struct {
@@ -185,7 +197,7 @@ type workerProc struct {
 // Run performs one measured run and returns its report.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	cfg.applyDefaults()
-	rep := Report{Name: cfg.Name, Date: time.Now().UTC().Format(time.RFC3339), Conns: cfg.Conns, Rate: cfg.Rate, Feed: cfg.Feed}
+	rep := Report{Name: cfg.Name, Date: time.Now().UTC().Format(time.RFC3339), Conns: cfg.Conns, Rate: cfg.Rate, Feed: cfg.Feed, LoadStart: ReadLoadAvg()}
 	if err := cfg.validate(); err != nil {
 		return rep, err
 	}
@@ -364,7 +376,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	_ = pubErr
 	rep.RSSLoadMB = rssMB(cfg.ServerPIDs)
+	if rep.Established > 0 && len(cfg.ServerPIDs) > 0 {
+		rep.KBPerConnLoad = (rep.RSSLoadMB - rep.RSSBaseMB) * 1024 / float64(rep.Established)
+	}
 	cpuEnd := cpuNS(cfg.ServerPIDs)
+	if cfg.AfterLoad != nil {
+		cfg.AfterLoad()
+	}
 	for _, p := range procs {
 		_, _ = io.WriteString(p.stdin, "stop\n")
 	}
@@ -418,6 +436,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			rep.NodeP99 = append(rep.NodeP99, h.Quantile(0.99))
 		}
 	}
+	rep.LoadEnd = ReadLoadAvg()
 	return rep, nil
 }
 

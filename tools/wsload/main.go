@@ -4,8 +4,10 @@
 // filter mix, publishes trades through Redis Pub/Sub at a fixed rate with the
 // send time embedded, and reports connections, connect rate, delivered
 // messages per second, loss, latency percentiles and server memory, for each
-// target in turn (by default the naive baseline hub, then wsproxy), with the
-// ratios between them. See BENCHMARKS.md for the runs and their results.
+// target in turn (by default the floor server, the naive baseline hub, then
+// wsproxy; rounds alternate them), with every figure also as a ratio to the
+// floor measured in the same round, and the box's load average around each
+// round. See BENCHMARKS.md for the runs and their results.
 //
 //	go run ./tools/wsload -conns 19000 -rate 5 -duration 30s
 //
@@ -21,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -51,7 +54,9 @@ type options struct {
 	rate                                           float64
 	duration, idle, drain                          time.Duration
 	mix, targets, redisAddr, url, jsonOut, feed    string
-	wsproxyCmd, wsproxyEnv, naiveCmd               string
+	wsproxyCmd, wsproxyEnv, naiveCmd, floorCmd     string
+	wsproxy2Cmd, scale                             string
+	cpuQuota                                       float64
 	serverPIDs                                     string
 	progress                                       bool
 	repeat                                         int
@@ -74,15 +79,19 @@ func run(args []string) error {
 	fl.DurationVar(&o.idle, "idle", 3*time.Second, "idle phase before publishing (idle memory is sampled at its end)")
 	fl.DurationVar(&o.drain, "drain", 10*time.Second, "longest wait for in-flight messages after publishing")
 	fl.StringVar(&o.mix, "mix", "all=1", "filter mix weights: all=W,exchange=W,symbol=W")
-	fl.StringVar(&o.targets, "targets", "naive,wsproxy", "targets measured in turn: naive, wsproxy, wsproxy:off|per_message|shared_stream, external")
+	fl.StringVar(&o.targets, "targets", "floor,naive,wsproxy", "targets measured in turn: floor, naive, wsproxy, wsproxy:off|per_message|shared_stream, wsproxy2, external (every figure is also reported as a ratio to floor's in the same round)")
 	fl.StringVar(&o.redisAddr, "redis", "", "Redis address to publish to; empty: start a private redis-server")
 	fl.StringVar(&o.url, "url", "", "external target: comma-separated ws:// URLs")
 	fl.StringVar(&o.serverPIDs, "server-pid", "", "external target: comma-separated server pids for RSS")
 	fl.StringVar(&o.wsproxyCmd, "wsproxy-cmd", "", "wsproxy command ({redis} replaced; WSPROXY_LISTEN set); empty: build wsproxy and feed it from Redis Pub/Sub (sources.redis)")
 	fl.StringVar(&o.wsproxyEnv, "wsproxy-env", "", "extra wsproxy environment, comma-separated K=V ({redis} replaced), e.g. WSPROXY_SOURCES_REDIS_ENABLED=true,WSPROXY_SOURCES_REDIS_ADDR={redis}")
 	fl.StringVar(&o.naiveCmd, "naive-cmd", "", "baseline command ({addr}, {redis} replaced); empty: build tools/naivehub")
+	fl.StringVar(&o.wsproxy2Cmd, "wsproxy2-cmd", "", "target wsproxy2: a second wsproxy command, run like -wsproxy-cmd (same environment), to compare two builds in one run")
+	fl.Float64Var(&o.cpuQuota, "cpu-quota", 0, "cap every server node at this many cores, each in a cgroup v1 cpu group of its own (cpu.cfs_quota_us; removed afterwards); 0: no cap")
+	fl.StringVar(&o.scale, "scale", "", "scale-out rounds, e.g. 1,2,4: run the single target with that many nodes in turn, -conns per node (the same per-node load), and compare per-node p99 and loss with the first")
+	fl.StringVar(&o.floorCmd, "floor-cmd", "", "floor command ({addr}, {redis} replaced); empty: build tools/floorhub")
 	fl.StringVar(&o.jsonOut, "json", "", "also write the JSON report to this file")
-	fl.IntVar(&o.repeat, "repeat", 1, "rounds over the targets, alternating them; the table shows each target's median per metric")
+	fl.IntVar(&o.repeat, "repeat", 3, "rounds over the targets, alternating them; the table shows each target's median per metric")
 	fl.BoolVar(&o.progress, "progress", true, "live progress line on stderr")
 	if err := fl.Parse(args); err != nil {
 		return err
@@ -118,18 +127,18 @@ func run(args []string) error {
 
 	var reports []loadtest.Report
 	targets := strings.Split(o.targets, ",")
-	var rounds []string
-	for r := 0; r < max(1, o.repeat); r++ {
-		rounds = append(rounds, targets...)
+	rounds, names, err := planRounds(o, targets)
+	if err != nil {
+		return err
 	}
-	for _, name := range rounds {
-		name = strings.TrimSpace(name)
-		target, modeEnv, offer, err := compressionTarget(name)
+	for _, rd := range rounds {
+		target, modeEnv, offer, err := compressionTarget(rd.target)
 		if err != nil {
 			return err
 		}
+		o.nodes = rd.nodes
 		cfg := loadtest.Config{
-			Name: name, Conns: o.conns, PerProcess: o.perProcess, Mix: mix, Rate: o.rate, Duration: o.duration,
+			Name: rd.name, Conns: rd.conns, PerProcess: o.perProcess, Mix: mix, Rate: o.rate, Duration: o.duration,
 			Idle: o.idle, Drain: o.drain, Concurrency: o.concurrency, RedisAddr: redisAddr, PayloadBytes: o.payload, Compress: o.compress || offer,
 			Feed:          o.feed,
 			WorkerCommand: func() *exec.Cmd { return exec.Command(self, "-worker") },
@@ -138,6 +147,7 @@ func run(args []string) error {
 			cfg.Progress = os.Stderr
 		}
 		var servers []*loadtest.Server
+		var groups []*loadtest.CPUGroup
 		switch target {
 		case "external":
 			cfg.URLs = strings.Split(o.url, ",")
@@ -146,7 +156,7 @@ func run(args []string) error {
 					cfg.ServerPIDs = append(cfg.ServerPIDs, pid)
 				}
 			}
-		case "naive", "wsproxy":
+		case "naive", "wsproxy", "wsproxy2", loadtest.FloorTarget:
 			argv, env, err := targetCommand(target, o, tmp)
 			if err != nil {
 				return err
@@ -171,6 +181,18 @@ func run(args []string) error {
 					return err
 				}
 				servers = append(servers, s)
+				if o.cpuQuota > 0 {
+					g, err := loadtest.NewCPUGroup(fmt.Sprintf("wsload-%d-%d", os.Getpid(), i), o.cpuQuota)
+					if err == nil {
+						groups = append(groups, g)
+						err = g.Add(s.PID())
+					}
+					if err != nil {
+						stopAll(servers)
+						removeGroups(groups)
+						return err
+					}
+				}
 				cfg.URLs = append(cfg.URLs, "ws://"+addr+"/ws")
 				cfg.ServerPIDs = append(cfg.ServerPIDs, s.PID())
 			}
@@ -178,14 +200,21 @@ func run(args []string) error {
 		default:
 			return fmt.Errorf("unknown target %q", target)
 		}
+		fmt.Fprintf(os.Stderr, "wsload: %s start, load average %s\n", target, fmtLoad(loadtest.ReadLoadAvg()))
 		rep, err := loadtest.Run(ctx, cfg)
 		stopAll(servers)
+		removeGroups(groups)
 		if err != nil {
 			return fmt.Errorf("%s: %w", target, err)
 		}
+		fmt.Fprintf(os.Stderr, "wsload: %s end, load average %s\n", target, fmtLoad(rep.LoadEnd))
 		reports = append(reports, rep)
 	}
-	printTable(os.Stdout, o, medians(targets, reports))
+	loadtest.FloorRatios(figures, reports, len(names))
+	printTable(os.Stdout, o, medians(names, reports), reports)
+	if o.scale != "" {
+		printScale(os.Stdout, o, names, reports)
+	}
 	b, _ := json.MarshalIndent(reports, "", "  ")
 	fmt.Println(string(b))
 	if o.jsonOut != "" {
@@ -213,6 +242,12 @@ func targetCommand(target string, o options, tmp string) ([]string, []string, er
 		return out, nil
 	}
 	switch target {
+	case loadtest.FloorTarget:
+		if o.floorCmd != "" {
+			return strings.Fields(o.floorCmd), nil, nil
+		}
+		bin, err := build("wsproxy/tools/floorhub")
+		return []string{bin, "-listen", "{addr}", "-redis", "{redis}"}, nil, err
 	case "naive":
 		if o.naiveCmd != "" {
 			return strings.Fields(o.naiveCmd), nil, nil
@@ -224,6 +259,15 @@ func targetCommand(target string, o options, tmp string) ([]string, []string, er
 			"WSPROXY_SOURCES_DEMO_ENABLED=false"}
 		if o.wsproxyEnv != "" {
 			env = append(env, strings.Split(o.wsproxyEnv, ",")...)
+		}
+		if target == "wsproxy2" {
+			if o.wsproxy2Cmd == "" {
+				return nil, nil, errors.New("target wsproxy2 needs -wsproxy2-cmd")
+			}
+			if o.wsproxyCmd == "" {
+				env = append(env, "WSPROXY_SOURCES_REDIS_ENABLED=true", "WSPROXY_SOURCES_REDIS_ADDR={redis}")
+			}
+			return strings.Fields(o.wsproxy2Cmd), env, nil
 		}
 		if o.wsproxyCmd != "" {
 			return strings.Fields(o.wsproxyCmd), env, nil
@@ -259,53 +303,109 @@ func parseMix(s string) (loadtest.Mix, error) {
 	return m, nil
 }
 
-func printTable(w io.Writer, o options, reps []loadtest.Report) {
-	fmt.Fprintf(w, "wsload %s: %d conns, %d node(s), mix %s, feed %s, %.0f msg/s for %s\n",
-		time.Now().UTC().Format(time.RFC3339), o.conns, o.nodes, o.mix, o.feed, o.rate, o.duration)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	row := func(name string, f func(r loadtest.Report) float64, format string, lowerBetter bool) {
-		fmt.Fprintf(tw, "%s\t", name)
-		for _, r := range reps {
-			fmt.Fprintf(tw, format+"\t", f(r))
-		}
-		for _, r := range reps[min(1, len(reps)):] {
-			if f(reps[0]) != 0 {
-				fmt.Fprintf(tw, "%.2fx\t", f(r)/f(reps[0]))
-			} else {
-				fmt.Fprint(tw, "-\t")
-			}
-		}
-		fmt.Fprintln(tw)
+// figures are the rows of the table, in order; each is also reported as a
+// ratio to the floor's figure of the same round (Report.VsFloor).
+var figures = []loadtest.Figure{
+	{Name: "established", Format: "%.0f", Get: func(r loadtest.Report) float64 { return float64(r.Established) }},
+	{Name: "failed", Format: "%.0f", Get: func(r loadtest.Report) float64 { return float64(r.Failed) }},
+	{Name: "connect/s", Format: "%.0f", Get: func(r loadtest.Report) float64 { return r.ConnectRate }},
+	{Name: "published", Format: "%.0f", Get: func(r loadtest.Report) float64 { return float64(r.Published) }},
+	{Name: "expected", Format: "%.0f", Get: func(r loadtest.Report) float64 { return float64(r.Expected) }},
+	{Name: "received", Format: "%.0f", Get: func(r loadtest.Report) float64 { return float64(r.Received) }},
+	{Name: "loss %", Format: "%.3f", Get: func(r loadtest.Report) float64 { return r.LossPct }},
+	{Name: "delivered msg/s", Format: "%.0f", Get: func(r loadtest.Report) float64 { return r.DeliveredPerSec }},
+	{Name: "p50 ms", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.Latency.P50 }},
+	{Name: "p95 ms", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.Latency.P95 }},
+	{Name: "p99 ms", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.Latency.P99 }},
+	{Name: "max ms", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.Latency.Max }},
+	{Name: "RSS base MB", Format: "%.1f", Get: func(r loadtest.Report) float64 { return r.RSSBaseMB }},
+	{Name: "RSS idle MB", Format: "%.1f", Get: func(r loadtest.Report) float64 { return r.RSSIdleMB }},
+	{Name: "RSS load MB", Format: "%.1f", Get: func(r loadtest.Report) float64 { return r.RSSLoadMB }},
+	{Name: "KB/conn (idle-base)", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.KBPerConn }},
+	{Name: "KB/conn (idle total)", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.KBPerConnTotal }},
+	{Name: "KB/conn (load-base)", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.KBPerConnLoad }},
+	{Name: "compressing conns", Format: "%.0f", Get: func(r loadtest.Report) float64 { return float64(r.Compressed) }},
+	{Name: "wire B/msg", Format: "%.1f", Get: func(r loadtest.Report) float64 { return r.WireBytesPerMsg }},
+	{Name: "server CPU µs/msg", Format: "%.3f", Get: func(r loadtest.Report) float64 { return r.ServerCPUPerMsgUS }},
+	{Name: "load avg start (1m)", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.LoadStart[0] }},
+	{Name: "load avg end (1m)", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.LoadEnd[0] }},
+}
+
+func fmtLoad(l loadtest.LoadAvg) string { return fmt.Sprintf("%.2f, %.2f, %.2f", l[0], l[1], l[2]) }
+
+// printTable prints one column per target (medians over the rounds, reps)
+// and, when the floor was measured, one ratio column per other target: the
+// median over the rounds of that round's ratio to the floor (all holds
+// every round's report). Without a floor, every target after the first
+// gets its ratio to the first.
+func printTable(w io.Writer, o options, reps, all []loadtest.Report) {
+	fmt.Fprintf(w, "wsload %s: %d conns, %d node(s), mix %s, feed %s, %.0f msg/s for %s, %d round(s)\n",
+		time.Now().UTC().Format(time.RFC3339), o.conns, o.nodes, o.mix, o.feed, o.rate, o.duration, max(1, o.repeat))
+	hasFloor := false
+	for _, r := range all {
+		hasFloor = hasFloor || r.Name == loadtest.FloorTarget
 	}
+	byTarget := map[string][]loadtest.Report{}
+	for _, r := range all {
+		byTarget[r.Name] = append(byTarget[r.Name], r)
+	}
+	var others []string
+	for _, r := range reps {
+		if base := baseName(r.Name); base != loadtest.FloorTarget {
+			others = append(others, base)
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "\t")
 	for _, r := range reps {
 		fmt.Fprintf(tw, "%s\t", r.Name)
 	}
-	for _, r := range reps[min(1, len(reps)):] {
-		fmt.Fprintf(tw, "%s/%s\t", r.Name, reps[0].Name)
+	switch {
+	case hasFloor:
+		for _, t := range others {
+			fmt.Fprintf(tw, "%s/floor\t", t)
+		}
+	case len(reps) >= 2:
+		for _, r := range reps[1:] {
+			fmt.Fprintf(tw, "%s/%s\t", r.Name, reps[0].Name)
+		}
 	}
 	fmt.Fprintln(tw)
-	row("established", func(r loadtest.Report) float64 { return float64(r.Established) }, "%.0f", false)
-	row("failed", func(r loadtest.Report) float64 { return float64(r.Failed) }, "%.0f", true)
-	row("connect/s", func(r loadtest.Report) float64 { return r.ConnectRate }, "%.0f", false)
-	row("published", func(r loadtest.Report) float64 { return float64(r.Published) }, "%.0f", false)
-	row("expected", func(r loadtest.Report) float64 { return float64(r.Expected) }, "%.0f", false)
-	row("received", func(r loadtest.Report) float64 { return float64(r.Received) }, "%.0f", false)
-	row("loss %", func(r loadtest.Report) float64 { return r.LossPct }, "%.3f", true)
-	row("delivered msg/s", func(r loadtest.Report) float64 { return r.DeliveredPerSec }, "%.0f", false)
-	row("p50 ms", func(r loadtest.Report) float64 { return r.Latency.P50 }, "%.2f", true)
-	row("p95 ms", func(r loadtest.Report) float64 { return r.Latency.P95 }, "%.2f", true)
-	row("p99 ms", func(r loadtest.Report) float64 { return r.Latency.P99 }, "%.2f", true)
-	row("max ms", func(r loadtest.Report) float64 { return r.Latency.Max }, "%.2f", true)
-	row("RSS base MB", func(r loadtest.Report) float64 { return r.RSSBaseMB }, "%.1f", true)
-	row("RSS idle MB", func(r loadtest.Report) float64 { return r.RSSIdleMB }, "%.1f", true)
-	row("RSS load MB", func(r loadtest.Report) float64 { return r.RSSLoadMB }, "%.1f", true)
-	row("KB/conn (idle-base)", func(r loadtest.Report) float64 { return r.KBPerConn }, "%.2f", true)
-	row("KB/conn (idle total)", func(r loadtest.Report) float64 { return r.KBPerConnTotal }, "%.2f", true)
-	row("compressing conns", func(r loadtest.Report) float64 { return float64(r.Compressed) }, "%.0f", false)
-	row("wire B/msg", func(r loadtest.Report) float64 { return r.WireBytesPerMsg }, "%.1f", true)
-	row("server CPU µs/msg", func(r loadtest.Report) float64 { return r.ServerCPUPerMsgUS }, "%.3f", true)
+	for _, f := range figures {
+		fmt.Fprintf(tw, "%s\t", f.Name)
+		for _, r := range reps {
+			fmt.Fprintf(tw, f.Format+"\t", f.Get(r))
+		}
+		switch {
+		case hasFloor:
+			for _, t := range others {
+				if v, n := loadtest.MedianRatio(byTarget[t], f.Name); n > 0 {
+					fmt.Fprintf(tw, "%.2fx\t", v)
+				} else {
+					fmt.Fprint(tw, "-\t")
+				}
+			}
+		case len(reps) >= 2:
+			for _, r := range reps[1:] {
+				if v := f.Ratio(r, reps[0]); !math.IsNaN(v) {
+					fmt.Fprintf(tw, "%.2fx\t", v)
+				} else {
+					fmt.Fprint(tw, "-\t")
+				}
+			}
+		}
+		fmt.Fprintln(tw)
+	}
 	tw.Flush()
+	if hasFloor {
+		for _, t := range others {
+			for i, r := range byTarget[t] {
+				fmt.Fprintf(w, "%s/floor round %d: p99 %.2fx, server CPU/msg %.2fx, KB/conn %.2fx, loss %.3f%% (floor %.3f%%), load %s\n",
+					t, i+1, r.VsFloor["p99 ms"], r.VsFloor["server CPU µs/msg"], r.VsFloor["KB/conn (idle-base)"],
+					r.LossPct, byTarget[loadtest.FloorTarget][min(i, len(byTarget[loadtest.FloorTarget])-1)].LossPct, fmtLoad(r.LoadStart))
+			}
+		}
+	}
 	for _, r := range reps {
 		if len(r.NodeP99) > 0 {
 			fmt.Fprintf(w, "%s per-node p99 ms: %v\n", r.Name, r.NodeP99)
@@ -314,6 +414,14 @@ func printTable(w io.Writer, o options, reps []loadtest.Report) {
 			fmt.Fprintf(w, "%s connect errors (first): %v\n", r.Name, r.Errors)
 		}
 	}
+}
+
+// baseName strips the "(medN)" suffix medians adds.
+func baseName(name string) string {
+	if i := strings.IndexByte(name, '('); i >= 0 {
+		return name[:i]
+	}
+	return name
 }
 
 // medians folds repeated runs into one report per target holding the median
@@ -353,6 +461,7 @@ func medians(targets []string, reps []loadtest.Report) []loadtest.Report {
 			func(r *loadtest.Report) *float64 { return &r.RSSLoadMB },
 			func(r *loadtest.Report) *float64 { return &r.KBPerConn },
 			func(r *loadtest.Report) *float64 { return &r.KBPerConnTotal },
+			func(r *loadtest.Report) *float64 { return &r.KBPerConnLoad },
 			func(r *loadtest.Report) *float64 { return &r.WireBytesPerMsg },
 			func(r *loadtest.Report) *float64 { return &r.ServerCPUPerMsgUS },
 		} {
