@@ -48,10 +48,14 @@ type Server struct {
 	connSeq   atomic.Uint64
 	slots     atomic.Int64
 	accepting atomic.Bool
-	channels  atomic.Int64 // legacy channel subscriptions, all connections
-	chanNames channelSet
-	lastAct   atomic.Int64
-	handlers  sync.WaitGroup // upgrade handlers and connections being served
+	// closingAll is set by Shutdown before it collects the connections to
+	// close: a connection registered after that closes itself (openConn).
+	closingAll atomic.Bool
+	channels   atomic.Int64 // legacy channel subscriptions, all connections
+	chanNames  channelSet
+	lastAct    atomic.Int64
+	handlers   sync.WaitGroup  // upgrade handlers and connections being served
+	upgrades   pendingUpgrades // answered upgrades not yet handed over (upgrades.go)
 	// intake orders handlers.Add against stopping intake (session.go).
 	intake sync.RWMutex
 
@@ -301,13 +305,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// socket and reset the 1001 away; the last quarter is the process's to
 	// end in.
 	s.pool.WaitCloseUntil(time.Now().Add(rest * 3 / 4))
+	// An upgrade accepted before intake stopped may register its
+	// connection only now: either Each below sees it (both hold the pool's
+	// lock), or its openConn sees closingAll and closes it.
+	s.closingAll.Store(true)
 	var conns []*pool.Conn
 	s.pool.Each(func(c *pool.Conn) { conns = append(conns, c) })
 	s.closeSpread(ctx, conns, min(rest/2, time.Duration(len(conns))*shutdownClosePace))
 	s.pool.CloseAll(ctx, websocket.CloseGoingAway, reasonShutdown)
+	err := <-httpDone
+	// Upgrades fasthttp answered but never handed over are not waited for.
+	s.upgrades.abandon(ctx, time.Now().Add(min(time.Second, rest/4)))
 	waitGroup(ctx, &s.handlers)
 	s.bg.Wait()
-	err := <-httpDone
 	if s.staticStop != nil {
 		close(s.staticStop)
 	}

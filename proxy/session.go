@@ -49,11 +49,19 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 	// Beyond the connection limit, or while memory is critical: 1013.
 	over := s.slots.Add(1) > int64(s.cfg.MaxConnections) || s.pool.Admit() != nil
 	zresp, zc := s.negotiateDeflate(ctx)
+	done := func() {
+		s.handlers.Done()
+		s.slots.Add(-1)
+		release()
+	}
+	pu := s.upgrades.add(done)
 	err := s.upgrader.Upgrade(ctx, func(ws *websocket.Conn) {
+		if !s.upgrades.take(pu) {
+			_ = ws.Close() // abandoned by Shutdown (upgrades.go)
+			return
+		}
 		if over {
-			defer s.handlers.Done()
-			defer s.slots.Add(-1)
-			defer release()
+			defer done()
 			_ = ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseTryAgainLater, reasonCapacity), time.Now().Add(time.Second))
 			_ = ws.Close()
@@ -67,9 +75,7 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 		nc, pre := detach(ws)
 		ss, fr := s.openConn(nc, pre, remote, batch, zc)
 		go func() {
-			defer s.handlers.Done()
-			defer s.slots.Add(-1)
-			defer release()
+			defer done()
 			ss.readLoop(fr)
 		}()
 	})
@@ -78,10 +84,8 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 		// response is written when this handler returns.
 		ctx.Response.Header.Set("Sec-WebSocket-Extensions", zresp)
 	}
-	if err != nil {
-		s.handlers.Done()
-		s.slots.Add(-1)
-		release()
+	if err != nil && s.upgrades.take(pu) {
+		done()
 	}
 }
 
@@ -133,6 +137,10 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 	ss.updateDelivery()
 	s.stats.changed()
 	c.Start() // welcome first, and the client is registered by the time it reads it
+	if s.closingAll.Load() {
+		// Registered after Shutdown collected the connections to close.
+		c.Close(websocket.CloseGoingAway, reasonShutdown)
+	}
 	ss.log.Debug().Str("remote", remote).Bool("batch", batch).Msg("connected")
 	return ss, ws
 }
