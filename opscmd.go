@@ -12,15 +12,14 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"wsproxy/proxy"
+	"wsproxy/config"
 )
 
 // adminBase is the loopback URL of this node's admin API: admin.listen
 // when set, listen otherwise (TLS when the main listener serves wss:// and
 // carries the admin API). The subcommands below run beside the server (in
 // its container) and reach it over loopback.
-func adminBase(cfg proxy.Config) (string, error) {
+func adminBase(cfg config.Config) (string, error) {
 	addr, scheme := cfg.Admin.Listen, "http"
 	if addr == "" {
 		addr = cfg.Listen

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"wsproxy/config"
 	"wsproxy/internal/histogram"
 	"wsproxy/pool"
 	"wsproxy/proxy"
@@ -68,7 +69,7 @@ type Router interface {
 // API serves the admin endpoints. Safe for concurrent use.
 type API struct {
 	p   Provider
-	cfg proxy.AdminConfig
+	cfg config.AdminConfig
 	log zerolog.Logger
 	reg *prometheus.Registry
 
@@ -79,7 +80,7 @@ type API struct {
 
 // New returns the admin API over p. cfg is the admin section of the
 // configuration with defaults applied; log receives operator actions.
-func New(p Provider, cfg proxy.AdminConfig, log zerolog.Logger) *API {
+func New(p Provider, cfg config.AdminConfig, log zerolog.Logger) *API {
 	a := &API{p: p, cfg: cfg, log: log.With().Str("component", "admin").Logger()}
 	a.reg = newRegistry(p)
 	return a

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"wsproxy/admin"
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
@@ -126,7 +127,7 @@ func TestFortyNonJSONFramesKeepNodeHealthy(t *testing.T) {
 // health stays healthy with no error rate and the node ready.
 func TestClientErrorsNeverMoveHealth(t *testing.T) {
 	const rounds = 30
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.Metrics.Window = time.Minute
 		c.Limits.MessageRate, c.Limits.MessageBurst = 1000, 2*rounds*len(badFrames)
 		c.Limits.MaxBadFramesPerMinute = 100000
@@ -178,8 +179,8 @@ func TestClientErrorsNeverMoveHealth(t *testing.T) {
 // TestRefusedUpgradesAreClientErrors: auth and origin refusals are counted
 // as client errors and leave the node healthy.
 func TestRefusedUpgradesAreClientErrors(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
-		c.Auth = proxy.AuthConfig{Mode: proxy.AuthToken, Tokens: []string{"good"}}
+	e := start(t, func(c *config.Config) {
+		c.Auth = config.AuthConfig{Mode: config.AuthToken, Tokens: []string{"good"}}
 		c.AllowedOrigins = []string{"https://app.example.com"}
 	})
 	e.publish(t, 200, 0)
@@ -202,7 +203,7 @@ func TestRefusedUpgradesAreClientErrors(t *testing.T) {
 // frames up to the budget are answered as usual.
 func TestErrorBudgetClosesAbusiveClient(t *testing.T) {
 	const budget = 10
-	e := start(t, func(c *proxy.Config) { c.Limits.MaxBadFramesPerMinute = budget })
+	e := start(t, func(c *config.Config) { c.Limits.MaxBadFramesPerMinute = budget })
 	c := e.dial(t)
 	for i := 0; i < budget; i++ {
 		c.Send(t, `{"type":"bogus"}`)
@@ -236,7 +237,7 @@ func TestErrorBudgetClosesAbusiveClient(t *testing.T) {
 // TestErrorBudgetOff: a negative limits.max_bad_frames_per_minute closes
 // nobody; the frames are still counted.
 func TestErrorBudgetOff(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Limits.MaxBadFramesPerMinute = -1 })
+	e := start(t, func(c *config.Config) { c.Limits.MaxBadFramesPerMinute = -1 })
 	c := e.dial(t)
 	for i := 0; i < 90; i++ { // inside the default message burst (100)
 		c.Send(t, `not json`)
@@ -254,7 +255,7 @@ func TestErrorBudgetOff(t *testing.T) {
 // turn health degraded or unhealthy as the rate says, but an error-rate
 // figure never makes the node unready.
 func TestHealthFollowsServerErrors(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.DispatchQueue = 1
 		c.Metrics.Window = time.Minute
 		c.Health.LatencyDegraded, c.Health.LatencyUnhealthy = time.Hour, time.Hour // not under test
@@ -293,7 +294,7 @@ func TestHealthFollowsServerErrors(t *testing.T) {
 // own rate and thresholds (health.decode_error_rate_*), apart from the
 // server error rate.
 func TestHealthFollowsDecodeErrors(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.Metrics.Window = time.Minute
 		c.Health.LatencyDegraded, c.Health.LatencyUnhealthy = time.Hour, time.Hour // not under test
 	})
@@ -349,7 +350,7 @@ func TestReadinessFollowsNodeOnly(t *testing.T) {
 	for _, requires := range []bool{true, false} {
 		name := map[bool]string{true: "source down", false: "source down, not required"}[requires]
 		t.Run(name, func(t *testing.T) {
-			cfg := proxy.Config{}
+			cfg := config.Config{}
 			cfg.Health.ReadyRequiresSource = &requires
 			cfg.Health.SourceDownUnhealthyAfter = 10 * time.Millisecond
 			srv, err := proxy.New(cfg, zerolog.Nop(), downSource{at: time.Now().Add(-time.Minute).UnixMilli()})
@@ -401,7 +402,7 @@ func forwarded(t testing.TB, e *env, n uint64) {
 // while data is written to them make socket writes fail; those failures are
 // counted as client resets and stay out of the health error rate.
 func TestClientResetsAreClientErrors(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.Metrics.Window = time.Minute
 		c.Health.LatencyDegraded, c.Health.LatencyUnhealthy = time.Hour, time.Hour // not under test
 	})

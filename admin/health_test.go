@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"wsproxy/admin"
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
@@ -33,7 +34,7 @@ func ready(t testing.TB, e *env) int {
 // pipeline receive time lies in the past: they really took that long from
 // ingest to the socket.
 func TestHealthFollowsDeliveryLatency(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.Health.LatencyDegraded = 200 * time.Millisecond
 		c.Health.LatencyUnhealthy = 2 * time.Second
 		c.Metrics.Window = 3 * time.Second
@@ -162,7 +163,7 @@ func TestHealthDegradedWhileSourceDown(t *testing.T) {
 // on their own address; the WebSocket listener keeps /ws and the legacy
 // status only.
 func TestSeparateAdminListener(t *testing.T) {
-	srv, err := proxy.New(proxy.Config{}, zerolog.Nop(), dataflow.NewInProcess("test"))
+	srv, err := proxy.New(config.Config{}, zerolog.Nop(), dataflow.NewInProcess("test"))
 	if err != nil {
 		t.Fatal(err)
 	}

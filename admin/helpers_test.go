@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"wsproxy/admin"
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
@@ -29,9 +30,9 @@ type env struct {
 	addr string
 }
 
-func start(t testing.TB, mut func(*proxy.Config), sources ...dataflow.Source) *env {
+func start(t testing.TB, mut func(*config.Config), sources ...dataflow.Source) *env {
 	t.Helper()
-	cfg := proxy.Config{}
+	cfg := config.Config{}
 	if mut != nil {
 		mut(&cfg)
 	}

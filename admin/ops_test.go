@@ -8,6 +8,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"wsproxy/config"
 	"wsproxy/internal/wstest"
 	"wsproxy/pool"
 	"wsproxy/proxy"
@@ -16,7 +17,7 @@ import (
 // TestFlushWritesHeldBatches holds frames with a long batch.flush_interval:
 // nothing reaches the client until POST /api/websocket/flush writes them.
 func TestFlushWritesHeldBatches(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Batch.FlushInterval = time.Hour })
+	e := start(t, func(c *config.Config) { c.Batch.FlushInterval = time.Hour })
 	a, b := e.dial(t), e.dial(t)
 	const n = 10 // under batch.max_messages, so nothing starts a write
 	e.publish(t, n, 0)
@@ -272,7 +273,7 @@ func TestDrainRequestValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := start(t, func(c *proxy.Config) { c.Admin.DrainWindow = 250 * time.Millisecond })
+			e := start(t, func(c *config.Config) { c.Admin.DrainWindow = 250 * time.Millisecond })
 			var v map[string]any
 			code := call(t, http.MethodPost, e.url("/api/websocket/drain"+tt.query), "", tt.body, &v)
 			if code != tt.code {

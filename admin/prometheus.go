@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/valyala/fasthttp"
 
+	"wsproxy/config"
 	"wsproxy/pool"
 	"wsproxy/proxy"
 )
@@ -181,7 +182,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.draining, dr)
 	counter(c.slowCloses, st.Pool.SlowConsumerCloses)
-	if p, ok := c.p.(interface{ Config() proxy.Config }); ok {
+	if p, ok := c.p.(interface{ Config() config.Config }); ok {
 		gauge(c.connMax, float64(p.Config().MaxConnections))
 	}
 	if p, ok := c.p.(interface{ Pool() *pool.Pool }); ok {

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
@@ -69,7 +70,7 @@ next:
 }
 
 func TestPrometheusExpositionMatchesTraffic(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Queue.MaxBytes = 4096 })
+	e := start(t, func(c *config.Config) { c.Queue.MaxBytes = 4096 })
 	a, b := e.dial(t), e.dial(t)
 	b.Send(t, `{"type":"subscribe","payload":{"exchange":["binance"]}}`)
 	b.NextOfType(t, "subscribed", wait)
@@ -155,7 +156,7 @@ func TestPrometheusExpositionMatchesTraffic(t *testing.T) {
 // The series the alerts need beside the STATS ones: capacity, the memory
 // monitor's usage and threshold, slow-consumer closes.
 func TestPrometheusCapacityMemoryAndSlowCloses(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.MaxConnections = 321
 		c.Memory.Threshold = 64 << 20
 	})
@@ -174,7 +175,7 @@ func TestPrometheusCapacityMemoryAndSlowCloses(t *testing.T) {
 		v, ok := value(scrape(t, e.url("/metrics")), "wsproxy_memory_usage_bytes")
 		return ok && v > 0
 	})
-	off := start(t, func(c *proxy.Config) { c.Memory.Threshold = -1 })
+	off := start(t, func(c *config.Config) { c.Memory.Threshold = -1 })
 	if _, ok := value(scrape(t, off.url("/metrics")), "wsproxy_memory_threshold_bytes"); ok {
 		t.Error("wsproxy_memory_threshold_bytes exported with the monitor off")
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/config"
 	"wsproxy/proxy"
 )
 
@@ -162,7 +163,7 @@ func jsonType(v any) string {
 }
 
 func TestMetricsThroughputOverWindow(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Metrics.Window = time.Minute; c.Queue.MaxMessages = 1000 })
+	e := start(t, func(c *config.Config) { c.Metrics.Window = time.Minute; c.Queue.MaxMessages = 1000 })
 	a, b := e.dial(t), e.dial(t)
 	const n = 200
 	e.publish(t, n, 0)
@@ -196,7 +197,7 @@ func TestMetricsThroughputOverWindow(t *testing.T) {
 // TestMetricsLatencyPercentiles back-dates the pipeline's receivedAt by 1..100
 // ms, so the real ingest-to-write latencies are spread over that range.
 func TestMetricsLatencyPercentiles(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Metrics.Window = time.Minute })
+	e := start(t, func(c *config.Config) { c.Metrics.Window = time.Minute })
 	c := e.dial(t)
 	begin := time.Now()
 	for k := 1; k <= 100; k++ {
@@ -231,7 +232,7 @@ func TestMetricsLatencyPercentiles(t *testing.T) {
 // TestShedCountersFromRealDrops sends frames larger than a connection's
 // whole queue: each is shed as too_large and counted in metrics.
 func TestShedCountersFromRealDrops(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Queue.MaxBytes = 4096 })
+	e := start(t, func(c *config.Config) { c.Queue.MaxBytes = 4096 })
 	e.dial(t)
 	for i := 0; i < 7; i++ {
 		md := big(i)
@@ -252,7 +253,7 @@ func TestShedCountersFromRealDrops(t *testing.T) {
 // TestMetricsWindowSlides: rates and latency describe only the last
 // metrics.window; older traffic falls out while the totals remain.
 func TestMetricsWindowSlides(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Metrics.Window = 300 * time.Millisecond })
+	e := start(t, func(c *config.Config) { c.Metrics.Window = 300 * time.Millisecond })
 	c := e.dial(t)
 	e.publish(t, 20, 0)
 	receive(t, c, 20)

@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"errors"
@@ -77,31 +77,6 @@ type MetricsConfig struct {
 	// /api/websocket/metrics and the health inputs; it is sampled every
 	// Window/10. 0: 10s.
 	Window time.Duration `yaml:"window"`
-}
-
-func (c *Config) applyAdminDefaults() {
-	defDur(&c.Admin.DrainWindow, 30*time.Second)
-	if c.Admin.UI == nil {
-		on := true
-		c.Admin.UI = &on
-	}
-	defDur(&c.Health.LatencyDegraded, 15*time.Millisecond)
-	defDur(&c.Health.SourceDownUnhealthyAfter, 60*time.Second)
-	defDur(&c.Health.LatencyUnhealthy, 30*time.Millisecond)
-	if c.Health.ErrorRateDegraded <= 0 {
-		c.Health.ErrorRateDegraded = 0.01
-	}
-	if c.Health.ErrorRateUnhealthy <= 0 {
-		c.Health.ErrorRateUnhealthy = 0.05
-	}
-	defFloat(&c.Health.DecodeErrorRateDegraded, 0.01)
-	defFloat(&c.Health.DecodeErrorRateUnhealthy, 0.25)
-	if c.Health.ReadyRequiresSource == nil {
-		on := true
-		c.Health.ReadyRequiresSource = &on
-	}
-	defInt(&c.Health.MinEvents, 100)
-	defDur(&c.Metrics.Window, 10*time.Second)
 }
 
 func (c *Config) validateAdmin() []error {

@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"errors"
@@ -13,12 +13,12 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"wsproxy/dataflow"
-	"wsproxy/subscription"
+	"wsproxy/pool"
 )
 
 // Config is the whole of config.yaml. Every field documents its zero value;
-// defaults are applied in one place (ApplyDefaults) and combinations checked
-// by Validate.
+// defaults are applied in one place (ApplyDefaults, defaults.go) and
+// combinations checked by Validate (validate.go).
 type Config struct {
 	// Listen is the address of the WebSocket endpoint and admin API. "": ":8080".
 	Listen string `yaml:"listen"`
@@ -93,9 +93,13 @@ type Config struct {
 	Health         HealthConfig       `yaml:"health"`
 	Metrics        MetricsConfig      `yaml:"metrics"`
 	SlowConsumer   SlowConsumerConfig `yaml:"slow_consumer"`
-	Memory         MemoryConfig       `yaml:"memory"`
-	FanOut         FanOutConfig       `yaml:"fanout"`
-	Compression    CompressionConfig  `yaml:"compression"`
+	// Memory configures the memory monitor: usage is the Go heap plus the
+	// bytes queued for all connections (pool.MemoryConfig).
+	Memory pool.MemoryConfig `yaml:"memory"`
+	FanOut FanOutConfig      `yaml:"fanout"`
+	// Compression configures permessage-deflate (RFC 7692) on /ws
+	// (pool.DeflateConfig).
+	Compression pool.DeflateConfig `yaml:"compression"`
 }
 
 // FanOutConfig tunes how one message reaches a large recipient set.
@@ -108,9 +112,6 @@ type FanOutConfig struct {
 	// ChunkSize is the recipients per chunk. 0: 1024.
 	ChunkSize int `yaml:"chunk_size"`
 }
-
-// DefaultQueueMaxMessages is queue.max_messages when unset.
-const DefaultQueueMaxMessages = 4096
 
 // QueueConfig bounds each connection's queue.
 type QueueConfig struct {
@@ -230,16 +231,16 @@ type LogConfig struct {
 // path, upper-cased, joined with '_'). Lists are comma-separated.
 const EnvPrefix = "WSPROXY"
 
-// LoadConfig reads path (if non-empty), applies environment overrides and
+// Load reads path (if non-empty), applies environment overrides and
 // defaults, and validates the result.
-func LoadConfig(path string) (Config, error) {
+func Load(path string) (Config, error) {
 	var cfg Config
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return cfg, fmt.Errorf("config: %w", err)
 		}
-		if cfg, err = ParseConfig(b); err != nil {
+		if cfg, err = Parse(b); err != nil {
 			return cfg, err
 		}
 	}
@@ -253,9 +254,9 @@ func LoadConfig(path string) (Config, error) {
 	return cfg, cfg.Validate()
 }
 
-// ParseConfig decodes YAML strictly: unknown keys are errors, so that a typo
+// Parse decodes YAML strictly: unknown keys are errors, so that a typo
 // does not silently fall back to a default.
-func ParseConfig(b []byte) (Config, error) {
+func Parse(b []byte) (Config, error) {
 	var cfg Config
 	dec := yaml.NewDecoder(strings.NewReader(string(b)))
 	dec.KnownFields(true)
@@ -263,122 +264,6 @@ func ParseConfig(b []byte) (Config, error) {
 		return Config{}, fmt.Errorf("config: %w%s", err, keysAtErrorLines(b, err))
 	}
 	return cfg, nil
-}
-
-// ApplyDefaults fills zero fields with their documented defaults.
-func (c *Config) ApplyDefaults() {
-	if c.Listen == "" {
-		c.Listen = ":8080"
-	}
-	defInt(&c.MaxConnections, 10000)
-	if c.MaxPayload <= 0 {
-		c.MaxPayload = 1 << 20
-	}
-	defDur(&c.HeartbeatInterval, 30*time.Second)
-	defDur(&c.ConnectionTimeout, 60*time.Second)
-	defDur(&c.WriteTimeout, 10*time.Second)
-	defDur(&c.ShutdownTimeout, 10*time.Second)
-	defInt(&c.DispatchQueue, 65536)
-	if c.ShutdownDrainShare <= 0 {
-		c.ShutdownDrainShare = 0.3
-	}
-	if c.DemoPage == nil {
-		on := true
-		c.DemoPage = &on
-	}
-	defInt(&c.Queue.MaxMessages, DefaultQueueMaxMessages)
-	defInt(&c.Queue.MaxBytes, 1<<20)
-	defInt(&c.Batch.MaxMessages, 100)
-	if c.Compat.UnfilteredReceiveAll == nil {
-		t := true
-		c.Compat.UnfilteredReceiveAll = &t
-	}
-	defInt(&c.Limits.MaxFilters, 16)
-	defInt(&c.Limits.MaxSymbols, 100)
-	defInt(&c.Limits.MaxExchanges, 32)
-	c.applyHardeningDefaults()
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.SnapshotOnSubscribe == nil {
-		t := true
-		c.SnapshotOnSubscribe = &t
-	}
-	defInt(&c.SnapshotMaxKeys, 100000)
-	defInt(&c.SnapshotRate, 100000)
-	if c.LatestWinsTypes == nil {
-		c.LatestWinsTypes = append([]string(nil), DefaultLatestWinsTypes...)
-	}
-	c.Cluster.applyDefaults()
-	if c.Log.Format == "" {
-		c.Log.Format = "json"
-	}
-	c.applyAdminDefaults()
-	c.applyPressureDefaults()
-	c.applyUpstreamDefaults()
-	c.Compression.applyDefaults()
-}
-
-// Validate checks values and combinations after defaults.
-func (c *Config) Validate() error {
-	var errs []error
-	if c.ShutdownDrainShare > 0.9 {
-		errs = append(errs, fmt.Errorf("shutdown_drain_share %v: want at most 0.9 (the close frames need the rest of shutdown_timeout)", c.ShutdownDrainShare))
-	}
-	if c.ConnectionTimeout <= c.HeartbeatInterval {
-		errs = append(errs, fmt.Errorf("connection_timeout (%s) must exceed heartbeat_interval (%s)", c.ConnectionTimeout, c.HeartbeatInterval))
-	}
-	if c.Batch.FlushInterval < 0 {
-		errs = append(errs, errors.New("batch.flush_interval must be >= 0"))
-	}
-	if c.Queue.MaxBytes < 1024 {
-		errs = append(errs, errors.New("queue.max_bytes must be at least 1024"))
-	}
-	if err := c.Sources.RedisSharded.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	for _, t := range c.LatestWinsTypes {
-		if strings.TrimSpace(strings.TrimSuffix(t, "*")) == "" && t != "*" {
-			errs = append(errs, fmt.Errorf("latest_wins_types: empty entry %q", t))
-		}
-	}
-	switch c.Log.Format {
-	case "json", "pretty":
-	default:
-		errs = append(errs, fmt.Errorf("log.format %q: want json or pretty", c.Log.Format))
-	}
-	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Log.Level))
-	}
-	errs = append(errs, c.Cluster.validate()...)
-	errs = append(errs, c.validateHardening()...)
-	errs = append(errs, c.validateAdmin()...)
-	errs = append(errs, c.validatePressure()...)
-	errs = append(errs, c.validateUpstream()...)
-	errs = append(errs, c.Compression.validate()...)
-	if len(errs) > 0 {
-		return fmt.Errorf("config: %w", errors.Join(errs...))
-	}
-	return nil
-}
-
-// SubscriptionLimits converts the limits section.
-func (c *Config) SubscriptionLimits() subscription.Limits {
-	return subscription.Limits{MaxFilters: c.Limits.MaxFilters, MaxSymbols: c.Limits.MaxSymbols, MaxExchanges: c.Limits.MaxExchanges}
-}
-
-func defInt(v *int, d int) {
-	if *v <= 0 {
-		*v = d
-	}
-}
-
-func defDur(v *time.Duration, d time.Duration) {
-	if *v <= 0 {
-		*v = d
-	}
 }
 
 var durationType = reflect.TypeOf(time.Duration(0))

@@ -1,4 +1,4 @@
-package proxy_test
+package config_test
 
 import (
 	"os"
@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"wsproxy/proxy"
+	"wsproxy/config"
 )
 
 func TestShippedConfigLoads(t *testing.T) {
-	cfg, err := proxy.LoadConfig("../config.yaml")
+	cfg, err := config.Load("../config.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != ":8080" || !cfg.Sources.Demo.Enabled || !*cfg.Compat.UnfilteredReceiveAll || cfg.Queue.MaxMessages != proxy.DefaultQueueMaxMessages {
+	if cfg.Listen != ":8080" || !cfg.Sources.Demo.Enabled || !*cfg.Compat.UnfilteredReceiveAll || cfg.Queue.MaxMessages != config.DefaultQueueMaxMessages {
 		t.Fatalf("shipped config = %+v", cfg)
 	}
 }
@@ -25,7 +25,7 @@ func TestConfigDefaultsAndEnv(t *testing.T) {
 	t.Setenv("WSPROXY_BATCH_FLUSH_INTERVAL", "25ms")
 	t.Setenv("WSPROXY_COMPAT_UNFILTERED_RECEIVE_ALL", "false")
 	t.Setenv("WSPROXY_SOURCES_DEMO_SYMBOLS", "A/B, C/D")
-	cfg, err := proxy.LoadConfig("")
+	cfg, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestConfigErrors(t *testing.T) {
 				k, v, _ := strings.Cut(tc.env, "=")
 				t.Setenv(k, v)
 			}
-			_, err := proxy.LoadConfig(path)
+			_, err := config.Load(path)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want mention of %q", err, tc.want)
 			}
@@ -72,7 +72,7 @@ func TestUpstreamAndStaticConfig(t *testing.T) {
 	t.Setenv("WSPROXY_UPSTREAM_URL", "http://collector:3000")
 	t.Setenv("WSPROXY_UPSTREAM_MAX_BODY_BYTES", "4096")
 	t.Setenv("WSPROXY_STATIC_DIR", dir)
-	cfg, err := proxy.LoadConfig("")
+	cfg, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,11 +86,11 @@ func TestUpstreamAndStaticConfig(t *testing.T) {
 }
 
 func TestShippedUpstreamConfigIsTheDefault(t *testing.T) {
-	shipped, err := proxy.LoadConfig("../config.yaml")
+	shipped, err := config.Load("../config.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var def proxy.Config
+	var def config.Config
 	def.ApplyDefaults()
 	if shipped.Upstream != def.Upstream || shipped.Static != def.Static || def.Upstream.URL != "" || def.Static.Dir != "" {
 		t.Fatalf("config.yaml %+v %+v, defaults %+v %+v (both off)", shipped.Upstream, shipped.Static, def.Upstream, def.Static)
@@ -112,7 +112,7 @@ func TestUpstreamAndStaticConfigErrors(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := proxy.LoadConfig(path); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := config.Load(path); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want mention of %q", err, tc.want)
 			}
 		})

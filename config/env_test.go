@@ -1,4 +1,4 @@
-package proxy_test
+package config_test
 
 import (
 	"io/fs"
@@ -9,13 +9,13 @@ import (
 	"strings"
 	"testing"
 
-	"wsproxy/proxy"
+	"wsproxy/config"
 )
 
 // The set of environment names is derived from the config structs: nested
 // sections, pointers and lists are all there, and nothing else is.
 func TestEnvNamesWalkTheConfigStructs(t *testing.T) {
-	names := proxy.EnvNames()
+	names := config.EnvNames()
 	for _, want := range []string{
 		"WSPROXY_LISTEN", "WSPROXY_DEMO_PAGE", "WSPROXY_QUEUE_MAX_BYTES",
 		"WSPROXY_SOURCES_STREAMS_KEYS", "WSPROXY_SOURCES_REDIS_SHARDED_ADDRS",
@@ -26,7 +26,7 @@ func TestEnvNamesWalkTheConfigStructs(t *testing.T) {
 		}
 	}
 	for _, n := range names {
-		if n == proxy.EnvPrefix+"_SOURCES" || n == proxy.EnvPrefix+"_AUTH_JWT" || n == proxy.EnvPrefix+"_QUEUE" {
+		if n == config.EnvPrefix+"_SOURCES" || n == config.EnvPrefix+"_AUTH_JWT" || n == config.EnvPrefix+"_QUEUE" {
 			t.Errorf("EnvNames lists the section %s as a key", n)
 		}
 	}
@@ -34,14 +34,14 @@ func TestEnvNamesWalkTheConfigStructs(t *testing.T) {
 
 func TestCheckEnvNamesUnknownVariables(t *testing.T) {
 	typo := "WSPROXY_" + "UPSTREM_URL" // spelled apart so that the repository scan below does not see it
-	err := proxy.CheckEnv([]string{"WSPROXY_LISTEN=:1", typo + "=http://x", "HOME=/root", "WSPROXY_SOAK=1s"})
+	err := config.CheckEnv([]string{"WSPROXY_LISTEN=:1", typo + "=http://x", "HOME=/root", "WSPROXY_SOAK=1s"})
 	if err == nil || !strings.Contains(err.Error(), typo) {
 		t.Fatalf("CheckEnv = %v, want an error naming %s", err, typo)
 	}
 	if strings.Contains(err.Error(), "WSPROXY_SOAK") || strings.Contains(err.Error(), "WSPROXY_LISTEN=") {
 		t.Fatalf("CheckEnv named a known variable: %v", err)
 	}
-	if err := proxy.CheckEnv([]string{"WSPROXY_LISTEN=:1", "WSPROXY_DEBUG_PPROF=127.0.0.1:0", "PATH=/bin"}); err != nil {
+	if err := config.CheckEnv([]string{"WSPROXY_LISTEN=:1", "WSPROXY_DEBUG_PPROF=127.0.0.1:0", "PATH=/bin"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -49,7 +49,7 @@ func TestCheckEnvNamesUnknownVariables(t *testing.T) {
 func TestLoadConfigRefusesUnknownEnv(t *testing.T) {
 	typo := "WSPROXY_" + "MAX_CONECTIONS"
 	t.Setenv(typo, "5")
-	_, err := proxy.LoadConfig("")
+	_, err := config.Load("")
 	if err == nil || !strings.Contains(err.Error(), typo) {
 		t.Fatalf("LoadConfig = %v, want an error naming %s", err, typo)
 	}
@@ -61,10 +61,10 @@ func TestLoadConfigRefusesUnknownEnv(t *testing.T) {
 // process at start.
 func TestRepositoryEnvNamesAreKeysOrExcluded(t *testing.T) {
 	known := map[string]bool{}
-	for _, n := range proxy.EnvNames() {
+	for _, n := range config.EnvNames() {
 		known[n] = true
 	}
-	for n := range proxy.NonKeyEnv {
+	for n := range config.NonKeyEnv {
 		if known[n] {
 			t.Errorf("NonKeyEnv lists %s, which is a configuration key", n)
 		}
@@ -100,13 +100,13 @@ func TestRepositoryEnvNamesAreKeysOrExcluded(t *testing.T) {
 		for _, n := range re.FindAllString(string(b), -1) {
 			seen++
 			if strings.HasSuffix(n, "_") { // a prefix, as in <prefix>_SOURCES_REDIS_*
-				if !slices.ContainsFunc(proxy.EnvNames(), func(k string) bool { return strings.HasPrefix(k, n) }) {
+				if !slices.ContainsFunc(config.EnvNames(), func(k string) bool { return strings.HasPrefix(k, n) }) {
 					t.Errorf("%s: %s* matches no configuration key", path, n)
 				}
 				continue
 			}
 			if !known[n] {
-				t.Errorf("%s: %s is neither a configuration key nor listed in proxy.NonKeyEnv", path, n)
+				t.Errorf("%s: %s is neither a configuration key nor listed in config.NonKeyEnv", path, n)
 			}
 		}
 		return nil
@@ -117,7 +117,7 @@ func TestRepositoryEnvNamesAreKeysOrExcluded(t *testing.T) {
 	if seen < 20 {
 		t.Fatalf("found only %d WSPROXY_ mentions: the scan is broken", seen)
 	}
-	for n := range proxy.NonKeyEnv {
+	for n := range config.NonKeyEnv {
 		if !strings.Contains(string(readme), n) {
 			t.Errorf("README.md does not document %s (a WSPROXY_ variable that is not a key)", n)
 		}
@@ -128,11 +128,11 @@ func TestEffectiveYAMLMasksAndMarks(t *testing.T) {
 	t.Setenv("WSPROXY_ADMIN_TOKEN", "s3cret-admin")
 	t.Setenv("WSPROXY_CLUSTER_REDIS_ADDR", "redis://user:pw-in-url@127.0.0.1:6379")
 	t.Setenv("WSPROXY_AUTH_TOKENS", "tok-one,tok-two")
-	cfg, err := proxy.LoadConfig("")
+	cfg, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := proxy.EffectiveYAML(cfg, os.LookupEnv)
+	out, err := config.EffectiveYAML(cfg, os.LookupEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestEffectiveYAMLMasksAndMarks(t *testing.T) {
 	}
 	// The printout is itself a valid configuration equal to the effective one
 	// (secrets aside).
-	back, err := proxy.ParseConfig(out)
+	back, err := config.Parse(out)
 	if err != nil {
 		t.Fatalf("printout does not parse: %v\n%s", err, s)
 	}
@@ -164,7 +164,7 @@ func TestEffectiveYAMLMasksAndMarks(t *testing.T) {
 }
 
 func TestParseConfigNamesTheKeyOfATypeError(t *testing.T) {
-	_, err := proxy.ParseConfig([]byte("listen: \":1\"\nqueue:\n  max_bytes: lots\n"))
+	_, err := config.Parse([]byte("listen: \":1\"\nqueue:\n  max_bytes: lots\n"))
 	if err == nil || !strings.Contains(err.Error(), "queue.max_bytes") {
 		t.Fatalf("ParseConfig = %v, want the key queue.max_bytes named", err)
 	}

@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"os"
@@ -29,7 +29,7 @@ func FuzzParseConfig(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		cfg, err := ParseConfig(b)
+		cfg, err := Parse(b)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "config: ") {
 				t.Fatalf("error without the config prefix: %v", err)

@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"errors"
@@ -61,38 +61,6 @@ type TLSConfig struct {
 
 // Enabled reports whether the listener serves TLS.
 func (t TLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
-
-func (c *Config) applyHardeningDefaults() {
-	l := &c.Limits
-	defInt(&l.MaxIndexKeys, 10000)
-	if l.ConnectRate > 0 && l.ConnectBurst <= 0 {
-		l.ConnectBurst = max(1, int(2*l.ConnectRate))
-	}
-	if l.ConnectRatePerIP > 0 && l.ConnectBurstPerIP <= 0 {
-		l.ConnectBurstPerIP = max(1, int(2*l.ConnectRatePerIP))
-	}
-	if l.MessageRate == 0 {
-		l.MessageRate = 50
-	}
-	if l.MessageRate > 0 && l.MessageBurst <= 0 {
-		l.MessageBurst = max(1, int(2*l.MessageRate))
-	}
-	defInt(&l.RateLimitGrace, 20)
-	defInt(&l.StatsCost, 10)
-	if l.MaxBadFramesPerMinute == 0 {
-		l.MaxBadFramesPerMinute = 60 // negative: no budget
-	}
-	defDur(&l.HandshakeTimeout, 10*time.Second)
-	if c.Auth.Mode == "" {
-		c.Auth.Mode = AuthNone
-	}
-	if c.Auth.QueryParam == "" {
-		c.Auth.QueryParam = "token"
-	}
-	if c.Auth.Mode == AuthJWT && c.Auth.JWT.Algorithm == "" {
-		c.Auth.JWT.Algorithm = "HS256"
-	}
-}
 
 func (c *Config) validateHardening() []error {
 	var errs []error

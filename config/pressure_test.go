@@ -1,4 +1,4 @@
-package proxy_test
+package config_test
 
 import (
 	"os"
@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"wsproxy/proxy"
+	"wsproxy/config"
 )
 
 func TestPressureConfig(t *testing.T) {
 	t.Run("defaults", func(t *testing.T) {
-		cfg, err := proxy.LoadConfig("")
+		cfg, err := config.Load("")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,7 +31,7 @@ func TestPressureConfig(t *testing.T) {
 		}
 		t.Setenv("WSPROXY_MEMORY_CRITICAL_RATIO", "0.95")
 		t.Setenv("WSPROXY_BATCH_MAX_BYTES", "131072")
-		cfg, err := proxy.LoadConfig(path)
+		cfg, err := config.Load(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestPressureConfig(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := proxy.LoadConfig(path)
+			_, err := config.Load(path)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want mention of %q", err, tc.want)
 			}

@@ -1,4 +1,4 @@
-package proxy
+package config
 
 import (
 	"errors"
@@ -48,19 +48,10 @@ type StaticConfig struct {
 // MaxUpstreamBody caps upstream.max_body_bytes.
 const MaxUpstreamBody = 1 << 30
 
-func (c *Config) applyUpstreamDefaults() {
-	u := &c.Upstream
-	defDur(&u.DialTimeout, 5*time.Second)
-	defDur(&u.ResponseTimeout, 30*time.Second)
-	defDur(&u.IdleTimeout, 5*time.Minute)
-	defInt(&u.MaxBodyBytes, 1<<20)
-	defInt(&u.MaxConnections, 512)
-}
-
 func (c *Config) validateUpstream() []error {
 	var errs []error
 	if c.Upstream.URL != "" {
-		if _, err := parseUpstreamURL(c.Upstream.URL); err != nil {
+		if _, err := ParseUpstreamURL(c.Upstream.URL); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -77,8 +68,8 @@ func (c *Config) validateUpstream() []error {
 	return errs
 }
 
-// parseUpstreamURL accepts http(s)://host[:port][/base] only.
-func parseUpstreamURL(s string) (*url.URL, error) {
+// ParseUpstreamURL accepts http(s)://host[:port][/base] only.
+func ParseUpstreamURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		return nil, fmt.Errorf("upstream.url %q: %w", s, err)

@@ -12,6 +12,7 @@ import (
 	"wsproxy/compat/compare"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
+	"wsproxy/pool"
 	"wsproxy/proxy"
 )
 
@@ -29,7 +30,7 @@ func TestCompareCompressingNode(t *testing.T) {
 			}
 			zcfg := roomyProxy()
 			zcfg.Compression.Enabled = true
-			zcfg.Compression.Mode = mode
+			zcfg.Compression.Mode = pool.DeflateMode(mode)
 			zsrv, err := proxy.New(zcfg, zerolog.Nop(), zIn)
 			if err != nil {
 				t.Fatal(err)

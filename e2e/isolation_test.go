@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/config"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
 )
@@ -179,7 +180,7 @@ func TestGetStatsClientsDoNotHurtBystander(t *testing.T) {
 	}
 	p := startProcBin(t, plainBinary(t), ingestEnv())
 	rememberTickers(t, p, 50000)
-	l := proxy.Config{}
+	l := config.Config{}
 	l.ApplyDefaults()
 	period := time.Duration(float64(l.Limits.StatsCost) * float64(time.Second) / l.Limits.MessageRate)
 	checkIsolation(t, p, func() func() {

@@ -7,6 +7,7 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"wsproxy/compat"
+	"wsproxy/config"
 )
 
 // ClientErrorReason says what a client did wrong. Client errors are the
@@ -112,7 +113,7 @@ type errorBudget struct {
 	on bool
 }
 
-func newErrorBudget(cfg LimitsConfig) errorBudget {
+func newErrorBudget(cfg config.LimitsConfig) errorBudget {
 	if cfg.MaxBadFramesPerMinute <= 0 {
 		return errorBudget{}
 	}

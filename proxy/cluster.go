@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
+	"wsproxy/config"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
@@ -19,57 +19,6 @@ import (
 // ErrClusterDisabled is returned by cluster queries when cluster.enabled is
 // off.
 var ErrClusterDisabled = errors.New("proxy: cluster registry disabled")
-
-// ClusterConfig configures the node registry: every node writes a heartbeat
-// with a TTL to Redis, so that any node can report cluster-wide totals.
-type ClusterConfig struct {
-	// Enabled turns the registry on. Zero value: off.
-	Enabled bool `yaml:"enabled"`
-	// RedisAddr of the Redis holding the registry. "": 127.0.0.1:6379.
-	RedisAddr string `yaml:"redis_addr"`
-	// RedisPassword for AUTH. "": none.
-	RedisPassword string `yaml:"redis_password"`
-	// RedisDB is the logical database. 0: database 0.
-	RedisDB int `yaml:"redis_db"`
-	// KeyPrefix of the heartbeat keys (one key per node: prefix + node id).
-	// "": "wsproxy:node:".
-	KeyPrefix string `yaml:"key_prefix"`
-	// NodeID names this node. "": hostname-pid.
-	NodeID string `yaml:"node_id"`
-	// Address is what other nodes and operators see as this node's address.
-	// "": the listening address.
-	Address string `yaml:"address"`
-	// Heartbeat is how often the node writes its record. 0: 5s.
-	Heartbeat time.Duration `yaml:"heartbeat"`
-	// TTL of a record: a node that stops heartbeating disappears after it.
-	// Must exceed heartbeat. 0: 3 × heartbeat.
-	TTL time.Duration `yaml:"ttl"`
-}
-
-func (c *ClusterConfig) applyDefaults() {
-	if c.RedisAddr == "" {
-		c.RedisAddr = "127.0.0.1:6379"
-	}
-	if c.KeyPrefix == "" {
-		c.KeyPrefix = "wsproxy:node:"
-	}
-	defDur(&c.Heartbeat, 5*time.Second)
-	defDur(&c.TTL, 3*c.Heartbeat)
-}
-
-func (c *ClusterConfig) validate() []error {
-	if !c.Enabled {
-		return nil
-	}
-	var errs []error
-	if _, _, err := net.SplitHostPort(c.RedisAddr); err != nil {
-		errs = append(errs, fmt.Errorf("cluster.redis_addr %q: %w", c.RedisAddr, err))
-	}
-	if c.TTL <= c.Heartbeat {
-		errs = append(errs, fmt.Errorf("cluster.ttl (%s) must exceed cluster.heartbeat (%s)", c.TTL, c.Heartbeat))
-	}
-	return errs
-}
 
 // NodeInfo is one node's heartbeat record.
 type NodeInfo struct {
@@ -106,7 +55,7 @@ type ClusterStats struct {
 // Cluster is this node's membership in the registry. Run writes the
 // heartbeat; Stats reads every live record. Safe for concurrent use.
 type Cluster struct {
-	cfg ClusterConfig
+	cfg config.ClusterConfig
 	srv *Server
 	log zerolog.Logger
 	rdb *redis.Client
@@ -117,9 +66,9 @@ type Cluster struct {
 	lastSent uint64
 }
 
-// NewCluster returns the registry of srv, or nil when cfg is disabled.
-func NewCluster(cfg ClusterConfig, srv *Server) *Cluster {
-	cfg.applyDefaults()
+// NewCluster returns the registry of srv, or nil when cfg is disabled. cfg
+// has its defaults applied (config.ApplyDefaults).
+func NewCluster(cfg config.ClusterConfig, srv *Server) *Cluster {
 	if !cfg.Enabled {
 		return nil
 	}

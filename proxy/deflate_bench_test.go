@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/pool"
 	"wsproxy/proxy"
@@ -163,7 +164,7 @@ func TestDeflateAllocatesOncePerMessage(t *testing.T) {
 }
 
 func TestCompressionConfig(t *testing.T) {
-	cfg, err := proxy.ParseConfig([]byte("compression:\n  enabled: true\n  mode: shared_stream\n  reset_every: 10\n"))
+	cfg, err := config.Parse([]byte("compression:\n  enabled: true\n  mode: shared_stream\n  reset_every: 10\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestCompressionConfig(t *testing.T) {
 		t.Fatalf("%+v %v", cfg.Compression, err)
 	}
 	for _, bad := range []string{"compression:\n  mode: gzip\n", "compression:\n  level: 12\n", "compression:\n  message_level: -3\n"} {
-		cfg, err := proxy.ParseConfig([]byte(bad))
+		cfg, err := config.Parse([]byte(bad))
 		if err == nil {
 			cfg.ApplyDefaults()
 			err = cfg.Validate()
@@ -183,7 +184,7 @@ func TestCompressionConfig(t *testing.T) {
 	}
 	t.Setenv("WSPROXY_COMPRESSION_ENABLED", "true")
 	t.Setenv("WSPROXY_COMPRESSION_MODE", "shared_stream")
-	cfg, err = proxy.LoadConfig("")
+	cfg, err = config.Load("")
 	if err != nil || !cfg.Compression.Enabled || cfg.Compression.Mode != "shared_stream" {
 		t.Fatalf("env: %+v %v", cfg.Compression, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"wsproxy/compat"
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/pool"
 	"wsproxy/subscription"
@@ -55,7 +56,7 @@ func NewDispatcher(index *subscription.Index[*pool.Conn], queueLen int) *Dispatc
 		done:  make(chan struct{}),
 		fan:   newFanOut(0, 0, 0),
 
-		latestWins: NewLatestWinsSet(DefaultLatestWinsTypes),
+		latestWins: NewLatestWinsSet(config.DefaultLatestWinsTypes),
 	}
 }
 
@@ -149,10 +150,6 @@ func (d *Dispatcher) Frame(md *dataflow.MarketData, now time.Time) *pool.Frame {
 	}
 	return f
 }
-
-// DefaultLatestWinsTypes is the default of latest_wins_types: tickers,
-// depth and order-book snapshots and kline updates. Trades never are.
-var DefaultLatestWinsTypes = []string{"ticker", "depth", "orderbook", "kline*"}
 
 // LatestWinsSet says which data types are "latest wins": a newer message
 // supersedes a queued older one of the same (exchange, type, symbol), and

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"wsproxy/config"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/valyala/fasthttp"
@@ -97,7 +98,7 @@ func (b *bucket) refill(now time.Time) {
 	}
 }
 
-func newGuard(cfg Config) (*guard, error) {
+func newGuard(cfg config.Config) (*guard, error) {
 	l := cfg.Limits
 	g := &guard{
 		perIP:    l.MaxConnectionsPerIP,
@@ -270,9 +271,9 @@ func (s *Server) Rejections() map[string]uint64 {
 }
 
 // newAuthenticator returns the credential check of cfg's mode, nil for none.
-func newAuthenticator(cfg AuthConfig) (func(string) error, error) {
+func newAuthenticator(cfg config.AuthConfig) (func(string) error, error) {
 	switch cfg.Mode {
-	case AuthToken:
+	case config.AuthToken:
 		tokens := make([][]byte, len(cfg.Tokens))
 		for i, t := range cfg.Tokens {
 			tokens[i] = []byte(t)
@@ -287,13 +288,13 @@ func newAuthenticator(cfg AuthConfig) (func(string) error, error) {
 			}
 			return nil
 		}, nil
-	case AuthJWT:
+	case config.AuthJWT:
 		return newJWTAuth(cfg.JWT)
 	}
 	return nil, nil
 }
 
-func newJWTAuth(cfg JWTConfig) (func(string) error, error) {
+func newJWTAuth(cfg config.JWTConfig) (func(string) error, error) {
 	var key any
 	switch cfg.Algorithm {
 	case "RS256":

@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"time"
+	"wsproxy/config"
 )
 
 // Health statuses of PROTOCOL.md's HealthStatus.
@@ -45,9 +46,9 @@ type HealthInputs struct {
 	Draining bool
 }
 
-// Evaluate returns the status for in and the reasons for anything but
-// healthy. The worst condition wins.
-func (c HealthConfig) Evaluate(in HealthInputs) (status string, reasons []string) {
+// EvaluateHealth returns the status for in under the thresholds of c and
+// the reasons for anything but healthy. The worst condition wins.
+func EvaluateHealth(c config.HealthConfig, in HealthInputs) (status string, reasons []string) {
 	rank := 0
 	flag := func(r int, format string, args ...any) {
 		rank = max(rank, r)

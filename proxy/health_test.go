@@ -11,6 +11,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"wsproxy/config"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
 )
@@ -20,7 +21,7 @@ import (
 // degraded, > 5 % unhealthy; memory elevated degraded, critical unhealthy;
 // a source down degraded.
 func TestHealthThresholdDefaults(t *testing.T) {
-	var cfg proxy.Config
+	var cfg config.Config
 	cfg.ApplyDefaults()
 	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 	tests := []struct {
@@ -53,7 +54,7 @@ func TestHealthThresholdDefaults(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, reasons := cfg.Health.Evaluate(tt.in)
+			got, reasons := proxy.EvaluateHealth(cfg.Health, tt.in)
 			if got != tt.want {
 				t.Fatalf("status %s, want %s (reasons %v)", got, tt.want, reasons)
 			}
@@ -65,14 +66,14 @@ func TestHealthThresholdDefaults(t *testing.T) {
 }
 
 func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
-	cfg, err := proxy.LoadConfig("")
+	cfg, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	on := true
-	want := proxy.Config{}
+	want := config.Config{}
 	want.Admin.DrainWindow = 30 * time.Second
-	want.Health = proxy.HealthConfig{LatencyDegraded: 15 * time.Millisecond, LatencyUnhealthy: 30 * time.Millisecond,
+	want.Health = config.HealthConfig{LatencyDegraded: 15 * time.Millisecond, LatencyUnhealthy: 30 * time.Millisecond,
 		ErrorRateDegraded: 0.01, ErrorRateUnhealthy: 0.05, DecodeErrorRateDegraded: 0.01, DecodeErrorRateUnhealthy: 0.25,
 		MinEvents: 100, SourceDownUnhealthyAfter: time.Minute, ReadyRequiresSource: &on}
 	want.Metrics.Window = 10 * time.Second
@@ -83,7 +84,7 @@ func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
 	if cfg.Admin != want.Admin || !reflect.DeepEqual(cfg.Health, want.Health) || cfg.Metrics != want.Metrics {
 		t.Fatalf("defaults: %+v %+v %+v", cfg.Admin, cfg.Health, cfg.Metrics)
 	}
-	shipped, err := proxy.LoadConfig("../config.yaml")
+	shipped, err := config.Load("../config.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := proxy.LoadConfig(path)
+			_, err := config.Load(path)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want mention of %q", err, tc.want)
 			}
@@ -128,7 +129,7 @@ func TestAdminConfigFromEnv(t *testing.T) {
 	t.Setenv("WSPROXY_HEALTH_READY_REQUIRES_SOURCE", "false")
 	t.Setenv("WSPROXY_HEALTH_DECODE_ERROR_RATE_UNHEALTHY", "0.5")
 	t.Setenv("WSPROXY_LIMITS_MAX_BAD_FRAMES_PER_MINUTE", "120")
-	cfg, err := proxy.LoadConfig("")
+	cfg, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}

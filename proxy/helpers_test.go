@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
@@ -22,9 +23,9 @@ type harness struct {
 	url string
 }
 
-func start(t testing.TB, mut func(*proxy.Config)) *harness {
+func start(t testing.TB, mut func(*config.Config)) *harness {
 	t.Helper()
-	cfg := proxy.Config{}
+	cfg := config.Config{}
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -32,7 +33,7 @@ func start(t testing.TB, mut func(*proxy.Config)) *harness {
 }
 
 // startWith serves cfg, fed by an in-process source, logging to log.
-func startWith(t testing.TB, cfg proxy.Config, log zerolog.Logger) *harness {
+func startWith(t testing.TB, cfg config.Config, log zerolog.Logger) *harness {
 	t.Helper()
 	in := dataflow.NewInProcess("test")
 	srv, err := proxy.New(cfg, log, in)

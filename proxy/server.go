@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/histogram"
 	"wsproxy/pool"
@@ -26,7 +27,7 @@ import (
 // Server is one wsproxy node. Create it with New, start it with Serve or
 // Start, stop it with Shutdown.
 type Server struct {
-	cfg     Config
+	cfg     config.Config
 	log     zerolog.Logger
 	pool    *pool.Pool
 	index   *subscription.Index[*pool.Conn]
@@ -74,7 +75,7 @@ type Server struct {
 
 // New builds a server from cfg (defaults applied) and the sources it will
 // run. Nothing listens until Start or Serve.
-func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, error) {
+func New(cfg config.Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, error) {
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -112,8 +113,8 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		// slow consumers and memory pressure
 		BatchMaxBytes:      cfg.Batch.MaxBytes,
 		SlowConsumerMaxLag: cfg.SlowConsumer.MaxLag,
-		Memory:             cfg.Memory.pool(),
-		Deflate:            cfg.Compression.pool(),
+		Memory:             cfg.Memory,
+		Deflate:            cfg.Compression,
 		Log:                log.With().Str("component", "pool").Logger(),
 	}, s.op.latency)
 	s.disp = NewDispatcher(s.index, cfg.DispatchQueue)
@@ -185,7 +186,7 @@ func (s *Server) Index() *subscription.Index[*pool.Conn] { return s.index }
 func (s *Server) Dispatcher() *Dispatcher { return s.disp }
 
 // Config returns the effective configuration.
-func (s *Server) Config() Config { return s.cfg }
+func (s *Server) Config() config.Config { return s.cfg }
 
 // Logger returns the server's logger.
 func (s *Server) Logger() zerolog.Logger { return s.log }

@@ -11,6 +11,7 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"wsproxy/compat"
+	"wsproxy/config"
 	"wsproxy/subscription"
 )
 
@@ -36,7 +37,7 @@ type msgLimiter struct {
 	dropped uint64
 }
 
-func newMsgLimiter(cfg LimitsConfig) msgLimiter {
+func newMsgLimiter(cfg config.LimitsConfig) msgLimiter {
 	if cfg.MessageRate <= 0 {
 		return msgLimiter{}
 	}

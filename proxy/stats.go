@@ -191,6 +191,6 @@ func (s *Server) health(conns int64, mem float64, sources []dataflow.SourceStatu
 		}
 	}
 	in.SourcesDownTooLong = s.sourcesDownTooLong(sources, time.Now())
-	h.Status, h.Reasons = s.cfg.Health.Evaluate(in)
+	h.Status, h.Reasons = EvaluateHealth(s.cfg.Health, in)
 	return h
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"wsproxy/config"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -74,8 +75,8 @@ type upstream struct {
 	stopping atomic.Bool // streams ended by shutdown are not "aborted"
 }
 
-func newUpstream(cfg UpstreamConfig, writeTimeout time.Duration, log zerolog.Logger) (*upstream, error) {
-	u, err := parseUpstreamURL(cfg.URL)
+func newUpstream(cfg config.UpstreamConfig, writeTimeout time.Duration, log zerolog.Logger) (*upstream, error) {
+	u, err := config.ParseUpstreamURL(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
