@@ -1,4 +1,4 @@
-package proxy_test
+package dispatch_test
 
 import (
 	"context"
