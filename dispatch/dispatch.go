@@ -1,4 +1,9 @@
-package proxy
+// Package dispatch turns each pipeline message into one shared frame and
+// queues it for every matching connection: the Dispatcher (the Sink of
+// every source), the parallel fan-out of large recipient sets (fanout.go)
+// and the latest-value store behind snapshots on subscribe, with the
+// fenced subscription changes that keep snapshots exact (snapshot.go).
+package dispatch
 
 import (
 	"context"
@@ -30,7 +35,7 @@ type Dispatcher struct {
 	seq    atomic.Uint64 // written under fence; read without it by snapshots
 	latest *snapStore    // nil when snapshots are off
 	fan    *fanOut
-	zshare bool // frames carry a shared per_message compression (deflate.go)
+	zshare bool // frames carry a shared per_message compression
 
 	latestWins LatestWinsSet
 	metadata   bool // compat.forward_metadata
@@ -47,25 +52,53 @@ type Dispatcher struct {
 
 var _ dataflow.Sink = (*Dispatcher)(nil)
 
-// NewDispatcher returns a dispatcher with a queue of queueLen messages.
-func NewDispatcher(index *subscription.Index[*pool.Conn], queueLen int) *Dispatcher {
-	return &Dispatcher{
-		in:    make(chan *dataflow.MarketData, queueLen),
-		index: index,
-		seed:  maphash.MakeSeed(),
-		done:  make(chan struct{}),
-		fan:   newFanOut(0, 0, 0),
-
-		latestWins: NewLatestWinsSet(config.DefaultLatestWinsTypes),
-	}
+// Options configure a Dispatcher; the proxy builds them from the
+// configuration (config.ApplyDefaults has filled every key).
+type Options struct {
+	// Queue is how many messages may wait for the dispatcher (dispatch_queue).
+	Queue int
+	// LatestWins are the latest-wins data types (latest_wins_types).
+	LatestWins LatestWinsSet
+	// ForwardMetadata adds the pipeline's metadata to every data frame
+	// (compat.forward_metadata).
+	ForwardMetadata bool
+	// SnapshotKeys > 0 remembers up to this many latest-wins keys for
+	// snapshots on subscribe (snapshot_max_keys); 0: snapshots off.
+	SnapshotKeys int
+	// Compression makes every data frame carry a shared per_message
+	// compression (compression.enabled).
+	Compression bool
+	// FanOut tunes parallel fan-out (fanout.*).
+	FanOut FanOut
 }
 
-// SetDataOptions sets the data types whose newer message supersedes an
-// older one (conflation and snapshots) and whether frames carry the
-// pipeline's metadata (compat.forward_metadata). Call before Run.
-func (d *Dispatcher) SetDataOptions(latestWins LatestWinsSet, forwardMetadata bool) {
-	d.latestWins = latestWins
-	d.metadata = forwardMetadata
+// FanOut tunes how one message reaches a large recipient set.
+type FanOut struct {
+	// Workers run parallel chunks; 0: GOMAXPROCS; 1: never parallel.
+	Workers int
+	// ParallelMin is the recipient count from which a message is fanned
+	// out in parallel chunks.
+	ParallelMin int
+	// ChunkSize is the recipients per parallel chunk.
+	ChunkSize int
+}
+
+// New returns a dispatcher over index.
+func New(index *subscription.Index[*pool.Conn], o Options) *Dispatcher {
+	d := &Dispatcher{
+		in:         make(chan *dataflow.MarketData, o.Queue),
+		index:      index,
+		seed:       maphash.MakeSeed(),
+		done:       make(chan struct{}),
+		fan:        newFanOut(o.FanOut),
+		zshare:     o.Compression,
+		latestWins: o.LatestWins,
+		metadata:   o.ForwardMetadata,
+	}
+	if o.SnapshotKeys > 0 {
+		d.latest = newSnapStore(o.SnapshotKeys)
+	}
+	return d
 }
 
 // Deliver implements dataflow.Sink.
@@ -236,4 +269,19 @@ func (d *Dispatcher) Stats() DispatchStats {
 		st.SnapshotCounts = d.latest.counts()
 	}
 	return st
+}
+
+// OptionsOf returns the options cfg (defaults applied) gives.
+func OptionsOf(cfg config.Config) Options {
+	o := Options{
+		Queue:           cfg.DispatchQueue,
+		LatestWins:      NewLatestWinsSet(cfg.LatestWinsTypes),
+		ForwardMetadata: cfg.Compat.ForwardMetadata,
+		Compression:     cfg.Compression.Enabled,
+		FanOut:          FanOut{Workers: cfg.FanOut.Workers, ParallelMin: cfg.FanOut.ParallelMin, ChunkSize: cfg.FanOut.ChunkSize},
+	}
+	if *cfg.SnapshotOnSubscribe {
+		o.SnapshotKeys = cfg.SnapshotMaxKeys
+	}
+	return o
 }

@@ -1,40 +1,27 @@
-package proxy_test
+package dispatch_test
 
 import (
-	"net"
 	"strconv"
 	"testing"
 	"time"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/dispatch"
 	"wsproxy/internal/wstest"
 	"wsproxy/pool"
-	"wsproxy/proxy"
 	"wsproxy/subscription"
 )
 
-// nullConn is a net.Conn that discards writes, so that fan-out is measured
-// without the kernel.
-type nullConn struct{}
-
-func (nullConn) Read([]byte) (int, error)         { select {} }
-func (nullConn) Write(b []byte) (int, error)      { return len(b), nil }
-func (nullConn) Close() error                     { return nil }
-func (nullConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (nullConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
-func (nullConn) SetDeadline(time.Time) error      { return nil }
-func (nullConn) SetReadDeadline(time.Time) error  { return nil }
-func (nullConn) SetWriteDeadline(time.Time) error { return nil }
-
 // fanout builds n connections subscribed like a realistic mix: a third
 // unfiltered, a third to one exchange, a third to a symbol and type.
-func fanout(tb testing.TB, n int) (*proxy.Dispatcher, *pool.Pool) {
+func fanout(tb testing.TB, n int, fo ...dispatch.FanOut) (*dispatch.Dispatcher, *pool.Pool) {
 	tb.Helper()
 	ix := subscription.NewIndex[*pool.Conn]()
 	p := pool.New(pool.Config{}, nil)
 	lim := subscription.Limits{}
 	for i := 0; i < n; i++ {
-		c := p.Add(nullConn{}, pool.ConnOptions{ID: strconv.Itoa(i)})
+		c := p.Add(wstest.DiscardConn{}, pool.ConnOptions{ID: strconv.Itoa(i)})
 		switch i % 3 {
 		case 0:
 			ix.SetUnfiltered(c, true)
@@ -55,27 +42,34 @@ func fanout(tb testing.TB, n int) (*proxy.Dispatcher, *pool.Pool) {
 			}
 		}
 	}
-	return proxy.NewDispatcher(ix, 16), p
+	o := options(16)
+	if len(fo) > 0 {
+		o.FanOut = fo[0]
+	}
+	return dispatch.New(ix, o), p
+}
+
+// options are the default options (those of an empty configuration) with
+// a queue of queue messages and snapshots off.
+func options(queue int) dispatch.Options {
+	o := dispatch.OptionsOf(config.Default())
+	o.Queue, o.SnapshotKeys = queue, 0
+	return o
 }
 
 var benchMsg = &dataflow.MarketData{Exchange: "binance", Symbol: "BTC/USDT", Type: "trade", Timestamp: 1723190400000,
 	Data: []byte(`{"id":"123","price":"50000.1","quantity":"0.01","side":"buy","timestamp":1723190400000}`)}
 
-func drain(tb testing.TB, p *pool.Pool) {
-	for p.QueuedFrames() != 0 {
-		time.Sleep(20 * time.Microsecond)
-	}
-}
-
 func benchFanOut(b *testing.B, n int, workers ...int) {
-	d, p := fanout(b, n)
+	var fo []dispatch.FanOut
 	if len(workers) > 0 {
-		d.SetParallel(workers[0], 4096, 1024)
+		fo = append(fo, dispatch.FanOut{Workers: workers[0], ParallelMin: 4096, ChunkSize: 1024})
 	}
+	d, p := fanout(b, n, fo...)
 	if got := d.Dispatch(benchMsg); got != n {
 		b.Fatalf("dispatched to %d of %d", got, n)
 	}
-	drain(b, p)
+	wstest.Drain(p)
 	b.ReportAllocs()
 	b.ResetTimer()
 	var inDispatch time.Duration
@@ -83,7 +77,7 @@ func benchFanOut(b *testing.B, n int, workers ...int) {
 		t0 := time.Now()
 		d.Dispatch(benchMsg)
 		inDispatch += time.Since(t0)
-		drain(b, p) // writes included
+		wstest.Drain(p) // writes included
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/recipient")
 	// Until Dispatch returns, every recipient's writer has been started: the
@@ -114,15 +108,15 @@ func BenchmarkEncode(b *testing.B) {
 // recipients allocates a small constant (the shared frame), not per
 // recipient.
 func TestFanOutAllocatesNothingPerRecipient(t *testing.T) {
-	if raceEnabled {
+	if wstest.RaceEnabled {
 		t.Skip("the race detector allocates on its own; run without -race (make bench does)")
 	}
 	d, p := fanout(t, 1000)
 	d.Dispatch(benchMsg)
-	drain(t, p)
+	wstest.Drain(p)
 	allocs := testing.AllocsPerRun(50, func() {
 		d.Dispatch(benchMsg)
-		drain(t, p)
+		wstest.Drain(p)
 	})
 	// The frame and its bytes are 2 allocations; writers are goroutines
 	// started from a pre-bound func value. Allow slack for the runtime
@@ -149,8 +143,7 @@ func TestParallelFanOutDeliversOnce(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			const n, msgs = 3000, 20
-			d, p := fanout(t, n)
-			d.SetParallel(tc.workers, tc.min, tc.chunk)
+			d, p := fanout(t, n, dispatch.FanOut{Workers: tc.workers, ParallelMin: tc.min, ChunkSize: tc.chunk})
 			for i := 0; i < msgs; i++ {
 				if got := d.Dispatch(benchMsg); got != n {
 					t.Fatalf("message %d reached %d of %d recipients", i, got, n)
@@ -158,7 +151,7 @@ func TestParallelFanOutDeliversOnce(t *testing.T) {
 			}
 			// A queue empties before its last write is counted: wait for
 			// the counts, and fail on any over msgs.
-			wstest.Eventually(t, wait, "every message written", func() bool {
+			wstest.Eventually(t, 5*time.Second, "every message written", func() bool {
 				ok := true
 				p.Each(func(c *pool.Conn) {
 					if s := c.Stats(); s.MessagesSent > msgs {
@@ -176,17 +169,16 @@ func TestParallelFanOutDeliversOnce(t *testing.T) {
 // TestParallelFanOutAllocatesPerChunkNotPerRecipient: the parallel path
 // allocates a task per chunk of 1,024 recipients, nothing per recipient.
 func TestParallelFanOutAllocatesPerChunkNotPerRecipient(t *testing.T) {
-	if raceEnabled {
+	if wstest.RaceEnabled {
 		t.Skip("the race detector allocates on its own; run without -race (make bench does)")
 	}
 	const n = 10000
-	d, p := fanout(t, n)
-	d.SetParallel(2, 1000, 1024)
+	d, p := fanout(t, n, dispatch.FanOut{Workers: 2, ParallelMin: 1000, ChunkSize: 1024})
 	d.Dispatch(benchMsg)
-	drain(t, p)
+	wstest.Drain(p)
 	allocs := testing.AllocsPerRun(20, func() {
 		d.Dispatch(benchMsg)
-		drain(t, p)
+		wstest.Drain(p)
 	})
 	// As above: slack for writer goroutines made while the previous
 	// message's are still running on a busy machine; a tenth of one per

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"wsproxy/dataflow"
+	"wsproxy/dispatch"
 	"wsproxy/pool"
-	"wsproxy/proxy"
 	"wsproxy/subscription"
 )
 
@@ -17,7 +17,7 @@ import (
 // discarded and counted, nothing silently.
 func TestDispatcherDrainIsBounded(t *testing.T) {
 	const n = 50000
-	d := proxy.NewDispatcher(subscription.NewIndex[*pool.Conn](), n)
+	d := dispatch.New(subscription.NewIndex[*pool.Conn](), options(n))
 	for i := 0; i < n; i++ {
 		if !d.Deliver(&dataflow.MarketData{Exchange: "binance", Type: "trade", Symbol: "S" + strconv.Itoa(i), Data: []byte(`{}`)}) {
 			t.Fatalf("message %d refused", i)
@@ -30,7 +30,7 @@ func TestDispatcherDrainIsBounded(t *testing.T) {
 	go func() { d.Run(ctx); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(wait):
+	case <-time.After(5 * time.Second):
 		t.Fatal("Run still draining")
 	}
 	st := d.Stats()
@@ -43,7 +43,7 @@ func TestDispatcherDrainIsBounded(t *testing.T) {
 // delivered in full, as before.
 func TestDispatcherDrainsEverythingWithoutBound(t *testing.T) {
 	const n = 1000
-	d := proxy.NewDispatcher(subscription.NewIndex[*pool.Conn](), n)
+	d := dispatch.New(subscription.NewIndex[*pool.Conn](), options(n))
 	for i := 0; i < n; i++ {
 		d.Deliver(&dataflow.MarketData{Exchange: "binance", Type: "trade", Symbol: "S", Data: []byte(`{}`)})
 	}

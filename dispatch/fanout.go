@@ -1,4 +1,4 @@
-package proxy
+package dispatch
 
 import (
 	"runtime"
@@ -18,33 +18,21 @@ import (
 // holds, and Conn.Enqueue's sequence check keeps a recipient listed under
 // several keys (overlapping filters) from receiving a message twice even when
 // two chunks race.
-const (
-	// DefaultParallelMin is the recipient count from which fan-out runs in
-	// parallel chunks.
-	DefaultParallelMin = 4096
-	// DefaultChunkSize is the recipients per parallel chunk.
-	DefaultChunkSize = 1024
-)
-
 type fanOut struct {
 	workers  pond.Pool // nil: always inline
 	min      int
 	chunk    int
 	wg       sync.WaitGroup
 	enqueued atomic.Int64
+	tasks    atomic.Uint64 // parallel chunks run, for tests
 }
 
-func newFanOut(workers, parallelMin, chunk int) *fanOut {
+func newFanOut(o FanOut) *fanOut {
+	workers := o.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	if parallelMin <= 0 {
-		parallelMin = DefaultParallelMin
-	}
-	if chunk <= 0 {
-		chunk = DefaultChunkSize
-	}
-	fo := &fanOut{min: parallelMin, chunk: chunk}
+	fo := &fanOut{min: o.ParallelMin, chunk: o.ChunkSize}
 	if workers > 1 {
 		fo.workers = pond.NewPool(workers)
 	}
@@ -64,31 +52,41 @@ func (fo *fanOut) run(m *subscription.Matches[*pool.Conn], f *pool.Frame, seq ui
 		return n
 	}
 	fo.enqueued.Store(0)
-	m.Chunks(fo.chunk, func(cs []*pool.Conn) {
+	// The index hands out its lists in pieces of at most its own block
+	// size: pieces are gathered until a chunk holds chunk recipients.
+	var chunk [][]*pool.Conn
+	size := 0
+	submit := func() {
+		cs := chunk
+		chunk, size = nil, 0
 		fo.wg.Add(1)
+		fo.tasks.Add(1)
 		if err := fo.workers.Go(func() { fo.enqueueChunk(cs, f, seq) }); err != nil {
 			fo.enqueueChunk(cs, f, seq) // pool stopped: do it here
 		}
+	}
+	m.Chunks(fo.chunk, func(cs []*pool.Conn) {
+		chunk = append(chunk, cs)
+		if size += len(cs); size >= fo.chunk {
+			submit()
+		}
 	})
+	if len(chunk) > 0 {
+		submit()
+	}
 	fo.wg.Wait()
 	return int(fo.enqueued.Load())
 }
 
-func (fo *fanOut) enqueueChunk(cs []*pool.Conn, f *pool.Frame, seq uint64) {
+func (fo *fanOut) enqueueChunk(chunk [][]*pool.Conn, f *pool.Frame, seq uint64) {
 	n := 0
-	for _, c := range cs {
-		if c.Enqueue(f, seq) {
-			n++
+	for _, cs := range chunk {
+		for _, c := range cs {
+			if c.Enqueue(f, seq) {
+				n++
+			}
 		}
 	}
 	fo.enqueued.Add(int64(n))
 	fo.wg.Done()
-}
-
-// SetParallel tunes parallel fan-out: workers (0: GOMAXPROCS; 1: never
-// parallel), the recipient count from which it applies (0:
-// DefaultParallelMin) and the chunk size (0: DefaultChunkSize). Call before
-// Run.
-func (d *Dispatcher) SetParallel(workers, parallelMin, chunk int) {
-	d.fan = newFanOut(workers, parallelMin, chunk)
 }

@@ -1,10 +1,11 @@
-package proxy
+package dispatch
 
 import (
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"wsproxy/internal/tokenbucket"
 	"wsproxy/pool"
 	"wsproxy/subscription"
 )
@@ -19,7 +20,7 @@ import (
 // Exactly once: every message has a dispatch sequence number, and every
 // change of a connection's subscriptions happens under the dispatcher's
 // fence, so its boundary (the last sequence dispatched before it) is exact.
-// A session keeps the history of what it was subscribed to and from which
+// A Subscriber keeps the history of what it was subscribed to and from which
 // boundary (coverage); a remembered frame is sent only if no coverage of the
 // connection matched it when it was dispatched, i.e. if the client has not
 // already received it live.
@@ -84,14 +85,12 @@ func (st *snapStore) counts() SnapshotCounts {
 	return SnapshotCounts{SnapshotSent: st.sent.Load(), SnapshotTruncated: st.truncated.Load(), SnapshotRateLimited: st.limited.Load()}
 }
 
-// EnableSnapshots makes the dispatcher remember up to maxKeys latest-wins
-// keys. Call before Run.
-func (d *Dispatcher) EnableSnapshots(maxKeys int) {
+func newSnapStore(maxKeys int) *snapStore {
 	st := &snapStore{max: int64(maxKeys)}
 	for i := range st.shards {
 		st.shards[i].m = make(map[uint64]*snapEntry)
 	}
-	d.latest = st
+	return st
 }
 
 func (st *snapStore) remember(f *pool.Frame, seq uint64, exchange, typ, symbol string) {
@@ -130,16 +129,34 @@ type coverage struct {
 	until uint64 // 0: still active
 }
 
-// maxEndedCoverage bounds the history of ended coverages kept per session;
-// beyond it the oldest are forgotten (a re-subscription after heavy churn
-// may then repeat a message the client saw before unsubscribing).
+// maxEndedCoverage bounds the history of ended coverages kept per
+// subscriber; beyond it the oldest are forgotten (a re-subscription after
+// heavy churn may then repeat a message the client saw before
+// unsubscribing).
 const maxEndedCoverage = 32
 
-func (ss *session) snapshots() bool { return ss.s.disp.latest != nil }
+// Subscriber is one connection's side of the snapshot bookkeeping: what it
+// was subscribed to and from which boundary (coverage), and its snapshot
+// budget. Only the connection's read loop uses it.
+type Subscriber struct {
+	c     *pool.Conn
+	cover []coverage
+	rate  tokenbucket.Bucket // snapshot work
+	rated bool               // rate is set up
+	next  int                // shard the next snapshot starts at
+	per   int                // snapshot_rate, keys per second
+}
 
-func (ss *session) covered(e *snapEntry) bool {
-	for i := range ss.cover {
-		c := &ss.cover[i]
+// NewSubscriber returns the bookkeeping of c, whose snapshots may cost up
+// to rate keys per second (snapshot_rate).
+func NewSubscriber(c *pool.Conn, rate int) *Subscriber { return &Subscriber{c: c, per: rate} }
+
+// Snapshots reports whether snapshots on subscribe are on.
+func (d *Dispatcher) Snapshots() bool { return d.latest != nil }
+
+func (sub *Subscriber) covered(e *snapEntry) bool {
+	for i := range sub.cover {
+		c := &sub.cover[i]
 		if c.since < e.seq && (c.until == 0 || e.seq <= c.until) &&
 			(c.all || c.f.Matches(e.exchange, e.typ, e.symbol)) {
 			return true
@@ -148,10 +165,10 @@ func (ss *session) covered(e *snapEntry) bool {
 	return false
 }
 
-func (ss *session) endCoverage(match func(c *coverage) bool, b uint64) {
+func (sub *Subscriber) endCoverage(match func(c *coverage) bool, b uint64) {
 	ended := 0
-	for i := range ss.cover {
-		c := &ss.cover[i]
+	for i := range sub.cover {
+		c := &sub.cover[i]
 		if c.until == 0 && match(c) {
 			c.until = b
 		}
@@ -160,9 +177,9 @@ func (ss *session) endCoverage(match func(c *coverage) bool, b uint64) {
 		}
 	}
 	for ended > maxEndedCoverage {
-		for i := range ss.cover {
-			if ss.cover[i].until != 0 {
-				ss.cover = append(ss.cover[:i], ss.cover[i+1:]...)
+		for i := range sub.cover {
+			if sub.cover[i].until != 0 {
+				sub.cover = append(sub.cover[:i], sub.cover[i+1:]...)
 				break
 			}
 		}
@@ -170,82 +187,89 @@ func (ss *session) endCoverage(match func(c *coverage) bool, b uint64) {
 	}
 }
 
-// addFilter adds f to the index and records from when it applies.
-func (ss *session) addFilter(f subscription.Filter) (id string, err error) {
-	if !ss.snapshots() {
-		return ss.s.index.Add(ss.c, f, ss.s.limits)
+// AddFilter adds f to the index for sub's connection and records from when
+// it applies.
+func (d *Dispatcher) AddFilter(sub *Subscriber, f subscription.Filter, lim subscription.Limits) (id string, err error) {
+	if !d.Snapshots() {
+		return d.index.Add(sub.c, f, lim)
 	}
-	ss.s.disp.fenced(func(b uint64) {
-		id, err = ss.s.index.Add(ss.c, f, ss.s.limits)
+	d.fenced(func(b uint64) {
+		id, err = d.index.Add(sub.c, f, lim)
 		if err == nil {
-			ss.cover = append(ss.cover, coverage{id: id, f: f, since: b})
+			sub.cover = append(sub.cover, coverage{id: id, f: f, since: b})
 		}
 	})
 	return id, err
 }
 
-func (ss *session) removeFilter(id string) (ok bool) {
-	if !ss.snapshots() {
-		return ss.s.index.Remove(ss.c, id)
+// RemoveFilter removes filter id of sub's connection; false if it has none
+// of that id.
+func (d *Dispatcher) RemoveFilter(sub *Subscriber, id string) (ok bool) {
+	if !d.Snapshots() {
+		return d.index.Remove(sub.c, id)
 	}
-	ss.s.disp.fenced(func(b uint64) {
-		if ok = ss.s.index.Remove(ss.c, id); ok {
-			ss.endCoverage(func(c *coverage) bool { return !c.all && c.id == id }, b)
+	d.fenced(func(b uint64) {
+		if ok = d.index.Remove(sub.c, id); ok {
+			sub.endCoverage(func(c *coverage) bool { return !c.all && c.id == id }, b)
 		}
 	})
 	return ok
 }
 
-func (ss *session) removeAllFilters() {
-	if !ss.snapshots() {
-		ss.s.index.RemoveAll(ss.c)
+// RemoveAllFilters removes every filter of sub's connection.
+func (d *Dispatcher) RemoveAllFilters(sub *Subscriber) {
+	if !d.Snapshots() {
+		d.index.RemoveAll(sub.c)
 		return
 	}
-	ss.s.disp.fenced(func(b uint64) {
-		ss.s.index.RemoveAll(ss.c)
-		ss.endCoverage(func(c *coverage) bool { return !c.all }, b)
+	d.fenced(func(b uint64) {
+		d.index.RemoveAll(sub.c)
+		sub.endCoverage(func(c *coverage) bool { return !c.all }, b)
 	})
 }
 
-func (ss *session) setUnfiltered(on bool) {
-	if !ss.snapshots() {
-		ss.s.index.SetUnfiltered(ss.c, on)
+// SetUnfiltered turns delivery of every message to sub's connection on or
+// off.
+func (d *Dispatcher) SetUnfiltered(sub *Subscriber, on bool) {
+	if !d.Snapshots() {
+		d.index.SetUnfiltered(sub.c, on)
 		return
 	}
-	ss.s.disp.fenced(func(b uint64) {
-		ss.s.index.SetUnfiltered(ss.c, on)
+	d.fenced(func(b uint64) {
+		d.index.SetUnfiltered(sub.c, on)
 		if on {
-			ss.cover = append(ss.cover, coverage{all: true, since: b})
+			sub.cover = append(sub.cover, coverage{all: true, since: b})
 		} else {
-			ss.endCoverage(func(c *coverage) bool { return c.all }, b)
+			sub.endCoverage(func(c *coverage) bool { return c.all }, b)
 		}
 	})
 }
 
-// sendSnapshot queues the remembered frames that f matches (nil: all) and
-// the client has not received yet, within the bounds above. Call after
-// queuing the "subscribed" reply. It runs on the session's read loop and
-// holds no lock the fan-out needs for more than one shard.
-func (ss *session) sendSnapshot(f *subscription.Filter) {
-	if !ss.snapshots() {
+// SendSnapshot queues to sub's connection the remembered frames that f
+// matches (nil: all) and the client has not received yet, within the
+// bounds above. Call after queuing the "subscribed" reply. It runs on the
+// connection's read loop and holds no lock the fan-out needs for more than
+// one shard.
+func (d *Dispatcher) SendSnapshot(sub *Subscriber, f *subscription.Filter) {
+	st := d.latest
+	if st == nil {
 		return
 	}
-	st := ss.s.disp.latest
 	now := time.Now()
-	if !ss.snapOn {
-		rate := float64(ss.s.cfg.SnapshotRate)
-		ss.snapRate, ss.snapOn = newBucket(rate, int(rate), now), true
+	if !sub.rated {
+		rate := float64(sub.per)
+		sub.rate, sub.rated = tokenbucket.New(rate, int(rate), now), true
 	}
-	ss.snapRate.refill(now)
-	tokens := int(ss.snapRate.tokens)
+	sub.rate.Refill(now)
+	tokens := int(sub.rate.Tokens)
 	// Frames dispatched after b reach the client live (its coverage is in
 	// place): only older ones are the snapshot's.
-	b := ss.s.disp.seq.Load()
+	b := d.seq.Load()
 	ingest := now.UnixNano()
 	var visited, sent, truncated int
 	room := true
-	first := ss.snapNext
-	ss.snapNext++
+	first := sub.next
+	sub.next++
 scan:
 	for i := 0; i < snapShards; i++ {
 		sh := &st.shards[(first+i)%snapShards]
@@ -257,13 +281,13 @@ scan:
 			}
 			tokens--
 			visited++
-			if e.seq > b || (f != nil && !f.Matches(e.exchange, e.typ, e.symbol)) || ss.covered(e) {
+			if e.seq > b || (f != nil && !f.Matches(e.exchange, e.typ, e.symbol)) || sub.covered(e) {
 				continue
 			}
 			if room && tokens >= snapFrameCost {
 				sf := *e.frame
 				sf.IngestAt = ingest // latency is measured from the snapshot, not the original tick
-				if ss.c.Offer(&sf) {
+				if sub.c.Offer(&sf) {
 					tokens -= snapFrameCost
 					sent++
 					continue
@@ -274,7 +298,7 @@ scan:
 		}
 		sh.mu.Unlock()
 	}
-	ss.snapRate.tokens = float64(tokens)
+	sub.rate.Tokens = float64(tokens)
 	unexamined := max(0, int(st.keys.Load())-visited)
 	st.sent.Add(uint64(sent))
 	st.truncated.Add(uint64(truncated))
@@ -290,6 +314,6 @@ scan:
 	if f != nil {
 		c.f = *f
 	}
-	ss.cover = append(ss.cover, c)
-	ss.endCoverage(func(*coverage) bool { return false }, b) // prune the history
+	sub.cover = append(sub.cover, c)
+	sub.endCoverage(func(*coverage) bool { return false }, b) // prune the history
 }

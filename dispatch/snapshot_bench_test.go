@@ -1,12 +1,12 @@
-package proxy_test
+package dispatch_test
 
 import (
 	"fmt"
 	"testing"
 
 	"wsproxy/dataflow"
+	"wsproxy/dispatch"
 	"wsproxy/pool"
-	"wsproxy/proxy"
 	"wsproxy/subscription"
 )
 
@@ -21,10 +21,11 @@ func BenchmarkDispatchTicker(b *testing.B) {
 	}
 	for _, snap := range []bool{false, true} {
 		b.Run(fmt.Sprintf("snapshots=%v", snap), func(b *testing.B) {
-			d := proxy.NewDispatcher(subscription.NewIndex[*pool.Conn](), 16)
+			o := options(16)
 			if snap {
-				d.EnableSnapshots(100000)
+				o.SnapshotKeys = 100000
 			}
+			d := dispatch.New(subscription.NewIndex[*pool.Conn](), o)
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				d.Dispatch(msgs[i%len(msgs)])

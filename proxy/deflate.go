@@ -170,8 +170,3 @@ func (s *Server) negotiateDeflate(ctx *fasthttp.RequestCtx) (string, pool.Compre
 	}
 	return negotiateDeflate(ctx.Request.Header.PeekAll("Sec-WebSocket-Extensions"), pool.DeflateMode(s.cfg.Compression.Mode))
 }
-
-// EnableCompression makes every frame carry one shared per_message
-// compression, computed by the first recipient that needs it. Call before
-// Run.
-func (d *Dispatcher) EnableCompression() { d.zshare = true }

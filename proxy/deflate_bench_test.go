@@ -11,14 +11,15 @@ import (
 
 	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/dispatch"
+	"wsproxy/internal/wstest"
 	"wsproxy/pool"
-	"wsproxy/proxy"
 	"wsproxy/subscription"
 )
 
 // countConn discards writes and counts their bytes (the wire bytes).
 type countConn struct {
-	nullConn
+	wstest.DiscardConn
 	n *atomic.Int64
 }
 
@@ -91,13 +92,12 @@ func BenchmarkDeflate1k(b *testing.B) {
 				ix.SetUnfiltered(c, true)
 				c.SetStream("*")
 			}
-			d := proxy.NewDispatcher(ix, 16)
-			if mode != "off" {
-				d.EnableCompression()
-			}
+			o := dispatchOptions()
+			o.Compression = mode != "off"
+			d := dispatch.New(ix, o)
 			for _, md := range msgs[:500] { // warm up: pools, a stream generation
 				d.Dispatch(md)
-				drain(b, p)
+				wstest.Drain(p)
 			}
 			wire.Store(0)
 			b.ReportAllocs()
@@ -105,7 +105,7 @@ func BenchmarkDeflate1k(b *testing.B) {
 			cpu0 := procCPU()
 			for i := 0; i < b.N; i++ {
 				d.Dispatch(msgs[i%len(msgs)])
-				drain(b, p)
+				wstest.Drain(p)
 			}
 			cpu := procCPU() - cpu0
 			b.StopTimer()
@@ -124,7 +124,7 @@ func BenchmarkDeflate1k(b *testing.B) {
 // compressing recipients allocates a small constant in both modes (one
 // compression, shared), not per recipient.
 func TestDeflateAllocatesOncePerMessage(t *testing.T) {
-	if raceEnabled {
+	if wstest.RaceEnabled {
 		t.Skip("the race detector allocates on its own; run without -race (make bench does)")
 	}
 	msgs := demoMix(t, 200)
@@ -140,17 +140,18 @@ func TestDeflateAllocatesOncePerMessage(t *testing.T) {
 			// memory do not start with them.
 			t.Cleanup(func() { ix.RemoveSubscriber(c); p.Remove(c) })
 		}
-		d := proxy.NewDispatcher(ix, 16)
-		d.EnableCompression()
+		o := dispatchOptions()
+		o.Compression = true
+		d := dispatch.New(ix, o)
 		for _, md := range msgs[:100] {
 			d.Dispatch(md)
-			drain(t, p)
+			wstest.Drain(p)
 		}
 		i := 100
 		allocs := testing.AllocsPerRun(50, func() {
 			d.Dispatch(msgs[i])
 			i++
-			drain(t, p)
+			wstest.Drain(p)
 		})
 		z := p.DeflateStats()
 		if z.FramesCompressed < 100*1000 {
@@ -188,4 +189,12 @@ func TestCompressionConfig(t *testing.T) {
 	if err != nil || !cfg.Compression.Enabled || cfg.Compression.Mode != "shared_stream" {
 		t.Fatalf("env: %+v %v", cfg.Compression, err)
 	}
+}
+
+// dispatchOptions are the default dispatcher options (an empty
+// configuration's) with a queue of 16 and snapshots off.
+func dispatchOptions() dispatch.Options {
+	o := dispatch.OptionsOf(config.Default())
+	o.Queue, o.SnapshotKeys = 16, 0
+	return o
 }

@@ -51,7 +51,7 @@ func TestMemoryCriticalRefuses1013(t *testing.T) {
 // the memory the Go runtime holds from the OS instead.
 func processMemory(tb testing.TB) uint64 {
 	tb.Helper()
-	if raceEnabled {
+	if wstest.RaceEnabled {
 		s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 		metrics.Read(s)
 		return s[0].Value.Uint64() - s[1].Value.Uint64()

@@ -19,6 +19,7 @@ import (
 
 	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/dispatch"
 	"wsproxy/internal/histogram"
 	"wsproxy/pool"
 	"wsproxy/subscription"
@@ -31,7 +32,7 @@ type Server struct {
 	log     zerolog.Logger
 	pool    *pool.Pool
 	index   *subscription.Index[*pool.Conn]
-	disp    *Dispatcher
+	disp    *dispatch.Dispatcher
 	sources []dataflow.Source
 	limits  subscription.Limits
 	guard   *guard
@@ -117,15 +118,7 @@ func New(cfg config.Config, log zerolog.Logger, sources ...dataflow.Source) (*Se
 		Deflate:            cfg.Compression,
 		Log:                log.With().Str("component", "pool").Logger(),
 	}, s.op.latency)
-	s.disp = NewDispatcher(s.index, cfg.DispatchQueue)
-	s.disp.SetDataOptions(NewLatestWinsSet(cfg.LatestWinsTypes), cfg.Compat.ForwardMetadata)
-	if *cfg.SnapshotOnSubscribe {
-		s.disp.EnableSnapshots(cfg.SnapshotMaxKeys)
-	}
-	if cfg.Compression.Enabled {
-		s.disp.EnableCompression()
-	}
-	s.disp.SetParallel(cfg.FanOut.Workers, cfg.FanOut.ParallelMin, cfg.FanOut.ChunkSize)
+	s.disp = dispatch.New(s.index, dispatch.OptionsOf(cfg))
 	s.upgrader = websocket.FastHTTPUpgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,
@@ -183,7 +176,7 @@ func (s *Server) Pool() *pool.Pool { return s.pool }
 func (s *Server) Index() *subscription.Index[*pool.Conn] { return s.index }
 
 // Dispatcher returns the dispatcher (the Sink of every source).
-func (s *Server) Dispatcher() *Dispatcher { return s.disp }
+func (s *Server) Dispatcher() *dispatch.Dispatcher { return s.disp }
 
 // Config returns the effective configuration.
 func (s *Server) Config() config.Config { return s.cfg }

@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"wsproxy/compat"
+	"wsproxy/dispatch"
 	"wsproxy/pool"
 	"wsproxy/subscription"
 )
@@ -91,10 +92,7 @@ type session struct {
 	filters    int
 	unfiltered bool
 	buf        []byte
-	cover      []coverage // snapshot.go
-	snapRate   bucket     // snapshot work, snapshot.go
-	snapOn     bool       // snapRate is set up
-	snapNext   int        // shard the next snapshot starts at
+	sub        *dispatch.Subscriber // coverage and snapshot budget
 	rate       msgLimiter
 	budget     errorBudget    // clienterrors.go
 	keys       map[string]int // index keys per filter id
@@ -106,7 +104,7 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, z
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
 	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true, Compression: zc})
 	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: newMsgLimiter(s.cfg.Limits), zc: zc,
-		budget: newErrorBudget(s.cfg.Limits)}
+		budget: newErrorBudget(s.cfg.Limits), sub: dispatch.NewSubscriber(c, s.cfg.SnapshotRate)}
 	defer ss.end()
 
 	// Control replies go through the connection's writer so that frame
@@ -242,7 +240,7 @@ func (ss *session) handle(msg []byte) {
 			ss.updateDelivery()
 			ss.reply(compat.AppendSubscribedChannel(nil, m.Channel, now))
 			if m.Channel == compat.ChannelMarketData && ss.unfiltered {
-				ss.sendSnapshot(nil)
+				ss.s.disp.SendSnapshot(ss.sub, nil)
 			}
 			return
 		}
@@ -260,14 +258,14 @@ func (ss *session) handle(msg []byte) {
 			ss.reply(compat.AppendUnsubscribedChannel(nil, m.Channel, now))
 		case m.FilterID != "":
 			// An unknown id is echoed too, and nothing is removed (B).
-			if ss.removeFilter(m.FilterID) {
+			if ss.s.disp.RemoveFilter(ss.sub, m.FilterID) {
 				ss.filters--
 				ss.removeKeys(m.FilterID)
 				ss.updateDelivery()
 			}
 			ss.reply(compat.AppendUnsubscribedFilter(nil, m.FilterID, now))
 		default:
-			ss.removeAllFilters()
+			ss.s.disp.RemoveAllFilters(ss.sub)
 			ss.filters = 0
 			ss.clearKeys()
 			ss.updateDelivery()
@@ -295,7 +293,7 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 	}
 	if err == nil {
 		var id string
-		id, err = ss.addFilter(f)
+		id, err = ss.s.disp.AddFilter(ss.sub, f, ss.s.limits)
 		if err == nil {
 			ss.filters++
 			ss.addKeys(id, keys)
@@ -303,7 +301,7 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 			// that reads "subscribed" must get nothing outside its filters.
 			ss.updateDelivery()
 			ss.reply(compat.AppendSubscribedFilter(nil, id, spec, now))
-			ss.sendSnapshot(&f)
+			ss.s.disp.SendSnapshot(ss.sub, &f)
 			return
 		}
 	}
@@ -327,7 +325,7 @@ func (ss *session) updateDelivery() {
 		(*ss.s.cfg.Compat.UnfilteredReceiveAll || ss.channels[compat.ChannelMarketData])
 	if want != ss.unfiltered {
 		ss.unfiltered = want
-		ss.setUnfiltered(want)
+		ss.s.disp.SetUnfiltered(ss.sub, want)
 	}
 	ss.updateStream()
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"wsproxy/dataflow"
+	"wsproxy/dispatch"
 	"wsproxy/pool"
 )
 
@@ -75,7 +76,7 @@ type DataflowStats struct {
 	LastActivity      int64                   `json:"lastActivity"`
 	Sources           []dataflow.SourceStatus `json:"sources"`
 	SnapshotOverflow  uint64                  `json:"snapshotOverflow"`
-	SnapshotCounts
+	dispatch.SnapshotCounts
 }
 
 // HealthStatus of PROTOCOL.md. Reasons explains a status other than
