@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"wsproxy/admin"
+	"wsproxy/cluster"
 	"wsproxy/proxy"
 )
 
@@ -50,7 +51,7 @@ func run(args []string) error {
 		srv.Handle(proxy.IngestPath, sources.Ingest.Handler())
 	}
 	api := admin.New(srv, cfg.Admin, log)
-	cluster := proxy.NewCluster(cfg.Cluster, srv)
+	cluster := cluster.New(cfg.Cluster, srv.ClusterSample, srv.Logger())
 	if cluster != nil {
 		api.SetCluster(cluster)
 	}

@@ -1,3 +1,6 @@
+// Package cluster is the node registry: every node writes a heartbeat with
+// a TTL to Redis, so that any node can report cluster-wide totals
+// (GET /api/websocket/stats?scope=cluster).
 package cluster
 
 import (
@@ -16,9 +19,9 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// ErrClusterDisabled is returned by cluster queries when cluster.enabled is
-// off.
-var ErrClusterDisabled = errors.New("proxy: cluster registry disabled")
+// ErrDisabled is returned by cluster queries when cluster.enabled is off.
+// Its text is part of the admin API's answer.
+var ErrDisabled = errors.New("proxy: cluster registry disabled")
 
 // NodeInfo is one node's heartbeat record.
 type NodeInfo struct {
@@ -34,8 +37,8 @@ type NodeInfo struct {
 	UpdatedAt          int64   `json:"updatedAt"`
 }
 
-// ClusterTotals sums the live nodes.
-type ClusterTotals struct {
+// Totals sums the live nodes.
+type Totals struct {
 	Nodes              int     `json:"nodes"`
 	Connections        int64   `json:"connections"`
 	MessagesPerSecond  float64 `json:"messagesPerSecond"`
@@ -44,21 +47,32 @@ type ClusterTotals struct {
 	TotalMessagesSent  uint64  `json:"totalMessagesSent"`
 }
 
-// ClusterStats answers GET /api/websocket/stats?scope=cluster.
-type ClusterStats struct {
-	Scope  string        `json:"scope"`
-	Self   string        `json:"self"`
-	Totals ClusterTotals `json:"totals"`
-	Nodes  []NodeInfo    `json:"nodes"`
+// Stats answers GET /api/websocket/stats?scope=cluster.
+type Stats struct {
+	Scope  string     `json:"scope"`
+	Self   string     `json:"self"`
+	Totals Totals     `json:"totals"`
+	Nodes  []NodeInfo `json:"nodes"`
 }
 
-// Cluster is this node's membership in the registry. Run writes the
+// Sample is what the registry reads of the local node at each heartbeat.
+type Sample struct {
+	// Address is the listening address ("" before the node listens).
+	Address           string
+	Connections       int64
+	MessagesForwarded uint64
+	TotalMessagesSent uint64
+	Health            string
+	Uptime            int64
+}
+
+// Registry is this node's membership in the registry. Run writes the
 // heartbeat; Stats reads every live record. Safe for concurrent use.
-type Cluster struct {
-	cfg config.ClusterConfig
-	srv *Server
-	log zerolog.Logger
-	rdb *redis.Client
+type Registry struct {
+	cfg    config.ClusterConfig
+	sample func() Sample
+	log    zerolog.Logger
+	rdb    *redis.Client
 
 	mu       sync.Mutex
 	lastAt   time.Time
@@ -66,9 +80,9 @@ type Cluster struct {
 	lastSent uint64
 }
 
-// NewCluster returns the registry of srv, or nil when cfg is disabled. cfg
-// has its defaults applied (config.ApplyDefaults).
-func NewCluster(cfg config.ClusterConfig, srv *Server) *Cluster {
+// New returns the registry of the node that sample describes, or nil when
+// cfg is disabled. cfg has its defaults applied (config.ApplyDefaults).
+func New(cfg config.ClusterConfig, sample func() Sample, log zerolog.Logger) *Registry {
 	if !cfg.Enabled {
 		return nil
 	}
@@ -76,9 +90,9 @@ func NewCluster(cfg config.ClusterConfig, srv *Server) *Cluster {
 		host, _ := os.Hostname()
 		cfg.NodeID = host + "-" + strconv.Itoa(os.Getpid())
 	}
-	return &Cluster{
-		cfg: cfg, srv: srv,
-		log: srv.Logger().With().Str("component", "cluster").Str("node_id", cfg.NodeID).Logger(),
+	return &Registry{
+		cfg: cfg, sample: sample,
+		log: log.With().Str("component", "cluster").Str("node_id", cfg.NodeID).Logger(),
 		rdb: redis.NewClient(&redis.Options{
 			Addr: cfg.RedisAddr, Password: cfg.RedisPassword, DB: cfg.RedisDB,
 			PoolSize: 2, DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
@@ -87,10 +101,10 @@ func NewCluster(cfg config.ClusterConfig, srv *Server) *Cluster {
 }
 
 // NodeID returns this node's id.
-func (c *Cluster) NodeID() string { return c.cfg.NodeID }
+func (c *Registry) NodeID() string { return c.cfg.NodeID }
 
 // Run heartbeats until ctx ends, then removes this node's record.
-func (c *Cluster) Run(ctx context.Context) {
+func (c *Registry) Run(ctx context.Context) {
 	defer c.rdb.Close()
 	t := time.NewTicker(c.cfg.Heartbeat)
 	defer t.Stop()
@@ -116,9 +130,9 @@ func (c *Cluster) Run(ctx context.Context) {
 	}
 }
 
-func (c *Cluster) key() string { return c.cfg.KeyPrefix + c.cfg.NodeID }
+func (c *Registry) key() string { return c.cfg.KeyPrefix + c.cfg.NodeID }
 
-func (c *Cluster) beat(ctx context.Context) error {
+func (c *Registry) beat(ctx context.Context) error {
 	info := c.self()
 	b, err := json.Marshal(info)
 	if err != nil {
@@ -132,22 +146,20 @@ func (c *Cluster) beat(ctx context.Context) error {
 
 // self samples this node's record; rates are over the time since the last
 // sample.
-func (c *Cluster) self() NodeInfo {
-	st := c.srv.Stats()
+func (c *Registry) self() NodeInfo {
+	st := c.sample()
 	now := time.Now()
 	addr := c.cfg.Address
 	if addr == "" {
-		if a := c.srv.Addr(); a != nil {
-			addr = a.String()
-		}
+		addr = st.Address
 	}
 	info := NodeInfo{
 		NodeID: c.cfg.NodeID, Address: addr,
-		Connections:       st.Connection.ActiveConnections,
-		MessagesForwarded: st.Dataflow.MessagesForwarded,
-		TotalMessagesSent: st.Pool.TotalMessagesSent,
-		Health:            st.Health.Status,
-		Uptime:            st.Health.Uptime,
+		Connections:       st.Connections,
+		MessagesForwarded: st.MessagesForwarded,
+		TotalMessagesSent: st.TotalMessagesSent,
+		Health:            st.Health,
+		Uptime:            st.Uptime,
 		UpdatedAt:         now.UnixMilli(),
 	}
 	c.mu.Lock()
@@ -164,9 +176,9 @@ func (c *Cluster) self() NodeInfo {
 
 // Stats lists every live node (records whose TTL has not expired) and sums
 // them.
-func (c *Cluster) Stats(ctx context.Context) (ClusterStats, error) {
+func (c *Registry) Stats(ctx context.Context) (Stats, error) {
 	if c == nil {
-		return ClusterStats{}, ErrClusterDisabled
+		return Stats{}, ErrDisabled
 	}
 	var keys []string
 	iter := c.rdb.Scan(ctx, 0, c.cfg.KeyPrefix+"*", 200).Iterator()
@@ -174,13 +186,13 @@ func (c *Cluster) Stats(ctx context.Context) (ClusterStats, error) {
 		keys = append(keys, iter.Val())
 	}
 	if err := iter.Err(); err != nil {
-		return ClusterStats{}, fmt.Errorf("cluster: scan: %w", err)
+		return Stats{}, fmt.Errorf("cluster: scan: %w", err)
 	}
-	out := ClusterStats{Scope: "cluster", Self: c.cfg.NodeID, Nodes: []NodeInfo{}}
+	out := Stats{Scope: "cluster", Self: c.cfg.NodeID, Nodes: []NodeInfo{}}
 	if len(keys) > 0 {
 		vals, err := c.rdb.MGet(ctx, keys...).Result()
 		if err != nil {
-			return ClusterStats{}, fmt.Errorf("cluster: mget: %w", err)
+			return Stats{}, fmt.Errorf("cluster: mget: %w", err)
 		}
 		for _, v := range vals {
 			s, ok := v.(string)

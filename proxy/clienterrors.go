@@ -8,6 +8,8 @@ import (
 
 	"wsproxy/compat"
 	"wsproxy/config"
+	"wsproxy/internal/admission"
+	"wsproxy/internal/tokenbucket"
 )
 
 // ClientErrorReason says what a client did wrong. Client errors are the
@@ -77,15 +79,15 @@ type clientErrors struct {
 // the ClientErrorReason names, plus the upgrade refusals of Rejections
 // (origin, auth, per-address and connect rates) under their Reject* names.
 func (s *Server) ClientErrors() map[string]uint64 {
-	out := make(map[string]uint64, int(numClientReasons)+len(rejectReasons))
+	out := make(map[string]uint64, int(numClientReasons)+len(admission.Reasons))
 	for i := range s.clientErrs.n {
 		out[ClientErrorReason(i).String()] = s.clientErrs.n[i].Load()
 	}
 	ps := s.pool.Stats()
 	out[ClientReset.String()] += ps.ClientResets
 	out[ClientWriteTimeout.String()] += ps.WriteTimeouts
-	for k, v := range s.guard.rejected {
-		out[k] = v.Load()
+	for k, v := range s.guard.Rejections() {
+		out[k] = v
 	}
 	return out
 }
@@ -109,7 +111,7 @@ func (s *Server) clientTotal() uint64 {
 // client sending bad frames at or below that rate is never closed. Only the
 // connection's read loop uses it.
 type errorBudget struct {
-	b  bucket
+	b  tokenbucket.Bucket
 	on bool
 }
 
@@ -118,7 +120,7 @@ func newErrorBudget(cfg config.LimitsConfig) errorBudget {
 		return errorBudget{}
 	}
 	n := cfg.MaxBadFramesPerMinute
-	return errorBudget{b: newBucket(float64(n)/60, n, time.Now()), on: true}
+	return errorBudget{b: tokenbucket.New(float64(n)/60, n, time.Now()), on: true}
 }
 
 // clientError counts one client error of this connection, whatever reply
@@ -128,12 +130,12 @@ func newErrorBudget(cfg config.LimitsConfig) errorBudget {
 func (ss *session) clientError(r ClientErrorReason) bool {
 	ss.s.clientErrs.n[r].Add(1)
 	ss.c.CountError()
-	if !r.badFrame() || !ss.budget.on || ss.budget.b.take(time.Now()) {
+	if !r.badFrame() || !ss.budget.on || ss.budget.b.Take(time.Now()) {
 		return true
 	}
 	if !ss.c.Closing() {
 		ss.s.clientErrs.budgetCloses.Add(1)
-		ss.log.Info().Int("per_minute", int(ss.budget.b.burst)).Msg("closing: bad-frame budget exceeded")
+		ss.log.Info().Int("per_minute", int(ss.budget.b.Burst)).Msg("closing: bad-frame budget exceeded")
 		ss.c.Close(websocket.ClosePolicyViolation, reasonErrorBudget)
 	}
 	return false

@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"wsproxy/config"
+	"wsproxy/internal/admission"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
 )
@@ -86,7 +87,7 @@ func TestOriginAllowList(t *testing.T) {
 			if got := upgradeStatus(t, h.url, head); got != tc.want {
 				t.Fatalf("status %d, want %d", got, tc.want)
 			}
-			if want := map[bool]uint64{true: 1, false: 0}[tc.want == 403]; h.srv.Rejections()[proxy.RejectOrigin] != want {
+			if want := map[bool]uint64{true: 1, false: 0}[tc.want == 403]; h.srv.Rejections()[admission.RejectOrigin] != want {
 				t.Fatalf("rejections %v, want origin=%d", h.srv.Rejections(), want)
 			}
 		})
@@ -120,7 +121,7 @@ func TestTokenAuth(t *testing.T) {
 			if tc.want == 401 {
 				refused++
 			}
-			if got := h.srv.Rejections()[proxy.RejectAuth]; got != refused {
+			if got := h.srv.Rejections()[admission.RejectAuth]; got != refused {
 				t.Fatalf("auth rejections %d, want %d", got, refused)
 			}
 		})
@@ -217,7 +218,7 @@ func TestPerIPConnectionLimit(t *testing.T) {
 	if got := upgradeStatus(t, h.url, nil); got != 429 {
 		t.Fatalf("third connection from one address: status %d, want 429", got)
 	}
-	if got := h.srv.Rejections()[proxy.RejectPerIP]; got != 1 {
+	if got := h.srv.Rejections()[admission.RejectPerIP]; got != 1 {
 		t.Fatalf("per-IP rejections %d", got)
 	}
 	_ = a.Conn.Close()
@@ -232,8 +233,8 @@ func TestConnectionRateLimits(t *testing.T) {
 		mut    func(*config.Config)
 		reason string
 	}{
-		{name: "per address", mut: func(c *config.Config) { c.Limits.ConnectRatePerIP, c.Limits.ConnectBurstPerIP = 0.001, 3 }, reason: proxy.RejectRateIP},
-		{name: "global", mut: func(c *config.Config) { c.Limits.ConnectRate, c.Limits.ConnectBurst = 0.001, 3 }, reason: proxy.RejectRateTotal},
+		{name: "per address", mut: func(c *config.Config) { c.Limits.ConnectRatePerIP, c.Limits.ConnectBurstPerIP = 0.001, 3 }, reason: admission.RejectRateIP},
+		{name: "global", mut: func(c *config.Config) { c.Limits.ConnectRate, c.Limits.ConnectBurst = 0.001, 3 }, reason: admission.RejectRateTotal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/dispatch"
+	"wsproxy/internal/admission"
 	"wsproxy/internal/histogram"
 	"wsproxy/pool"
 	"wsproxy/subscription"
@@ -35,7 +36,7 @@ type Server struct {
 	disp    *dispatch.Dispatcher
 	sources []dataflow.Source
 	limits  subscription.Limits
-	guard   *guard
+	guard   *admission.Guard
 
 	http     *fasthttp.Server
 	upgrader websocket.FastHTTPUpgrader
@@ -96,7 +97,7 @@ func New(cfg config.Config, log zerolog.Logger, sources ...dataflow.Source) (*Se
 			l.SetLogger(log.With().Str("source", src.Name()).Logger())
 		}
 	}
-	g, err := newGuard(cfg)
+	g, err := admission.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -209,8 +210,8 @@ func (s *Server) Start() error {
 
 // Serve starts the background loops and serves ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) {
-	if s.guard.tls != nil {
-		ln = tls.NewListener(ln, s.guard.tls)
+	if tc := s.guard.TLS(); tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	ln = closeGuardListener{ln}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -364,3 +365,8 @@ func heapBytes() uint64 {
 	}
 	return 0
 }
+
+// Rejections returns how many upgrade requests were refused before the
+// upgrade, by reason (admission.Reject* constants). Connections refused
+// after it for capacity (close 1013) are not included.
+func (s *Server) Rejections() map[string]uint64 { return s.guard.Rejections() }

@@ -40,7 +40,7 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 		ctx.Error("expected a WebSocket upgrade", fasthttp.StatusUpgradeRequired)
 		return
 	}
-	release, ok := s.guard.admit(ctx)
+	release, ok := s.guard.Admit(ctx)
 	if !ok {
 		s.handlers.Done()
 		return

@@ -12,6 +12,7 @@ import (
 
 	"wsproxy/compat"
 	"wsproxy/config"
+	"wsproxy/internal/tokenbucket"
 	"wsproxy/subscription"
 )
 
@@ -29,7 +30,7 @@ var ErrIndexKeys = errors.New("proxy: too many index keys for one connection")
 // msgLimiter is one connection's client-message rate limit. Only the
 // connection's read loop uses it (the ping handler runs inside it too).
 type msgLimiter struct {
-	b       bucket
+	b       tokenbucket.Bucket
 	on      bool
 	over    int // messages over the rate since the last one under it
 	grace   int
@@ -41,7 +42,7 @@ func newMsgLimiter(cfg config.LimitsConfig) msgLimiter {
 	if cfg.MessageRate <= 0 {
 		return msgLimiter{}
 	}
-	return msgLimiter{b: newBucket(cfg.MessageRate, cfg.MessageBurst, time.Now()), on: true, grace: cfg.RateLimitGrace}
+	return msgLimiter{b: tokenbucket.New(cfg.MessageRate, cfg.MessageBurst, time.Now()), on: true, grace: cfg.RateLimitGrace}
 }
 
 // allowMessage applies the message rate to one client frame. Over the rate,
@@ -54,7 +55,7 @@ func (ss *session) allowMessage() bool { return ss.allowCost(1) }
 // (getStats: limits.stats_cost).
 func (ss *session) allowCost(n int) bool {
 	l := &ss.rate
-	if !l.on || l.b.takeN(time.Now(), float64(n)) {
+	if !l.on || l.b.TakeN(time.Now(), float64(n)) {
 		l.over, l.warned = 0, false
 		return true
 	}
@@ -66,7 +67,7 @@ func (ss *session) allowCost(n int) bool {
 	case !l.warned:
 		l.warned = true
 		ss.sendError(compat.CodeRateLimitExceeded,
-			"more than "+strconv.FormatFloat(l.b.rate, 'f', -1, 64)+" messages per second; slow down or be disconnected")
+			"more than "+strconv.FormatFloat(l.b.Rate, 'f', -1, 64)+" messages per second; slow down or be disconnected")
 	case l.over > l.grace:
 		ss.log.Info().Uint64("dropped", l.dropped).Msg("closing: message rate exceeded")
 		ss.c.Close(websocket.ClosePolicyViolation, reasonRateLimit)

@@ -3,6 +3,7 @@ package proxy
 import (
 	"time"
 
+	"wsproxy/cluster"
 	"wsproxy/dataflow"
 	"wsproxy/dispatch"
 	"wsproxy/pool"
@@ -194,4 +195,21 @@ func (s *Server) health(conns int64, mem float64, sources []dataflow.SourceStatu
 	in.SourcesDownTooLong = s.sourcesDownTooLong(sources, time.Now())
 	h.Status, h.Reasons = EvaluateHealth(s.cfg.Health, in)
 	return h
+}
+
+// ClusterSample is what the node registry (package cluster) publishes of
+// this node at each heartbeat.
+func (s *Server) ClusterSample() cluster.Sample {
+	st := s.Stats()
+	smp := cluster.Sample{
+		Connections:       st.Connection.ActiveConnections,
+		MessagesForwarded: st.Dataflow.MessagesForwarded,
+		TotalMessagesSent: st.Pool.TotalMessagesSent,
+		Health:            st.Health.Status,
+		Uptime:            st.Health.Uptime,
+	}
+	if a := s.Addr(); a != nil {
+		smp.Address = a.String()
+	}
+	return smp
 }

@@ -1,3 +1,7 @@
+// Package admission decides, before the WebSocket upgrade, whether a
+// request may become a connection: browser origin, credential (static
+// token or JWT), connections per address, connection rates per address and
+// in total; and it loads the listener's TLS certificate.
 package admission
 
 import (
@@ -12,13 +16,14 @@ import (
 	"sync/atomic"
 	"time"
 	"wsproxy/config"
+	"wsproxy/internal/tokenbucket"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/valyala/fasthttp"
 )
 
 // Admission errors: why an upgrade request was refused before the upgrade.
-// Each maps to an HTTP status and a counter (Server.Rejections).
+// Each maps to an HTTP status and a counter (Guard.Rejections).
 var (
 	ErrOriginForbidden = errors.New("proxy: origin not allowed")
 	ErrUnauthorized    = errors.New("proxy: missing or invalid credential")
@@ -26,7 +31,7 @@ var (
 	ErrRateLimited     = errors.New("proxy: connection rate exceeded")
 )
 
-// Rejection reasons, the keys of Server.Rejections.
+// Rejection reasons, the keys of Guard.Rejections.
 const (
 	RejectOrigin    = "origin"
 	RejectAuth      = "auth"
@@ -35,17 +40,18 @@ const (
 	RejectRateTotal = "connect_rate"
 )
 
-var rejectReasons = []string{RejectOrigin, RejectAuth, RejectPerIP, RejectRateIP, RejectRateTotal}
+// Reasons lists every rejection reason.
+var Reasons = []string{RejectOrigin, RejectAuth, RejectPerIP, RejectRateIP, RejectRateTotal}
 
-// guard decides, before the upgrade, whether a request may become a
+// Guard decides, before the upgrade, whether a request may become a
 // WebSocket: origin, connection rates, per-address count, credential.
 // Safe for concurrent use.
-type guard struct {
+type Guard struct {
 	origins  []string // lower-cased; nil allows any
 	perIP    int
 	ipRate   float64
 	ipBurst  float64
-	global   *bucket // nil: unlimited
+	global   *tokenbucket.Bucket // nil: unlimited
 	auth     func(credential string) error
 	param    string
 	tls      *tls.Config
@@ -58,57 +64,22 @@ type guard struct {
 
 type ipState struct {
 	conns  int
-	bucket bucket
+	bucket tokenbucket.Bucket
 }
 
-// bucket is a token bucket; the caller serialises access.
-type bucket struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func newBucket(rate float64, burst int, now time.Time) bucket {
-	return bucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}
-}
-
-// take removes one token if there is one.
-func (b *bucket) take(now time.Time) bool {
-	b.refill(now)
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-// takeN removes n tokens if there are that many.
-func (b *bucket) takeN(now time.Time, n float64) bool {
-	b.refill(now)
-	if b.tokens < n {
-		return false
-	}
-	b.tokens -= n
-	return true
-}
-
-func (b *bucket) refill(now time.Time) {
-	if d := now.Sub(b.last).Seconds(); d > 0 {
-		b.tokens = min(b.burst, b.tokens+d*b.rate)
-		b.last = now
-	}
-}
-
-func newGuard(cfg config.Config) (*guard, error) {
+// New returns the guard of cfg (defaults applied); it fails when the TLS
+// certificate or the RS256 key cannot be loaded.
+func New(cfg config.Config) (*Guard, error) {
 	l := cfg.Limits
-	g := &guard{
+	g := &Guard{
 		perIP:    l.MaxConnectionsPerIP,
 		ipRate:   l.ConnectRatePerIP,
 		ipBurst:  float64(l.ConnectBurstPerIP),
 		param:    cfg.Auth.QueryParam,
-		rejected: make(map[string]*atomic.Uint64, len(rejectReasons)),
+		rejected: make(map[string]*atomic.Uint64, len(Reasons)),
 		ips:      make(map[string]*ipState),
 	}
-	for _, r := range rejectReasons {
+	for _, r := range Reasons {
 		g.rejected[r] = new(atomic.Uint64)
 	}
 	for _, o := range cfg.AllowedOrigins {
@@ -119,7 +90,7 @@ func newGuard(cfg config.Config) (*guard, error) {
 		g.origins = append(g.origins, strings.ToLower(strings.TrimSuffix(o, "/")))
 	}
 	if l.ConnectRate > 0 {
-		b := newBucket(l.ConnectRate, l.ConnectBurst, time.Now())
+		b := tokenbucket.New(l.ConnectRate, l.ConnectBurst, time.Now())
 		g.global = &b
 	}
 	var err error
@@ -136,10 +107,10 @@ func newGuard(cfg config.Config) (*guard, error) {
 	return g, nil
 }
 
-// admit checks ctx and, when it may proceed, reserves a per-address slot:
+// Admit checks ctx and, when it may proceed, reserves a per-address slot:
 // the caller must call release once the connection ends. When it may not,
-// admit has written the HTTP error response and counted the rejection.
-func (g *guard) admit(ctx *fasthttp.RequestCtx) (release func(), ok bool) {
+// Admit has written the HTTP error response and counted the rejection.
+func (g *Guard) Admit(ctx *fasthttp.RequestCtx) (release func(), ok bool) {
 	if err := g.checkOrigin(ctx); err != nil {
 		g.reject(ctx, RejectOrigin, fasthttp.StatusForbidden, err)
 		return nil, false
@@ -150,7 +121,7 @@ func (g *guard) admit(ctx *fasthttp.RequestCtx) (release func(), ok bool) {
 	st := g.ips[ip]
 	if st == nil && (g.perIP > 0 || g.ipRate > 0) {
 		g.sweepLocked(now)
-		st = &ipState{bucket: newBucket(g.ipRate, int(g.ipBurst), now)}
+		st = &ipState{bucket: tokenbucket.New(g.ipRate, int(g.ipBurst), now)}
 		g.ips[ip] = st
 	}
 	var reason string
@@ -158,9 +129,9 @@ func (g *guard) admit(ctx *fasthttp.RequestCtx) (release func(), ok bool) {
 	switch {
 	case g.perIP > 0 && st.conns >= g.perIP:
 		reason, err = RejectPerIP, ErrTooManyPerIP
-	case g.ipRate > 0 && !st.bucket.take(now):
+	case g.ipRate > 0 && !st.bucket.Take(now):
 		reason, err = RejectRateIP, ErrRateLimited
-	case g.global != nil && !g.global.take(now):
+	case g.global != nil && !g.global.Take(now):
 		reason, err = RejectRateTotal, ErrRateLimited
 	}
 	if st != nil && err == nil {
@@ -197,27 +168,27 @@ func (g *guard) admit(ctx *fasthttp.RequestCtx) (release func(), ok bool) {
 // sweepLocked forgets addresses with no connection whose bucket has
 // refilled, at most every 10s, so that the map does not grow with every
 // address ever seen.
-func (g *guard) sweepLocked(now time.Time) {
+func (g *Guard) sweepLocked(now time.Time) {
 	if now.Sub(g.lastSweep) < 10*time.Second {
 		return
 	}
 	g.lastSweep = now
 	for ip, st := range g.ips {
-		st.bucket.refill(now)
-		if st.conns == 0 && st.bucket.tokens >= st.bucket.burst {
+		st.bucket.Refill(now)
+		if st.conns == 0 && st.bucket.Tokens >= st.bucket.Burst {
 			delete(g.ips, ip)
 		}
 	}
 }
 
-func (g *guard) reject(ctx *fasthttp.RequestCtx, reason string, status int, err error) {
+func (g *Guard) reject(ctx *fasthttp.RequestCtx, reason string, status int, err error) {
 	g.rejected[reason].Add(1)
 	ctx.Response.Header.Set("Connection", "close")
 	ctx.SetConnectionClose()
 	ctx.Error(err.Error(), status)
 }
 
-func (g *guard) checkOrigin(ctx *fasthttp.RequestCtx) error {
+func (g *Guard) checkOrigin(ctx *fasthttp.RequestCtx) error {
 	if g.origins == nil {
 		return nil
 	}
@@ -250,7 +221,7 @@ func originMatch(allowed, origin string) bool {
 
 // credential returns the bearer token of the Authorization header or, for
 // browsers, of the query parameter.
-func (g *guard) credential(ctx *fasthttp.RequestCtx) string {
+func (g *Guard) credential(ctx *fasthttp.RequestCtx) string {
 	if h := ctx.Request.Header.Peek("Authorization"); len(h) > 0 {
 		if tok, ok := strings.CutPrefix(string(h), "Bearer "); ok {
 			return strings.TrimSpace(tok)
@@ -262,13 +233,16 @@ func (g *guard) credential(ctx *fasthttp.RequestCtx) string {
 // Rejections returns how many upgrade requests were refused before the
 // upgrade, by reason (Reject* constants). Connections refused after it for
 // capacity (close 1013) are not included.
-func (s *Server) Rejections() map[string]uint64 {
-	out := make(map[string]uint64, len(s.guard.rejected))
-	for k, v := range s.guard.rejected {
+func (g *Guard) Rejections() map[string]uint64 {
+	out := make(map[string]uint64, len(g.rejected))
+	for k, v := range g.rejected {
 		out[k] = v.Load()
 	}
 	return out
 }
+
+// TLS returns the listener's TLS configuration, nil without tls.cert_file.
+func (g *Guard) TLS() *tls.Config { return g.tls }
 
 // newAuthenticator returns the credential check of cfg's mode, nil for none.
 func newAuthenticator(cfg config.AuthConfig) (func(string) error, error) {
