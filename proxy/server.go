@@ -24,6 +24,7 @@ import (
 	"wsproxy/internal/histogram"
 	"wsproxy/pool"
 	"wsproxy/subscription"
+	"wsproxy/upstream"
 )
 
 // Server is one wsproxy node. Create it with New, start it with Serve or
@@ -43,7 +44,7 @@ type Server struct {
 	routes   map[string]fasthttp.RequestHandler
 	prefixes []prefixRoute
 	fallback fasthttp.RequestHandler
-	up       *upstream               // nil: no upstream.url
+	up       *upstream.Proxy         // nil: no upstream.url
 	static   fasthttp.RequestHandler // nil: no static.dir
 
 	started   time.Time
@@ -262,7 +263,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.ShutdownWithContext(ctx) }()
 	if s.up != nil {
-		s.up.closeStreams() // fasthttp would wait for open event streams
+		s.up.CloseStreams() // fasthttp would wait for open event streams
 	}
 	grace := s.cfg.ShutdownTimeout
 	if dl, ok := ctx.Deadline(); ok {

@@ -23,6 +23,7 @@ import (
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
+	"wsproxy/upstream"
 )
 
 // collector is a real HTTP server standing in for the legacy collector's
@@ -690,7 +691,7 @@ func TestUpstreamShutdownEndsStreams(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("event stream still open after shutdown")
 	}
-	if st := f.srv.UpstreamStats(); st.Errors[proxy.UpstreamAborted] != 0 || st.Active != 0 {
+	if st := f.srv.UpstreamStats(); st.Errors[upstream.Aborted] != 0 || st.Active != 0 {
 		t.Fatalf("after shutdown: %+v (a stream ended by shutdown is not aborted)", st)
 	}
 }

@@ -7,12 +7,12 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// newStatic serves dir (static.dir) for GET and HEAD: the file a path
+// NewStatic serves dir (static.dir) for GET and HEAD: the file a path
 // names, else index.html for client-side routes (spaRoute), else next (the
 // upstream or 404). Paths are normalised by fasthttp before they reach the
 // file system, so nothing outside dir is served. Closing stop ends the file
 // cache's cleaner goroutines (Shutdown does).
-func newStatic(dir string, next fasthttp.RequestHandler, stop chan struct{}) (fasthttp.RequestHandler, error) {
+func NewStatic(dir string, next fasthttp.RequestHandler, stop chan struct{}) (fasthttp.RequestHandler, error) {
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
@@ -53,4 +53,5 @@ func spaRoute(path string) bool {
 	return !strings.Contains(path[strings.LastIndexByte(path, '/')+1:], ".")
 }
 
-func notFound(ctx *fasthttp.RequestCtx) { ctx.Error("not found", fasthttp.StatusNotFound) }
+// NotFound answers 404.
+func NotFound(ctx *fasthttp.RequestCtx) { ctx.Error("not found", fasthttp.StatusNotFound) }

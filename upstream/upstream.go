@@ -1,3 +1,7 @@
+// Package upstream serves the same origin's other half: the reverse proxy
+// to the collector's HTTP API (upstream.url) and a built frontend from a
+// directory (static.dir). What wsproxy keeps for itself is decided by the
+// proxy's router (proxy/passthrough.go).
 package upstream
 
 import (
@@ -17,27 +21,27 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Upstream error reasons, the label of wsproxy_upstream_errors_total.
+// Error reasons, the label of wsproxy_upstream_errors_total.
 const (
-	UpstreamUnavailable  = "unavailable"    // 502: connecting or talking to the upstream failed
-	UpstreamTimeout      = "timeout"        // 504: no response headers within response_timeout
-	UpstreamBusy         = "busy"           // 503: every upstream connection in use
-	UpstreamBodyTooLarge = "body_too_large" // 413: request body over max_body_bytes
-	UpstreamAborted      = "aborted"        // a response body cut off after its headers (upstream failure or idle_timeout)
+	Unavailable  = "unavailable"    // 502: connecting or talking to the upstream failed
+	Timeout      = "timeout"        // 504: no response headers within response_timeout
+	Busy         = "busy"           // 503: every upstream connection in use
+	BodyTooLarge = "body_too_large" // 413: request body over max_body_bytes
+	Aborted      = "aborted"        // a response body cut off after its headers (upstream failure or idle_timeout)
 )
 
-// UpstreamReasons lists every reason, in a fixed order.
-var UpstreamReasons = []string{UpstreamUnavailable, UpstreamTimeout, UpstreamBusy, UpstreamBodyTooLarge, UpstreamAborted}
+// Reasons lists every reason, in a fixed order.
+var Reasons = []string{Unavailable, Timeout, Busy, BodyTooLarge, Aborted}
 
-// UpstreamStats counts the reverse proxy's work since start.
-type UpstreamStats struct {
+// Stats counts the reverse proxy's work since start.
+type Stats struct {
 	// Enabled is false when no upstream.url is configured.
 	Enabled bool `json:"enabled"`
 	// Requests answered by the upstream (any status).
 	Requests uint64 `json:"requests"`
 	// Active requests in flight, open event streams included.
 	Active int64 `json:"active"`
-	// Errors by reason (UpstreamReasons).
+	// Errors by reason (Reasons).
 	Errors map[string]uint64 `json:"errors"`
 }
 
@@ -46,13 +50,13 @@ var http11 = []byte("HTTP/1.1")
 // errUpstreamBodyTooLarge ends a streamed request body past max_body_bytes.
 var errUpstreamBodyTooLarge = errors.New("proxy: request body exceeds upstream.max_body_bytes")
 
-// upstream reverse-proxies requests to one HTTP server. Request bodies are
+// Proxy reverse-proxies requests to one HTTP server. Request bodies are
 // streamed to it as they arrive (up to maxBody) and response bodies back to
 // the client chunk by chunk, each chunk flushed, so that server-sent events
 // arrive one by one. Everything runs on the client connection's own
 // goroutine: nothing here touches the WebSocket side. Safe for concurrent
 // use.
-type upstream struct {
+type Proxy struct {
 	client   *fasthttp.HostClient
 	scheme   string
 	host     string
@@ -67,7 +71,7 @@ type upstream struct {
 
 	requests atomic.Uint64
 	active   atomic.Int64
-	errs     [5]atomic.Uint64 // by index in UpstreamReasons
+	errs     [5]atomic.Uint64 // by index in Reasons
 
 	mu       sync.Mutex
 	streams  map[*upstreamBody]struct{}
@@ -75,7 +79,9 @@ type upstream struct {
 	stopping atomic.Bool // streams ended by shutdown are not "aborted"
 }
 
-func newUpstream(cfg config.UpstreamConfig, writeTimeout time.Duration, log zerolog.Logger) (*upstream, error) {
+// New returns the reverse proxy of cfg (defaults applied); writeTimeout is
+// the deadline of each write of a streamed response to the client.
+func New(cfg config.UpstreamConfig, writeTimeout time.Duration, log zerolog.Logger) (*Proxy, error) {
 	u, err := config.ParseUpstreamURL(cfg.URL)
 	if err != nil {
 		return nil, err
@@ -85,7 +91,7 @@ func newUpstream(cfg config.UpstreamConfig, writeTimeout time.Duration, log zero
 	if u.Port() == "" {
 		addr = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[tls])
 	}
-	up := &upstream{
+	up := &Proxy{
 		scheme:       u.Scheme,
 		host:         u.Host,
 		basePath:     strings.TrimSuffix(u.EscapedPath(), "/"),
@@ -154,14 +160,14 @@ func dropHopHeaders(h headerDeleter, connection []byte) {
 
 // serve proxies ctx's request and arranges for the response body to be
 // streamed after the handler returns.
-func (u *upstream) serve(ctx *fasthttp.RequestCtx) {
+func (u *Proxy) Serve(ctx *fasthttp.RequestCtx) {
 	if len(ctx.Request.Header.Peek("Upgrade")) > 0 {
-		writeJSONError(ctx, fasthttp.StatusNotImplemented, "protocol upgrades are served on /ws only")
+		WriteJSONError(ctx, fasthttp.StatusNotImplemented, "protocol upgrades are served on /ws only")
 		return
 	}
 	cl := ctx.Request.Header.ContentLength()
 	if cl > u.maxBody {
-		u.fail(ctx, UpstreamBodyTooLarge, fasthttp.StatusRequestEntityTooLarge,
+		u.fail(ctx, BodyTooLarge, fasthttp.StatusRequestEntityTooLarge,
 			"request body of "+strconv.Itoa(cl)+" bytes exceeds upstream.max_body_bytes "+strconv.Itoa(u.maxBody), nil)
 		return
 	}
@@ -226,7 +232,7 @@ func (u *upstream) serve(ctx *fasthttp.RequestCtx) {
 	b := &upstreamBody{u: u, resp: resp, body: body, conn: ctx.Conn()}
 	if !u.track(b) { // shutting down
 		_ = b.CloseWithError(ErrShuttingDown)
-		writeJSONError(ctx, fasthttp.StatusServiceUnavailable, "server shutting down")
+		WriteJSONError(ctx, fasthttp.StatusServiceUnavailable, "server shutting down")
 		return
 	}
 	ctx.Response.ImmediateHeaderFlush = true
@@ -253,24 +259,24 @@ func setForwarded(h *fasthttp.RequestHeader, ctx *fasthttp.RequestCtx) {
 	h.SetBytesV("X-Forwarded-Host", ctx.Host())
 }
 
-func (u *upstream) failErr(ctx *fasthttp.RequestCtx, err error) {
+func (u *Proxy) failErr(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.Is(err, errUpstreamBodyTooLarge):
-		u.fail(ctx, UpstreamBodyTooLarge, fasthttp.StatusRequestEntityTooLarge,
+		u.fail(ctx, BodyTooLarge, fasthttp.StatusRequestEntityTooLarge,
 			"request body exceeds upstream.max_body_bytes "+strconv.Itoa(u.maxBody), nil)
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
-		u.fail(ctx, UpstreamBusy, fasthttp.StatusServiceUnavailable, "upstream busy", err)
+		u.fail(ctx, Busy, fasthttp.StatusServiceUnavailable, "upstream busy", err)
 	case errors.Is(err, fasthttp.ErrTimeout):
-		u.fail(ctx, UpstreamTimeout, fasthttp.StatusGatewayTimeout, "upstream timeout", err)
+		u.fail(ctx, Timeout, fasthttp.StatusGatewayTimeout, "upstream timeout", err)
 	default:
-		u.fail(ctx, UpstreamUnavailable, fasthttp.StatusBadGateway, "upstream unavailable", err)
+		u.fail(ctx, Unavailable, fasthttp.StatusBadGateway, "upstream unavailable", err)
 	}
 }
 
 // fail counts reason and answers status with {"error": msg}. The cause
 // (addresses, errno) is logged, at most one warning a second, and not
 // shown to the client.
-func (u *upstream) fail(ctx *fasthttp.RequestCtx, reason string, status int, msg string, cause error) {
+func (u *Proxy) fail(ctx *fasthttp.RequestCtx, reason string, status int, msg string, cause error) {
 	u.count(reason)
 	if cause != nil {
 		now := time.Now().UnixNano()
@@ -278,11 +284,11 @@ func (u *upstream) fail(ctx *fasthttp.RequestCtx, reason string, status int, msg
 			u.log.Warn().Err(cause).Str("reason", reason).Str("path", string(ctx.Path())).Msg("upstream request failed")
 		}
 	}
-	writeJSONError(ctx, status, msg)
+	WriteJSONError(ctx, status, msg)
 }
 
-func (u *upstream) count(reason string) {
-	for i, r := range UpstreamReasons {
+func (u *Proxy) count(reason string) {
+	for i, r := range Reasons {
 		if r == reason {
 			u.errs[i].Add(1)
 			return
@@ -290,7 +296,7 @@ func (u *upstream) count(reason string) {
 	}
 }
 
-func writeJSONError(ctx *fasthttp.RequestCtx, status int, msg string) {
+func WriteJSONError(ctx *fasthttp.RequestCtx, status int, msg string) {
 	b, _ := json.Marshal(struct {
 		Error string `json:"error"`
 	}{msg})
@@ -301,16 +307,16 @@ func writeJSONError(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetBody(b)
 }
 
-func (u *upstream) stats() UpstreamStats {
-	st := UpstreamStats{Enabled: true, Requests: u.requests.Load(), Active: u.active.Load(),
-		Errors: make(map[string]uint64, len(UpstreamReasons))}
-	for i, r := range UpstreamReasons {
+func (u *Proxy) Stats() Stats {
+	st := Stats{Enabled: true, Requests: u.requests.Load(), Active: u.active.Load(),
+		Errors: make(map[string]uint64, len(Reasons))}
+	for i, r := range Reasons {
 		st.Errors[r] = u.errs[i].Load()
 	}
 	return st
 }
 
-func (u *upstream) track(b *upstreamBody) bool {
+func (u *Proxy) track(b *upstreamBody) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.closed {
@@ -322,7 +328,7 @@ func (u *upstream) track(b *upstreamBody) bool {
 
 // closeStreams ends every response still streaming (shutdown: fasthttp
 // waits for them otherwise) and refuses new ones.
-func (u *upstream) closeStreams() {
+func (u *Proxy) CloseStreams() {
 	u.stopping.Store(true)
 	u.mu.Lock()
 	u.closed = true
@@ -341,7 +347,7 @@ func (u *upstream) closeStreams() {
 // that write's deadline. fasthttp reads and closes it on the client
 // connection's goroutine; interrupt may be called from any goroutine.
 type upstreamBody struct {
-	u       *upstream
+	u       *Proxy
 	resp    *fasthttp.Response
 	body    io.Reader
 	conn    net.Conn
@@ -355,7 +361,7 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 		_ = b.conn.SetWriteDeadline(time.Now().Add(b.u.writeTimeout))
 	}
 	if err != nil && !errors.Is(err, io.EOF) && !b.u.stopping.Load() && !b.aborted.Swap(true) {
-		b.u.count(UpstreamAborted)
+		b.u.count(Aborted)
 	}
 	return n, err
 }
