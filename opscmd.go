@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"time"
+
 	"wsproxy/config"
 )
 

@@ -12,19 +12,20 @@ import (
 
 	"wsproxy/config"
 	"wsproxy/internal/histogram"
+	"wsproxy/observe"
 	"wsproxy/pool"
 	"wsproxy/proxy"
 )
 
 // StatsSource supplies the STATS snapshot and the listening address.
 type StatsSource interface {
-	Stats() proxy.Stats
+	Stats() observe.Stats
 	Addr() net.Addr
 }
 
 // MetricsSource supplies windowed metrics and the latency histogram.
 type MetricsSource interface {
-	Metrics() proxy.Metrics
+	Metrics() observe.Metrics
 	LatencyBuckets() histogram.Buckets
 	MemoryLevel() string
 	// ClientErrors counts client-caused events by reason; ErrorBudgetCloses

@@ -18,6 +18,7 @@ import (
 	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
+	"wsproxy/observe"
 	"wsproxy/proxy"
 )
 
@@ -51,7 +52,7 @@ func manySymbols() string {
 // clientErrors reads the client error counters of /api/websocket/metrics.
 func clientErrors(t testing.TB, e *env) map[string]uint64 {
 	t.Helper()
-	var m proxy.Metrics
+	var m observe.Metrics
 	getJSON(t, e.url("/api/websocket/metrics"), &m)
 	return m.ClientErrors
 }
@@ -222,7 +223,7 @@ func TestErrorBudgetClosesAbusiveClient(t *testing.T) {
 	if v, _ := value(scrape(t, e.url("/metrics")), "wsproxy_error_budget_closes_total"); v != 1 {
 		t.Fatalf("error_budget_closes_total %v", v)
 	}
-	var m proxy.Metrics
+	var m observe.Metrics
 	getJSON(t, e.url("/api/websocket/metrics"), &m)
 	if m.ErrorBudgetCloses != 1 || m.ClientErrors["invalid_message"] != 1 {
 		t.Fatalf("metrics %+v", m)
@@ -262,7 +263,7 @@ func TestHealthFollowsServerErrors(t *testing.T) {
 	})
 	e.dial(t)
 	var dropped int
-	var h proxy.HealthStatus
+	var h observe.HealthStatus
 	wstest.Eventually(t, 20*time.Second, "dispatcher drops past 1%", func() bool {
 		for i := 0; i < 2000; i++ {
 			md := dataflow.MarketData{Exchange: "binance", Symbol: "BTC/USDT", Type: "trade", Timestamp: int64(i + 1), Data: []byte(`{}`)}
@@ -280,7 +281,7 @@ func TestHealthFollowsServerErrors(t *testing.T) {
 	if code := ready(t, e); code != 200 {
 		t.Fatalf("readyz %d: an error rate must not make the node unready", code)
 	}
-	var st proxy.Stats
+	var st observe.Stats
 	getJSON(t, e.url("/api/websocket/stats"), &st)
 	if v, _ := value(scrape(t, e.url("/metrics")), "wsproxy_server_errors_total", "kind", "dispatch_dropped"); v < float64(dropped) || st.Dataflow.Dropped < uint64(dropped) {
 		t.Fatalf("server_errors_total{kind=dispatch_dropped} %v, stats %d, seen %d", v, st.Dataflow.Dropped, dropped)
@@ -320,7 +321,7 @@ func TestHealthFollowsDecodeErrors(t *testing.T) {
 	if code := ready(t, e); code != 200 {
 		t.Fatalf("readyz %d", code)
 	}
-	var m proxy.Metrics
+	var m observe.Metrics
 	getJSON(t, e.url("/api/websocket/metrics"), &m)
 	if !near(m.Throughput.DecodeErrorRate, 110.0/300, 1e-9) || m.Throughput.ErrorRate != 0 {
 		t.Fatalf("metrics %+v", m.Throughput)
@@ -336,7 +337,7 @@ func TestReadinessFollowsNodeOnly(t *testing.T) {
 		for _, tt := range []struct {
 			level string
 			code  int
-		}{{proxy.MemoryNormal, 200}, {proxy.MemoryElevated, 200}, {proxy.MemoryCritical, 503}, {proxy.MemoryNormal, 200}} {
+		}{{observe.MemoryNormal, 200}, {observe.MemoryElevated, 200}, {observe.MemoryCritical, 503}, {observe.MemoryNormal, 200}} {
 			e.srv.SetMemoryLevel(func() string { return tt.level })
 			var p struct {
 				Status  string   `json:"status"`
@@ -392,7 +393,7 @@ func serve(t testing.TB, srv *proxy.Server) string {
 func forwarded(t testing.TB, e *env, n uint64) {
 	t.Helper()
 	wait5(t, "messages forwarded", func() bool {
-		var st proxy.Stats
+		var st observe.Stats
 		getJSON(t, e.url("/api/websocket/stats"), &st)
 		return st.Connection.MessagesForwarded >= n
 	})
@@ -423,7 +424,7 @@ func TestClientResetsAreClientErrors(t *testing.T) {
 	var once sync.Once
 	halt := func() { once.Do(func() { close(stop); <-flooding }) }
 	defer halt()
-	var st proxy.Stats
+	var st observe.Stats
 	wstest.Eventually(t, 20*time.Second, "a write failed on a reset connection", func() bool {
 		for i := 0; i < 5; i++ {
 			c, _, err := websocket.DefaultDialer.Dial("ws://"+e.addr+"/ws", nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"time"
+
 	"wsproxy/cluster"
 
 	"github.com/valyala/fasthttp"

@@ -10,6 +10,7 @@ import (
 
 	"wsproxy/config"
 	"wsproxy/internal/wstest"
+	"wsproxy/observe"
 	"wsproxy/pool"
 	"wsproxy/proxy"
 )
@@ -21,7 +22,7 @@ func TestFlushWritesHeldBatches(t *testing.T) {
 	a, b := e.dial(t), e.dial(t)
 	const n = 10 // under batch.max_messages, so nothing starts a write
 	e.publish(t, n, 0)
-	var st proxy.Stats
+	var st observe.Stats
 	wait5(t, "frames dispatched", func() bool {
 		getJSON(t, e.url("/api/websocket/stats"), &st)
 		return st.Pool.QueuedMessages+int64(st.Pool.TotalMessagesSent) == 2*n
@@ -192,7 +193,7 @@ func TestDrainClosesGraduallyAndRefusesNewClients(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("GET /ws while draining: %d", resp.StatusCode)
 	}
-	var h proxy.HealthStatus
+	var h observe.HealthStatus
 	if code := getJSON(t, e.url("/api/websocket/health"), &h); code != 200 || h.Status != "degraded" || !h.Draining {
 		t.Fatalf("health while draining: %d %+v", code, h)
 	}

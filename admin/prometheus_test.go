@@ -13,7 +13,7 @@ import (
 	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
+	"wsproxy/observe"
 )
 
 func scrape(t testing.TB, url string) map[string]*dto.MetricFamily {
@@ -88,7 +88,7 @@ func TestPrometheusExpositionMatchesTraffic(t *testing.T) {
 	if err := e.in.Output(context.Background(), dataflow.MarketData{Exchange: strings.Repeat("x", 65)}); err == nil {
 		t.Fatal("an invalid message was accepted")
 	}
-	var st proxy.Stats
+	var st observe.Stats
 	wait5(t, "counters settle", func() bool {
 		getJSON(t, e.url("/api/websocket/stats"), &st)
 		return st.Pool.TotalMessagesSent == 2*n && st.Pool.Shed["too_large"] == 6

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
 	"wsproxy/config"
 
 	"github.com/redis/go-redis/v9"

@@ -12,7 +12,7 @@ import (
 	"wsproxy/cluster"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
+	"wsproxy/observe"
 )
 
 // redisWait bounds every wait of the Redis-fed process tests.
@@ -56,7 +56,7 @@ func redisNodeEnv(addr, prefix, node string) []string {
 }
 
 func sourceConnected(t testing.TB, p *proc) bool {
-	var st proxy.Stats
+	var st observe.Stats
 	getJSON(t, p.httpURL("/api/websocket/stats"), &st)
 	return len(st.Dataflow.Sources) == 1 && st.Dataflow.Sources[0].Connected
 }

@@ -14,6 +14,7 @@ import (
 
 	"wsproxy/config"
 	"wsproxy/internal/wstest"
+	"wsproxy/observe"
 	"wsproxy/proxy"
 )
 
@@ -42,9 +43,9 @@ func ingest(t testing.TB, p *proc, lines []string) {
 	}
 }
 
-func nodeStats(t testing.TB, p *proc) proxy.Stats {
+func nodeStats(t testing.TB, p *proc) observe.Stats {
 	t.Helper()
-	var st proxy.Stats
+	var st observe.Stats
 	getJSON(t, p.httpURL("/api/websocket/stats"), &st)
 	return st
 }

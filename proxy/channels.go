@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"wsproxy/compat"
+	"wsproxy/observe"
 	"wsproxy/pool"
 )
 
@@ -91,6 +92,6 @@ func processMemory() compat.LegacyMemory {
 	if sample[1].Value.Kind() == metrics.KindUint64 {
 		m.HeapTotal = sample[1].Value.Uint64()
 	}
-	m.RSS = rssBytes()
+	m.RSS = observe.RSSBytes()
 	return m
 }

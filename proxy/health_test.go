@@ -13,7 +13,7 @@ import (
 
 	"wsproxy/config"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
+	"wsproxy/observe"
 )
 
 // TestHealthThresholdDefaults pins the defaults taken from the seed's alert
@@ -26,35 +26,35 @@ func TestHealthThresholdDefaults(t *testing.T) {
 	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 	tests := []struct {
 		name string
-		in   proxy.HealthInputs
+		in   observe.HealthInputs
 		want string
 	}{
-		{"idle", proxy.HealthInputs{}, "healthy"},
-		{"latency 15ms", proxy.HealthInputs{AvgLatency: ms(15)}, "healthy"},
-		{"latency 15.1ms", proxy.HealthInputs{AvgLatency: ms(15.1)}, "degraded"},
-		{"latency 30ms", proxy.HealthInputs{AvgLatency: ms(30)}, "degraded"},
-		{"latency 30.1ms", proxy.HealthInputs{AvgLatency: ms(30.1)}, "unhealthy"},
-		{"errors 1%", proxy.HealthInputs{ErrorRate: 0.01, Events: 1000}, "healthy"},
-		{"errors 1.1%", proxy.HealthInputs{ErrorRate: 0.011, Events: 1000}, "degraded"},
-		{"errors 5.1%", proxy.HealthInputs{ErrorRate: 0.051, Events: 1000}, "unhealthy"},
-		{"errors 50% of 99 events", proxy.HealthInputs{ErrorRate: 0.5, Events: 99}, "healthy"},
-		{"errors 50% of 100 events", proxy.HealthInputs{ErrorRate: 0.5, Events: 100}, "unhealthy"},
-		{"decode errors 1%", proxy.HealthInputs{DecodeErrorRate: 0.01, DecodeEvents: 1000}, "healthy"},
-		{"decode errors 1.1%", proxy.HealthInputs{DecodeErrorRate: 0.011, DecodeEvents: 1000}, "degraded"},
-		{"decode errors 25%", proxy.HealthInputs{DecodeErrorRate: 0.25, DecodeEvents: 1000}, "degraded"},
-		{"decode errors 25.1%", proxy.HealthInputs{DecodeErrorRate: 0.251, DecodeEvents: 1000}, "unhealthy"},
-		{"decode errors 50% of 99 messages", proxy.HealthInputs{DecodeErrorRate: 0.5, DecodeEvents: 99}, "healthy"},
-		{"decode events do not judge the error rate", proxy.HealthInputs{ErrorRate: 0.5, DecodeEvents: 1000}, "healthy"},
-		{"memory normal", proxy.HealthInputs{MemoryLevel: "normal"}, "healthy"},
-		{"memory elevated", proxy.HealthInputs{MemoryLevel: "elevated"}, "degraded"},
-		{"memory critical", proxy.HealthInputs{MemoryLevel: "critical"}, "unhealthy"},
-		{"source down", proxy.HealthInputs{SourcesDown: []string{"redis"}}, "degraded"},
-		{"draining", proxy.HealthInputs{Draining: true}, "degraded"},
-		{"worst wins", proxy.HealthInputs{SourcesDown: []string{"redis"}, MemoryLevel: "critical", AvgLatency: ms(20)}, "unhealthy"},
+		{"idle", observe.HealthInputs{}, "healthy"},
+		{"latency 15ms", observe.HealthInputs{AvgLatency: ms(15)}, "healthy"},
+		{"latency 15.1ms", observe.HealthInputs{AvgLatency: ms(15.1)}, "degraded"},
+		{"latency 30ms", observe.HealthInputs{AvgLatency: ms(30)}, "degraded"},
+		{"latency 30.1ms", observe.HealthInputs{AvgLatency: ms(30.1)}, "unhealthy"},
+		{"errors 1%", observe.HealthInputs{ErrorRate: 0.01, Events: 1000}, "healthy"},
+		{"errors 1.1%", observe.HealthInputs{ErrorRate: 0.011, Events: 1000}, "degraded"},
+		{"errors 5.1%", observe.HealthInputs{ErrorRate: 0.051, Events: 1000}, "unhealthy"},
+		{"errors 50% of 99 events", observe.HealthInputs{ErrorRate: 0.5, Events: 99}, "healthy"},
+		{"errors 50% of 100 events", observe.HealthInputs{ErrorRate: 0.5, Events: 100}, "unhealthy"},
+		{"decode errors 1%", observe.HealthInputs{DecodeErrorRate: 0.01, DecodeEvents: 1000}, "healthy"},
+		{"decode errors 1.1%", observe.HealthInputs{DecodeErrorRate: 0.011, DecodeEvents: 1000}, "degraded"},
+		{"decode errors 25%", observe.HealthInputs{DecodeErrorRate: 0.25, DecodeEvents: 1000}, "degraded"},
+		{"decode errors 25.1%", observe.HealthInputs{DecodeErrorRate: 0.251, DecodeEvents: 1000}, "unhealthy"},
+		{"decode errors 50% of 99 messages", observe.HealthInputs{DecodeErrorRate: 0.5, DecodeEvents: 99}, "healthy"},
+		{"decode events do not judge the error rate", observe.HealthInputs{ErrorRate: 0.5, DecodeEvents: 1000}, "healthy"},
+		{"memory normal", observe.HealthInputs{MemoryLevel: "normal"}, "healthy"},
+		{"memory elevated", observe.HealthInputs{MemoryLevel: "elevated"}, "degraded"},
+		{"memory critical", observe.HealthInputs{MemoryLevel: "critical"}, "unhealthy"},
+		{"source down", observe.HealthInputs{SourcesDown: []string{"redis"}}, "degraded"},
+		{"draining", observe.HealthInputs{Draining: true}, "degraded"},
+		{"worst wins", observe.HealthInputs{SourcesDown: []string{"redis"}, MemoryLevel: "critical", AvgLatency: ms(20)}, "unhealthy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, reasons := proxy.EvaluateHealth(cfg.Health, tt.in)
+			got, reasons := observe.EvaluateHealth(cfg.Health, tt.in)
 			if got != tt.want {
 				t.Fatalf("status %s, want %s (reasons %v)", got, tt.want, reasons)
 			}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"io"
 	"time"
+
 	"wsproxy/config"
 
 	"github.com/rs/zerolog"

@@ -16,6 +16,7 @@ import (
 	"wsproxy/internal/natstest"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
+	"wsproxy/observe"
 	"wsproxy/proxy"
 )
 
@@ -227,9 +228,9 @@ func TestNATSSourceDownHealth(t *testing.T) {
 			}
 			const after = 700 * time.Millisecond
 			srv, host := serve(t, config.Config{Health: config.HealthConfig{SourceDownUnhealthyAfter: after}}, nil, src)
-			health := func() (int, proxy.HealthStatus) {
+			health := func() (int, observe.HealthStatus) {
 				code, body := httpDo(t, "GET", "http://"+host+"/api/websocket/health", "")
-				var h proxy.HealthStatus
+				var h observe.HealthStatus
 				if err := json.Unmarshal(body, &h); err != nil {
 					t.Fatalf("health %s: %v", body, err)
 				}

@@ -4,6 +4,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
 	"wsproxy/upstream"
 
 	"github.com/valyala/fasthttp"

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,7 +103,7 @@ func New(cfg config.Config, log zerolog.Logger, sources ...dataflow.Source) (*Se
 	}
 	s.guard = g
 	s.op.latency = histogram.New(nil)
-	s.op.win.init(cfg.Metrics.Window)
+	s.op.win.Init(cfg.Metrics.Window)
 	s.pool = pool.New(pool.Config{
 		QueueMaxMessages:  cfg.Queue.MaxMessages,
 		QueueMaxBytes:     cfg.Queue.MaxBytes,
@@ -355,16 +354,6 @@ type fasthttpLogger struct{ log zerolog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Debug().Msgf(format, args...)
-}
-
-// heapBytes reads the live heap from runtime/metrics (cheap, no stop-the-world).
-func heapBytes() uint64 {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(sample)
-	if sample[0].Value.Kind() == metrics.KindUint64 {
-		return sample[0].Value.Uint64()
-	}
-	return 0
 }
 
 // Rejections returns how many upgrade requests were refused before the

@@ -20,6 +20,7 @@ import (
 	"wsproxy/dataflow"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
+	"wsproxy/observe"
 	"wsproxy/proxy"
 )
 
@@ -69,7 +70,7 @@ func mdJSON(exchange, typ, symbol string, seq int) string {
 	return fmt.Sprintf(`{"exchange":%q,"symbol":%q,"type":%q,"timestamp":%d,"data":{"seq":%d}}`, exchange, symbol, typ, 1700000000000+seq, seq)
 }
 
-func sourceStatus(st proxy.Stats, name string) dataflow.SourceStatus {
+func sourceStatus(st observe.Stats, name string) dataflow.SourceStatus {
 	for _, s := range st.Dataflow.Sources {
 		if s.Name == name {
 			return s
@@ -195,9 +196,9 @@ func TestSourceDownHealth(t *testing.T) {
 	const after = 700 * time.Millisecond
 	started := time.Now()
 	srv, host := serve(t, config.Config{Health: config.HealthConfig{SourceDownUnhealthyAfter: after}}, nil, src)
-	health := func() (int, proxy.HealthStatus) {
+	health := func() (int, observe.HealthStatus) {
 		code, body := httpDo(t, "GET", "http://"+host+"/api/websocket/health", "")
-		var h proxy.HealthStatus
+		var h observe.HealthStatus
 		if err := json.Unmarshal(body, &h); err != nil {
 			t.Fatalf("health %s: %v", body, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"wsproxy/compat"
+	"wsproxy/observe"
 	"wsproxy/pool"
 )
 
@@ -33,7 +34,7 @@ func (c *statsCache) changed() { c.gen.Add(1) }
 type statsSnap struct {
 	at    int64 // unix ns
 	gen   uint64
-	stats Stats
+	stats observe.Stats
 	reply []byte // the "stats" frame, restamped per send
 	err   error
 	// last is the reply stamped with the latest millisecond asked for:
@@ -47,7 +48,7 @@ type stampedReply struct {
 }
 
 // CachedStats returns STATS as of at most StatsMaxAge ago.
-func (s *Server) CachedStats() Stats { return s.statsSnapshot().stats }
+func (s *Server) CachedStats() observe.Stats { return s.statsSnapshot().stats }
 
 // StatsBuilds reports how many times the cached STATS were computed.
 func (s *Server) StatsBuilds() uint64 { return s.stats.builds.Load() }

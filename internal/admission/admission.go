@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
 	"wsproxy/config"
 	"wsproxy/internal/tokenbucket"
 
