@@ -15,6 +15,7 @@ import (
 	"wsproxy/observe"
 	"wsproxy/pool"
 	"wsproxy/proxy"
+	"wsproxy/subscription"
 )
 
 // StatsSource supplies the STATS snapshot and the listening address.
@@ -34,11 +35,11 @@ type MetricsSource interface {
 	ErrorBudgetCloses() uint64
 }
 
-// ConnectionSource lists and closes connections.
+// ConnectionSource holds the live connections and their subscriptions, for
+// the connection listing (conninfo.go).
 type ConnectionSource interface {
-	Connections(offset, limit int) proxy.ConnectionPage
-	Connection(id string) (proxy.ConnInfo, bool)
-	CloseConnection(id string, code int, reason string) bool
+	Pool() *pool.Pool
+	Index() *subscription.Index[*pool.Conn]
 }
 
 // Lifecycle drains and flushes, and reports whether upgrades are accepted.

@@ -28,7 +28,7 @@ func TestTokenGuardsMutatingCalls(t *testing.T) {
 	const token = "s3cret-token"
 	e := start(t, func(c *config.Config) { c.Admin.Token = token })
 	c := e.dial(t)
-	var page proxy.ConnectionPage
+	var page admin.ConnectionPage
 	call(t, http.MethodGet, e.url("/api/websocket/connections"), token, "", &page)
 	id := page.Connections[0].ID
 	calls := []struct{ method, path string }{
@@ -70,7 +70,7 @@ func TestTokenGuardsMutatingCalls(t *testing.T) {
 	}
 	// With the token every call goes through.
 	var v map[string]any
-	var ci proxy.ConnInfo
+	var ci admin.ConnInfo
 	if code := call(t, http.MethodGet, e.url("/api/websocket/connections/"+id), token, "", &ci); code != 200 || ci.ID != id {
 		t.Fatalf("connection with token: %d %+v", code, ci)
 	}

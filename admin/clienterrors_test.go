@@ -111,8 +111,8 @@ func TestFortyNonJSONFramesKeepNodeHealthy(t *testing.T) {
 	if v, _ := value(scrape(t, e.url("/metrics")), "wsproxy_client_errors_total", "reason", "invalid_message"); v != 40 {
 		t.Fatalf(`client_errors_total{reason="invalid_message"} %v`, v)
 	}
-	var ci proxy.ConnInfo
-	page := proxy.ConnectionPage{}
+	var ci admin.ConnInfo
+	page := admin.ConnectionPage{}
 	getJSON(t, e.url("/api/websocket/connections"), &page)
 	ci = page.Connections[0]
 	if ci.Errors != 40 {

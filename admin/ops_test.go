@@ -8,6 +8,7 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"wsproxy/admin"
 	"wsproxy/config"
 	"wsproxy/internal/wstest"
 	"wsproxy/observe"
@@ -67,7 +68,7 @@ func TestConnectionsListPagesAndKick(t *testing.T) {
 	third.Send(t, `not json`)
 	third.NextOfType(t, "error", wait)
 
-	var page proxy.ConnectionPage
+	var page admin.ConnectionPage
 	wait5(t, "counters settle", func() bool {
 		getJSON(t, e.url("/api/websocket/connections"), &page)
 		if len(page.Connections) != 3 || page.Connections[2].Errors != 1 {
@@ -101,7 +102,7 @@ func TestConnectionsListPagesAndKick(t *testing.T) {
 	}
 
 	// Paging is stable: offset 1, limit 1 is the second connection.
-	var p2 proxy.ConnectionPage
+	var p2 admin.ConnectionPage
 	getJSON(t, e.url("/api/websocket/connections?offset=1&limit=1"), &p2)
 	if p2.Total != 3 || len(p2.Connections) != 1 || p2.Connections[0].ID != withFilter.ID {
 		t.Fatalf("page 2 = %+v", p2)
@@ -110,7 +111,7 @@ func TestConnectionsListPagesAndKick(t *testing.T) {
 	if p2.Total != 3 || len(p2.Connections) != 0 {
 		t.Fatalf("page past the end = %+v", p2)
 	}
-	var one proxy.ConnInfo
+	var one admin.ConnInfo
 	if code := getJSON(t, e.url("/api/websocket/connections/"+withFilter.ID), &one); code != 200 || one.ID != withFilter.ID {
 		t.Fatalf("GET one: %d %+v", code, one)
 	}
