@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"wsproxy/internal/wsdeflate"
+
 	"github.com/fasthttp/websocket"
 	"github.com/rs/zerolog"
 )
@@ -40,6 +42,7 @@ var (
 	errFragmented   = &protocolError{websocket.CloseProtocolError, "Expected continuation frame"}
 	errBadCloseCode = &protocolError{websocket.CloseProtocolError, "Invalid close code"}
 	errBadCloseText = &protocolError{websocket.CloseProtocolError, "Invalid UTF-8 in close reason"}
+	errBadDeflate   = &protocolError{websocket.CloseInvalidFramePayloadData, "Invalid compressed data"}
 )
 
 // frameReader reads a client's frames. It is used only by the connection's
@@ -218,9 +221,12 @@ func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
 		}
 		if fin {
 			if compressed {
-				r.out, err = inflate(r.out[:0], r.msg, r.limit)
-				if err != nil {
-					return 0, nil, err
+				r.out, err = wsdeflate.Inflate(r.out[:0], r.msg, r.limit)
+				switch {
+				case errors.Is(err, wsdeflate.ErrTooBig):
+					return 0, nil, errTooBig
+				case err != nil:
+					return 0, nil, errBadDeflate
 				}
 				return messageType, r.out, nil
 			}

@@ -13,7 +13,7 @@ var fuzzWriters [10]sync.Pool
 
 // FuzzInflate feeds the client-message inflater arbitrary compressed data
 // and compressions of arbitrary messages: it never panics, never returns
-// more than the limit, reports only errTooBig or errBadDeflate, and returns
+// more than the limit, reports only ErrTooBig or ErrInvalid, and returns
 // exactly what was compressed.
 func FuzzInflate(f *testing.F) {
 	f.Add([]byte(`{"type":"ping"}`), []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}, uint16(64), uint8(1))
@@ -22,8 +22,8 @@ func FuzzInflate(f *testing.F) {
 	f.Add([]byte("x"), []byte{0xff, 0xff, 0xff}, uint16(10), uint8(2))
 	f.Fuzz(func(t *testing.T, msg, raw []byte, limit uint16, level uint8) {
 		lim := int64(limit)
-		out, err := inflate(nil, bytes.Clone(raw), lim)
-		if err != nil && !errors.Is(err, errTooBig) && !errors.Is(err, errBadDeflate) {
+		out, err := Inflate(nil, bytes.Clone(raw), lim)
+		if err != nil && !errors.Is(err, ErrTooBig) && !errors.Is(err, ErrInvalid) {
 			t.Fatalf("error %v", err)
 		}
 		if int64(len(out)) > lim+1 {
@@ -41,10 +41,10 @@ func FuzzInflate(f *testing.F) {
 		_ = w.Flush()
 		fuzzWriters[lv].Put(w)
 		z := bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
-		out, err = inflate([]byte("prefix"), z, lim)
+		out, err = Inflate([]byte("prefix"), z, lim)
 		switch {
 		case int64(len(msg)) > lim:
-			if !errors.Is(err, errTooBig) {
+			if !errors.Is(err, ErrTooBig) {
 				t.Fatalf("%d bytes with limit %d: %v", len(msg), lim, err)
 			}
 		case err != nil:

@@ -1,27 +1,29 @@
+// Package wsdeflate is the read side of permessage-deflate (RFC 7692):
+// negotiation at the upgrade and inflation of compressed client messages.
+// Compression of server frames is pool's (pool/deflate.go).
 package wsdeflate
 
 import (
 	"bytes"
 	"compress/flate"
+	"errors"
 	"io"
 	"strconv"
 	"strings"
 	"sync"
 
-	"github.com/fasthttp/websocket"
-	"github.com/valyala/fasthttp"
-
 	"wsproxy/pool"
 )
 
-// permessage-deflate (RFC 7692): negotiation at the upgrade and inflation of
-// compressed client messages. Compression of server frames is pool's
-// (pool/deflate.go).
+// Inflate's errors.
+var (
+	// ErrTooBig: the message inflates to more than the limit (close 1009).
+	ErrTooBig = errors.New("wsdeflate: message too big")
+	// ErrInvalid: the message does not inflate (close 1007).
+	ErrInvalid = errors.New("wsdeflate: invalid compressed data")
+)
 
-// errBadDeflate is a compressed client message that does not inflate.
-var errBadDeflate = &protocolError{websocket.CloseInvalidFramePayloadData, "Invalid compressed data"}
-
-// negotiateDeflate picks the first permessage-deflate offer of the
+// Negotiate picks the first permessage-deflate offer of the
 // Sec-WebSocket-Extensions values that the server can honour and returns the
 // response header value and what was agreed; "" and pool.CompressNone when
 // none can be accepted (the connection then works uncompressed).
@@ -31,7 +33,7 @@ var errBadDeflate = &protocolError{websocket.CloseInvalidFramePayloadData, "Inva
 // It keeps context only in shared_stream mode and when the client did not ask
 // for server_no_context_takeover. compress/flate always uses a 32 KiB window,
 // so offers limiting server_max_window_bits below 15 are declined.
-func negotiateDeflate(values [][]byte, mode pool.DeflateMode) (string, pool.Compression) {
+func Negotiate(values [][]byte, mode pool.DeflateMode) (string, pool.Compression) {
 	for _, v := range values {
 		for _, offer := range strings.Split(string(v), ",") {
 			if resp, c, ok := acceptOffer(offer, mode); ok {
@@ -127,16 +129,17 @@ var inflaters = sync.Pool{New: func() any {
 	return in
 }}
 
-// inflate appends the inflation of the compressed message src (without its
-// tail) to dst. More than limit inflated bytes fail with errTooBig, data that does not inflate with
-// errBadDeflate. src is extended with deflateTail in place.
-func inflate(dst, src []byte, limit int64) ([]byte, error) {
+// Inflate appends the inflation of the compressed message src (without its
+// tail) to dst. More than limit inflated bytes fail with ErrTooBig, data
+// that does not inflate with ErrInvalid. src is extended with deflateTail
+// in place.
+func Inflate(dst, src []byte, limit int64) ([]byte, error) {
 	src = append(src, deflateTail...)
 	in := inflaters.Get().(*inflater)
 	defer inflaters.Put(in)
 	in.src.Reset(src)
 	if err := in.r.(flate.Resetter).Reset(&in.src, nil); err != nil {
-		return dst, errBadDeflate
+		return dst, ErrInvalid
 	}
 	base := len(dst)
 	for {
@@ -151,22 +154,13 @@ func inflate(dst, src []byte, limit int64) ([]byte, error) {
 		n, err := in.r.Read(room)
 		dst = dst[:len(dst)+n]
 		if int64(len(dst)-base) > limit {
-			return dst, errTooBig
+			return dst, ErrTooBig
 		}
 		switch {
 		case err == io.EOF:
 			return dst, nil
 		case err != nil:
-			return dst, errBadDeflate
+			return dst, ErrInvalid
 		}
 	}
-}
-
-// negotiateDeflate answers the upgrade's permessage-deflate offers when
-// compression is enabled.
-func (s *Server) negotiateDeflate(ctx *fasthttp.RequestCtx) (string, pool.Compression) {
-	if !s.cfg.Compression.Enabled {
-		return "", pool.CompressNone
-	}
-	return negotiateDeflate(ctx.Request.Header.PeekAll("Sec-WebSocket-Extensions"), pool.DeflateMode(s.cfg.Compression.Mode))
 }
