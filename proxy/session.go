@@ -12,6 +12,8 @@ import (
 
 	"wsproxy/compat"
 	"wsproxy/dispatch"
+	"wsproxy/internal/admission"
+	"wsproxy/observe"
 	"wsproxy/pool"
 	"wsproxy/subscription"
 )
@@ -93,8 +95,8 @@ type session struct {
 	unfiltered bool
 	buf        []byte
 	sub        *dispatch.Subscriber // coverage and snapshot budget
-	rate       msgLimiter
-	budget     errorBudget    // clienterrors.go
+	rate       admission.MessageRate
+	budget     admission.ErrorBudget
 	keys       map[string]int // index keys per filter id
 	nkeys      int
 	zc         pool.Compression // permessage-deflate agreed (deflate_session.go)
@@ -103,8 +105,8 @@ type session struct {
 func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression) {
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
 	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true, Compression: zc})
-	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: newMsgLimiter(s.cfg.Limits), zc: zc,
-		budget: newErrorBudget(s.cfg.Limits), sub: dispatch.NewSubscriber(c, s.cfg.SnapshotRate)}
+	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: admission.NewMessageRate(s.cfg.Limits), zc: zc,
+		budget: admission.NewErrorBudget(s.cfg.Limits), sub: dispatch.NewSubscriber(c, s.cfg.SnapshotRate)}
 	defer ss.end()
 
 	// Control replies go through the connection's writer so that frame
@@ -139,9 +141,9 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, z
 		if err != nil {
 			ss.logEnd(err)
 			if pe, ok := asProtocolError(err); ok {
-				r := ClientProtocolError
+				r := observe.ClientProtocolError
 				if pe.code == websocket.CloseMessageTooBig {
-					r = ClientTooBig
+					r = observe.ClientTooBig
 				}
 				ss.clientError(r)
 				c.CloseNow(pe.code, pe.reason)
@@ -152,7 +154,7 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, z
 		c.Touch()
 		s.lastAct.Store(time.Now().UnixMilli())
 		if mt == websocket.TextMessage && !utf8.Valid(msg) {
-			ss.clientError(ClientInvalidUTF8)
+			ss.clientError(observe.ClientInvalidUTF8)
 			c.CloseNow(websocket.CloseInvalidFramePayloadData, reasonInvalidUTF)
 			continue
 		}
@@ -204,7 +206,7 @@ func (ss *session) sendError(code, msg string) {
 // error count, under e.Code), and only those the legacy server answered get
 // an error frame; the others are silent, as the legacy servers were.
 func (ss *session) badFrame(e *compat.Error) {
-	if !ss.clientError(clientReason(e.Code)) {
+	if !ss.clientError(observe.ClientReason(e.Code)) {
 		return // over the bad-frame budget: closed
 	}
 	if !e.Silent {
@@ -309,7 +311,7 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 	if errors.Is(err, subscription.ErrLimitExceeded) {
 		code = compat.CodeLimitExceeded
 	}
-	if !ss.clientError(clientReason(code)) {
+	if !ss.clientError(observe.ClientReason(code)) {
 		return
 	}
 	ss.sendError(code, err.Error())

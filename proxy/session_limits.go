@@ -11,8 +11,8 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"wsproxy/compat"
-	"wsproxy/config"
-	"wsproxy/internal/tokenbucket"
+	"wsproxy/internal/admission"
+	"wsproxy/observe"
 	"wsproxy/subscription"
 )
 
@@ -27,24 +27,6 @@ const (
 // connection past limits.max_index_keys.
 var ErrIndexKeys = errors.New("proxy: too many index keys for one connection")
 
-// msgLimiter is one connection's client-message rate limit. Only the
-// connection's read loop uses it (the ping handler runs inside it too).
-type msgLimiter struct {
-	b       tokenbucket.Bucket
-	on      bool
-	over    int // messages over the rate since the last one under it
-	grace   int
-	warned  bool
-	dropped uint64
-}
-
-func newMsgLimiter(cfg config.LimitsConfig) msgLimiter {
-	if cfg.MessageRate <= 0 {
-		return msgLimiter{}
-	}
-	return msgLimiter{b: tokenbucket.New(cfg.MessageRate, cfg.MessageBurst, time.Now()), on: true, grace: cfg.RateLimitGrace}
-}
-
 // allowMessage applies the message rate to one client frame. Over the rate,
 // the first frame is answered with RATE_LIMIT_EXCEEDED; if the client goes
 // on past limits.rate_limit_grace more frames before slowing down, the
@@ -54,22 +36,18 @@ func (ss *session) allowMessage() bool { return ss.allowCost(1) }
 // allowCost is allowMessage for a frame that costs n messages of the rate
 // (getStats: limits.stats_cost).
 func (ss *session) allowCost(n int) bool {
-	l := &ss.rate
-	if !l.on || l.b.TakeN(time.Now(), float64(n)) {
-		l.over, l.warned = 0, false
+	v := ss.rate.Take(n)
+	if v == admission.Allow {
 		return true
 	}
-	l.over++
-	l.dropped++
-	ss.s.clientErrs.n[ClientRateLimited].Add(1)
+	ss.s.clientErrs.n[observe.ClientRateLimited].Add(1)
 	ss.c.CountError()
-	switch {
-	case !l.warned:
-		l.warned = true
+	switch v {
+	case admission.Warn:
 		ss.sendError(compat.CodeRateLimitExceeded,
-			"more than "+strconv.FormatFloat(l.b.Rate, 'f', -1, 64)+" messages per second; slow down or be disconnected")
-	case l.over > l.grace:
-		ss.log.Info().Uint64("dropped", l.dropped).Msg("closing: message rate exceeded")
+			"more than "+strconv.FormatFloat(ss.rate.Rate(), 'f', -1, 64)+" messages per second; slow down or be disconnected")
+	case admission.Close:
+		ss.log.Info().Uint64("dropped", ss.rate.Dropped()).Msg("closing: message rate exceeded")
 		ss.c.Close(websocket.ClosePolicyViolation, reasonRateLimit)
 	}
 	return false
@@ -124,4 +102,4 @@ func (ss *session) linger(nc net.Conn) {
 
 // RateLimited returns how many client messages (pings included) were refused
 // by limits.message_rate.
-func (s *Server) RateLimited() uint64 { return s.clientErrs.n[ClientRateLimited].Load() }
+func (s *Server) RateLimited() uint64 { return s.clientErrs.n[observe.ClientRateLimited].Load() }
