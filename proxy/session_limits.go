@@ -81,9 +81,6 @@ func (ss *session) clearKeys() {
 	ss.nkeys = 0
 }
 
-// protocolFailure reports whether a read error is one the WebSocket library
-// answered itself with a close frame (1002 protocol error, 1009 too big):
-// it writes that frame straight to the socket before returning.
 // linger ends a connection after a protocol failure, once its close frame
 // is queued: it lets the writer put the close frame on the wire, then
 // half-closes and reads what the client still sends (up to its close reply

@@ -56,7 +56,7 @@ type frameReader struct {
 	// JSON request) arrives in one read instead of three.
 	ahead [128]byte
 	// inflate: permessage-deflate was agreed; RSV1 on a message's first
-	// frame marks it compressed (deflate.go).
+	// frame marks it compressed (internal/wsdeflate).
 	inflate bool
 	out     []byte // inflated message, dropped when it grew large
 
