@@ -21,6 +21,7 @@ import (
 	"wsproxy/admin"
 	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/internal/proxytest"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
 	"wsproxy/upstream"
@@ -234,27 +235,13 @@ func startFront(t testing.TB, mut func(*config.Config)) *front {
 	if mut != nil {
 		mut(&cfg)
 	}
-	in := dataflow.NewInProcess("test")
-	srv, err := proxy.New(cfg, zerolog.Nop(), in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin.New(srv, srv.Config().Admin, zerolog.Nop()).Register(srv)
-	proxy.RegisterDemoPage(srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Serve(ln)
-	tr := &http.Transport{}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
+	n := proxytest.Start(t, cfg, zerolog.Nop(), func(srv *proxy.Server) {
+		admin.New(srv, srv.Config().Admin, zerolog.Nop()).Register(srv)
+		proxy.RegisterDemoPage(srv)
 	})
-	wstest.Eventually(t, wait, "source attached", func() bool { return in.Status().Connected })
-	addr := ln.Addr().String()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections) // before the shutdown (cleanups run last first)
+	srv, in, addr := n.Srv, n.In, n.Addr
 	return &front{srv: srv, in: in, base: "http://" + addr, ws: "ws://" + addr + "/ws",
 		http: &http.Client{Transport: tr, Timeout: 2 * wait}, stream: &http.Client{Transport: tr}}
 }
