@@ -183,7 +183,7 @@ type LimitsConfig struct {
 	MessageRate float64 `yaml:"message_rate"`
 	// StatsCost is how many messages of MessageRate one getStats counts
 	// for: its reply is a hundred times a pong, and the STATS it carries
-	// change at most every 250 ms (proxy.StatsMaxAge). 0: 10 (5 getStats a
+	// change at most every 250 ms (observe.StatsMaxAge). 0: 10 (5 getStats a
 	// second at the default rate); 1: like any message.
 	StatsCost int `yaml:"stats_cost"`
 	// MessageBurst is each connection's bucket size. 0: 2 × MessageRate.

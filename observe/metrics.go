@@ -5,6 +5,8 @@ import (
 	"os"
 	"runtime/metrics"
 	"strconv"
+
+	"wsproxy/compat"
 )
 
 // Metrics is the answer of GET /api/websocket/metrics. Latencies are in
@@ -89,4 +91,23 @@ func RSSBytes() uint64 {
 		return 0
 	}
 	return n * uint64(os.Getpagesize())
+}
+
+// ProcessMemory fills Node's memoryUsage() keys from runtime/metrics (no
+// stop-the-world) and the process's resident set.
+func ProcessMemory() compat.LegacyMemory {
+	sample := []metrics.Sample{
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+	}
+	metrics.Read(sample)
+	var m compat.LegacyMemory
+	if sample[0].Value.Kind() == metrics.KindUint64 {
+		m.HeapUsed = sample[0].Value.Uint64()
+	}
+	if sample[1].Value.Kind() == metrics.KindUint64 {
+		m.HeapTotal = sample[1].Value.Uint64()
+	}
+	m.RSS = RSSBytes()
+	return m
 }

@@ -21,6 +21,7 @@ import (
 	"wsproxy/dispatch"
 	"wsproxy/internal/admission"
 	"wsproxy/internal/histogram"
+	"wsproxy/observe"
 	"wsproxy/pool"
 	"wsproxy/subscription"
 	"wsproxy/upstream"
@@ -69,8 +70,8 @@ type Server struct {
 	bg      sync.WaitGroup
 	stopped bool
 
-	op    operations // admin-facing: latency, rate window, memory level, drain
-	stats statsCache // getStats answers (statscache.go)
+	op    operations         // admin-facing: latency, rate window, memory level, drain
+	stats observe.StatsCache // getStats answers; Build set by New
 	// staticStop ends static.dir's file cache cleaners at Shutdown.
 	staticStop chan struct{}
 }
@@ -104,6 +105,7 @@ func New(cfg config.Config, log zerolog.Logger, sources ...dataflow.Source) (*Se
 	s.guard = g
 	s.op.latency = histogram.New(nil)
 	s.op.win.Init(cfg.Metrics.Window)
+	s.stats.Build = s.buildStats
 	s.pool = pool.New(pool.Config{
 		QueueMaxMessages:  cfg.Queue.MaxMessages,
 		QueueMaxBytes:     cfg.Queue.MaxBytes,

@@ -132,7 +132,7 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, z
 	now := time.Now().UnixMilli()
 	c.Send(pool.NewControl(compat.AppendWelcome(nil, id, now, now)))
 	ss.updateDelivery()
-	s.stats.changed()
+	s.stats.Changed()
 	c.Start() // welcome first, and the client is registered by the time it reads it
 	ss.log.Debug().Str("remote", remote).Bool("batch", batch).Msg("connected")
 
@@ -184,7 +184,7 @@ func (ss *session) logEnd(err error) {
 }
 
 func (ss *session) end() {
-	defer ss.s.stats.changed()
+	defer ss.s.stats.Changed()
 	ss.s.index.RemoveSubscriber(ss.c)
 	ss.s.channels.Add(-int64(len(ss.channels)))
 	for ch := range ss.channels {
@@ -225,7 +225,7 @@ func (ss *session) handle(msg []byte) {
 	case compat.KindPing:
 		ss.reply(compat.AppendPong(nil, now))
 	case compat.KindSubscribe:
-		defer ss.s.stats.changed()
+		defer ss.s.stats.Changed()
 		if m.Channel != "" {
 			if len(m.Channel) > maxChannelLen || (!ss.channels[m.Channel] && len(ss.channels) >= ss.s.limits.MaxFilters) {
 				ss.badFrame(&compat.Error{Code: compat.CodeLimitExceeded, Message: "channel too long or too many channels", Silent: true})
@@ -248,7 +248,7 @@ func (ss *session) handle(msg []byte) {
 		}
 		ss.subscribe(m.Filter, now)
 	case compat.KindUnsubscribe:
-		defer ss.s.stats.changed()
+		defer ss.s.stats.Changed()
 		switch {
 		case m.Channel != "":
 			if ss.channels[m.Channel] {
@@ -277,7 +277,7 @@ func (ss *session) handle(msg []byte) {
 		if !ss.allowCost(ss.s.cfg.Limits.StatsCost - 1) { // one was taken with the frame
 			return
 		}
-		f, err := ss.s.statsReply(now)
+		f, err := ss.s.stats.Reply(now)
 		if err != nil {
 			ss.s.internalErrors.Add(1)
 			ss.sendError(compat.CodeInternalError, "stats unavailable")

@@ -90,7 +90,7 @@ func (s *Server) health(conns int64, mem float64, sources []dataflow.SourceStatu
 			h.LastError = &observe.LastError{Message: src.Name + ": " + src.LastError, Timestamp: src.LastErrorAt}
 		}
 	}
-	in.SourcesDownTooLong = s.sourcesDownTooLong(sources, time.Now())
+	in.SourcesDownTooLong = observe.SourcesDownTooLong(sources, s.started, s.cfg.Health.SourceDownUnhealthyAfter, time.Now())
 	h.Status, h.Reasons = observe.EvaluateHealth(s.cfg.Health, in)
 	return h
 }
