@@ -6,13 +6,13 @@ run:
 test:
 	scripts/test.sh
 
-# The whole suite beside a CPU hog on every core (e2e/cmd/cpuhog, started
+# The whole suite beside a CPU hog on every core (tools/cpuhog, started
 # and stopped by scripts/test.sh): it must hold on a loaded machine.
 test-loaded:
 	CI_LOADED=1 scripts/test.sh
 
-# Graceful shutdown of the real binary with 5,000 saturated clients
-# (opt-in: minutes under the race detector; not part of make test).
+# Graceful shutdown of the real binary with saturated clients alone (make
+# test runs it with 5,000; E2E_SCALE_CLIENTS sets another count).
 test-scale:
 	E2E_SCALE_CLIENTS=$${E2E_SCALE_CLIENTS:-5000} go test -count=1 -run '^TestSIGTERMAtScaleUnderSaturation$$' -v -timeout 20m ./e2e
 
@@ -27,7 +27,7 @@ bench-all:
 # A short side-by-side load run of the naive baseline and wsproxy
 # (BENCHMARKS.md has the big ones).
 load:
-	go run ./e2e/cmd/wsload -conns 2000 -rate 20 -duration 10s
+	go run ./tools/wsload -conns 2000 -rate 20 -duration 10s
 
 fmt:
 	gofmt -w .

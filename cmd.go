@@ -15,10 +15,10 @@ import (
 
 	"github.com/mattn/go-isatty"
 
-	"wsproxy/compat/compare"
-	"wsproxy/compat/legacy"
 	"wsproxy/config"
 	"wsproxy/proxy"
+	"wsproxy/tools/compare"
+	"wsproxy/tools/legacy"
 )
 
 // Exit codes of the subcommands. Serving wsproxy exits 1 on any error.
@@ -155,7 +155,7 @@ func writeReport(w io.Writer, r *compare.Report, asJSON bool) error {
 	return enc.Encode(r)
 }
 
-// runLegacy serves the legacy-behaviour reference (compat/legacy) fed by
+// runLegacy serves the legacy-behaviour reference (tools/legacy) fed by
 // the sources of the configuration, until SIGINT or SIGTERM.
 func runLegacy(args []string) error {
 	fl := flag.NewFlagSet("wsproxy legacy", flag.ContinueOnError)
@@ -188,9 +188,7 @@ func runLegacy(args []string) error {
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
+	s := waitForSignal()
 	log.Info().Str("signal", s.String()).Msg("shutting down")
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()

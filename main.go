@@ -9,13 +9,20 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"wsproxy/admin"
 	"wsproxy/cluster"
+	"wsproxy/config"
+	"wsproxy/internal/pprof"
+	"wsproxy/internal/rlimit"
 	"wsproxy/proxy"
 )
 
 func main() {
+	smallStacks()
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "wsproxy:", err)
 		os.Exit(exitCode(err))
@@ -36,16 +43,45 @@ func run(args []string) error {
 		return err
 	}
 	log := proxy.NewLogger(cfg.Log, os.Stderr)
-	raiseOpenFiles(log)
-	startPprof(log)
+	rlimit.RaiseOpenFiles(log)
+	pprof.Start(log)
 
-	sources, err := proxy.BuildSources(cfg.Sources)
+	n, err := build(cfg, log)
 	if err != nil {
 		return err
 	}
+	if err := n.run(); err != nil {
+		return err
+	}
+	s := waitForSignal()
+	log.Info().Str("signal", s.String()).Dur("grace", cfg.ShutdownTimeout).Msg("shutting down")
+	n.shutdown(cfg.ShutdownTimeout)
+	log.Info().Msg("stopped")
+	return nil
+}
+
+// node is one serving wsproxy process: the server, its admin API and its
+// membership of the cluster.
+type node struct {
+	log         zerolog.Logger
+	srv         *proxy.Server
+	api         *admin.API
+	cluster     *cluster.Registry
+	adminListen string
+	stopCluster context.CancelFunc
+	clusterDone chan struct{}
+}
+
+// build wires the sources, the server, the admin API and the cluster
+// registry of cfg; nothing listens yet.
+func build(cfg config.Config, log zerolog.Logger) (*node, error) {
+	sources, err := proxy.BuildSources(cfg.Sources)
+	if err != nil {
+		return nil, err
+	}
 	srv, err := proxy.New(cfg, log, sources.All...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if sources.Ingest != nil {
 		srv.Handle(proxy.IngestPath, sources.Ingest.Handler())
@@ -60,37 +96,51 @@ func run(args []string) error {
 		api.Register(srv)
 	} else {
 		api.RegisterLegacy(srv)
-		if _, err := api.Start(cfg.Admin.Listen); err != nil {
+	}
+	return &node{log: log, srv: srv, api: api, cluster: cluster, adminListen: cfg.Admin.Listen}, nil
+}
+
+// run starts the admin listener (if separate), the server and the cluster
+// registry.
+func (n *node) run() error {
+	if n.adminListen != "" {
+		if _, err := n.api.Start(n.adminListen); err != nil {
 			return err
 		}
 	}
-	if err := srv.Start(); err != nil {
-		_ = api.Shutdown(context.Background())
+	if err := n.srv.Start(); err != nil {
+		_ = n.api.Shutdown(context.Background())
 		return err
 	}
 	cctx, stopCluster := context.WithCancel(context.Background())
-	clusterDone := make(chan struct{})
+	n.stopCluster, n.clusterDone = stopCluster, make(chan struct{})
 	go func() {
-		defer close(clusterDone)
-		if cluster != nil {
-			cluster.Run(cctx)
+		defer close(n.clusterDone)
+		if n.cluster != nil {
+			n.cluster.Run(cctx)
 		}
 	}()
+	return nil
+}
 
+// waitForSignal returns the first SIGINT or SIGTERM.
+func waitForSignal() os.Signal {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
-	log.Info().Str("signal", s.String()).Dur("grace", cfg.ShutdownTimeout).Msg("shutting down")
-	stopCluster() // leave the registry first, so that totals stop counting this node
-	<-clusterDone
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	return <-sig
+}
+
+// shutdown leaves the cluster, then closes the connections within grace
+// and stops the admin API.
+func (n *node) shutdown(grace time.Duration) {
+	n.stopCluster() // leave the registry first, so that totals stop counting this node
+	<-n.clusterDone
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		log.Warn().Err(err).Msg("shutdown incomplete: remaining connections closed hard")
+	if err := n.srv.Shutdown(ctx); err != nil {
+		n.log.Warn().Err(err).Msg("shutdown incomplete: remaining connections closed hard")
 	}
-	if err := api.Shutdown(ctx); err != nil {
-		log.Warn().Err(err).Msg("admin listener shutdown incomplete")
+	if err := n.api.Shutdown(ctx); err != nil {
+		n.log.Warn().Err(err).Msg("admin listener shutdown incomplete")
 	}
-	log.Info().Msg("stopped")
-	return nil
 }

@@ -38,6 +38,23 @@ func adminBase(cfg config.Config) (string, error) {
 	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
+// parseAdminTarget parses args into fl, loads the configuration at
+// *cfgPath and returns it with its adminBase; errors are usage errors.
+func parseAdminTarget(fl *flag.FlagSet, args []string, cfgPath *string) (config.Config, string, error) {
+	if err := fl.Parse(args); err != nil {
+		return config.Config{}, "", &exitError{exitUsage, err}
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return cfg, "", &exitError{exitUsage, err}
+	}
+	base, err := adminBase(cfg)
+	if err != nil {
+		return cfg, "", &exitError{exitUsage, err}
+	}
+	return cfg, base, nil
+}
+
 func adminClient(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout, Transport: &http.Transport{
 		// Loopback to this node's own certificate, whose name is the public one.
@@ -59,16 +76,9 @@ func runHealthcheck(args []string) error {
 	cfgPath := fl.String("config", "config.yaml", "configuration of the server to probe")
 	path := fl.String("path", "/livez", "path to ask for")
 	timeout := fl.Duration("timeout", 3*time.Second, "request timeout")
-	if err := fl.Parse(args); err != nil {
-		return &exitError{exitUsage, err}
-	}
-	cfg, err := loadConfig(*cfgPath)
+	_, base, err := parseAdminTarget(fl, args, cfgPath)
 	if err != nil {
-		return &exitError{exitUsage, err}
-	}
-	base, err := adminBase(cfg)
-	if err != nil {
-		return &exitError{exitUsage, err}
+		return err
 	}
 	resp, err := adminClient(*timeout).Get(base + *path)
 	if err != nil {
@@ -106,16 +116,9 @@ func runDrain(args []string) error {
 	cfgPath := fl.String("config", "config.yaml", "configuration of the server to drain")
 	window := fl.Duration("window", 0, "drain window (0: admin.drain_window)")
 	wait := fl.Bool("wait", false, "wait until the drain is complete")
-	if err := fl.Parse(args); err != nil {
-		return &exitError{exitUsage, err}
-	}
-	cfg, err := loadConfig(*cfgPath)
+	cfg, base, err := parseAdminTarget(fl, args, cfgPath)
 	if err != nil {
-		return &exitError{exitUsage, err}
-	}
-	base, err := adminBase(cfg)
-	if err != nil {
-		return &exitError{exitUsage, err}
+		return err
 	}
 	if *window <= 0 {
 		*window = cfg.Admin.DrainWindow

@@ -2,6 +2,7 @@ package dataflow_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"regexp"
 	"strings"
@@ -238,4 +239,28 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("error not wrapping ErrInvalid: %v", err)
 		}
 	})
+}
+
+func TestDemoGeneratorTicks(t *testing.T) {
+	g := dataflow.NewDemoGenerator(dataflow.DemoConfig{Exchange: "x", Symbols: []string{"BTC/USDT", "XRP/USDT"}})
+	now := time.UnixMilli(1723190400123)
+	var types []string
+	for tick := 1; tick <= 10; tick++ {
+		for _, md := range g.Tick(now) {
+			if md.Exchange != "x" || md.Timestamp != now.UnixMilli() {
+				t.Fatalf("tick %d: %+v", tick, md)
+			}
+			if !json.Valid(md.Data) {
+				t.Fatalf("tick %d: data %s is not JSON", tick, md.Data)
+			}
+			types = append(types, md.Symbol+" "+md.Type)
+		}
+	}
+	// 10 ticks × 2 symbols: a trade each, ticker and depth on ticks 5 and
+	// 10, a kline on tick 10.
+	got := strings.Join(types[len(types)-8:], ",")
+	want := "BTC/USDT trade,BTC/USDT ticker,BTC/USDT depth,BTC/USDT kline_1m,XRP/USDT trade,XRP/USDT ticker,XRP/USDT depth,XRP/USDT kline_1m"
+	if len(types) != 20+8+2 || got != want {
+		t.Fatalf("%d messages, last tick %q; want 30, %q", len(types), got, want)
+	}
 }

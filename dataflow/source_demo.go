@@ -66,34 +66,64 @@ type demoSymbol struct {
 
 // Run implements Source.
 func (d *Demo) Run(ctx context.Context, sink Sink) error {
-	base := map[string]float64{"BTC/USDT": 50000, "ETH/USDT": 3000, "SOL/USDT": 150}
-	syms := make([]*demoSymbol, len(d.cfg.Symbols))
-	for i, s := range d.cfg.Symbols {
-		p := base[s]
-		if p == 0 {
-			p = 100
-		}
-		syms[i] = &demoSymbol{name: s, price: p, open: p, high: p, low: p}
-	}
+	g := NewDemoGenerator(d.cfg)
 	d.c.setConnected(true)
 	defer d.c.setConnected(false)
 	t := time.NewTicker(d.cfg.Interval)
 	defer t.Stop()
-	for tick := 1; ; tick++ {
+	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
-			for _, s := range syms {
-				d.emit(sink, s, now, tick)
+			for _, md := range g.Tick(now) {
+				d.c.deliver(sink, md)
 			}
 		}
 	}
 }
 
+// DemoGenerator produces the demo feed's messages one tick at a time, for
+// callers that pace the feed themselves (Demo.Run ticks it every
+// DemoConfig.Interval; the load tool at its publish rate).
+type DemoGenerator struct {
+	exchange string
+	syms     []*demoSymbol
+	tick     int
+}
+
+// NewDemoGenerator returns a generator over cfg's exchange and symbols (zero
+// fields take their defaults; Enabled and Interval are not used).
+func NewDemoGenerator(cfg DemoConfig) *DemoGenerator {
+	cfg.applyDefaults()
+	base := map[string]float64{"BTC/USDT": 50000, "ETH/USDT": 3000, "SOL/USDT": 150}
+	g := &DemoGenerator{exchange: cfg.Exchange, syms: make([]*demoSymbol, len(cfg.Symbols))}
+	for i, s := range cfg.Symbols {
+		p := base[s]
+		if p == 0 {
+			p = 100
+		}
+		g.syms[i] = &demoSymbol{name: s, price: p, open: p, high: p, low: p}
+	}
+	return g
+}
+
+// Tick returns the next tick's messages, stamped with now: per symbol a
+// trade, on every 5th tick also a ticker and a depth snapshot, on every 10th
+// also a 1-minute kline.
+func (g *DemoGenerator) Tick(now time.Time) []*MarketData {
+	g.tick++
+	out := make([]*MarketData, 0, 4*len(g.syms))
+	for _, s := range g.syms {
+		out = g.emit(out, s, now)
+	}
+	return out
+}
+
 func price(p float64) string { return strconv.FormatFloat(p, 'f', 2, 64) }
 
-func (d *Demo) emit(sink Sink, s *demoSymbol, now time.Time, tick int) {
+func (g *DemoGenerator) emit(out []*MarketData, s *demoSymbol, now time.Time) []*MarketData {
+	tick := g.tick
 	ms := now.UnixMilli()
 	s.price *= 1 + (rand.Float64()-0.5)*0.002
 	s.high = math.Max(s.high, s.price)
@@ -117,7 +147,7 @@ func (d *Demo) emit(sink Sink, s *demoSymbol, now time.Time, tick int) {
 	b = append(b, `","timestamp":`...)
 	b = strconv.AppendInt(b, ms, 10)
 	b = append(b, '}')
-	d.send(sink, s.name, "trade", ms, b)
+	out = g.add(out, s.name, "trade", ms, b)
 
 	if tick%5 == 0 {
 		spread := s.price * 0.0001
@@ -137,7 +167,7 @@ func (d *Demo) emit(sink Sink, s *demoSymbol, now time.Time, tick int) {
 		t = append(t, `","low24h":"`...)
 		t = append(t, price(s.low)...)
 		t = append(t, `"}`...)
-		d.send(sink, s.name, "ticker", ms, t)
+		out = g.add(out, s.name, "ticker", ms, t)
 
 		dp := make([]byte, 0, 300)
 		dp = append(dp, `{"bids":[`...)
@@ -165,7 +195,7 @@ func (d *Demo) emit(sink Sink, s *demoSymbol, now time.Time, tick int) {
 		dp = append(dp, `],"updateTime":`...)
 		dp = strconv.AppendInt(dp, ms, 10)
 		dp = append(dp, '}')
-		d.send(sink, s.name, "depth", ms, dp)
+		out = g.add(out, s.name, "depth", ms, dp)
 	}
 	if tick%10 == 0 {
 		openTime := now.Truncate(time.Minute).UnixMilli()
@@ -185,10 +215,11 @@ func (d *Demo) emit(sink Sink, s *demoSymbol, now time.Time, tick int) {
 		k = append(k, `,"closeTime":`...)
 		k = strconv.AppendInt(k, openTime+59999, 10)
 		k = append(k, `,"interval":"1m"}`...)
-		d.send(sink, s.name, "kline_1m", ms, k)
+		out = g.add(out, s.name, "kline_1m", ms, k)
 	}
+	return out
 }
 
-func (d *Demo) send(sink Sink, symbol, typ string, ts int64, data []byte) {
-	d.c.deliver(sink, &MarketData{Exchange: d.cfg.Exchange, Symbol: symbol, Type: typ, Timestamp: ts, Data: data})
+func (g *DemoGenerator) add(out []*MarketData, symbol, typ string, ts int64, data []byte) []*MarketData {
+	return append(out, &MarketData{Exchange: g.exchange, Symbol: symbol, Type: typ, Timestamp: ts, Data: data})
 }

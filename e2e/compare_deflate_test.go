@@ -9,11 +9,11 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"wsproxy/compat/compare"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/pool"
 	"wsproxy/proxy"
+	"wsproxy/tools/compare"
 )
 
 // TestCompareCompressingNode: `wsproxy compare` between a node without

@@ -12,8 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
-	"wsproxy/compat/compare"
 	"wsproxy/dataflow"
+	"wsproxy/tools/compare"
 )
 
 // TestCompareSameRedisBinaries: `wsproxy legacy` and `wsproxy`, two

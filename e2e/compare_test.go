@@ -14,12 +14,12 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"wsproxy/compat/compare"
-	"wsproxy/compat/legacy"
 	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
+	"wsproxy/tools/compare"
+	"wsproxy/tools/legacy"
 )
 
 // TestLegacySubcommand: `wsproxy legacy` serves the legacy behaviour from

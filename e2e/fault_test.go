@@ -11,23 +11,18 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+	"wsproxy/internal/rlimit"
 
 	"github.com/fasthttp/websocket"
+	"github.com/rs/zerolog"
 )
 
 // init lifts the soft open-file limit to the hard one (TestMain has not
 // run yet): the many-clients test holds thousands of sockets, and the
 // wsproxy processes started here inherit the limit.
-func init() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
-}
+func init() { rlimit.RaiseOpenFiles(zerolog.Nop()) }
 
 var (
 	plainOnce sync.Once

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"wsproxy/e2e/loadtest"
+	"wsproxy/tools/loadtest"
 )
 
 // TestLoadSmoke runs the load tool's engine against a wsproxy process fed by
@@ -17,26 +17,8 @@ func TestLoadSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load smoke skipped with -short")
 	}
-	dir := t.TempDir()
-	rds, err := loadtest.StartRedis(dir)
-	if err != nil {
-		t.Skipf("LOUD SKIP: %v: the load smoke needs a private redis-server (scripts/test.sh installs it)", err)
-	}
-	t.Cleanup(rds.Stop)
-
-	// The build without the race detector (plainBinary): the race
-	// detector would dominate a load run.
-	bin := plainBinary(t)
-	addr, err := loadtest.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := loadtest.StartServer(addr, []string{"WSPROXY_LISTEN=" + addr, "WSPROXY_LOG_LEVEL=warn",
-		"WSPROXY_SOURCES_REDIS_ENABLED=true", "WSPROXY_SOURCES_REDIS_ADDR=" + rds.Addr}, bin, "-config=")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	rds := loadRedis(t)
+	srv, addr := loadServer(t, rds.Addr)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -59,5 +41,83 @@ func TestLoadSmoke(t *testing.T) {
 	}
 	if rep.Lost != 0 || rep.Disconnected != 0 {
 		t.Fatalf("lost %d of %d messages, %d connections dropped", rep.Lost, rep.Expected, rep.Disconnected)
+	}
+}
+
+// loadRedis starts the private redis-server of a load test.
+func loadRedis(t *testing.T) *loadtest.Server {
+	t.Helper()
+	rds, err := loadtest.StartRedis(t.TempDir())
+	if err != nil {
+		t.Skipf("LOUD SKIP: %v: the load smoke needs a private redis-server (scripts/test.sh installs it)", err)
+	}
+	t.Cleanup(rds.Stop)
+	return rds
+}
+
+// loadServer starts wsproxy fed by the Redis at redisAddr, with extra
+// environment env, and returns it with its address. It runs the build
+// without the race detector (plainBinary): the race detector would dominate
+// a load run.
+func loadServer(t *testing.T, redisAddr string, env ...string) (*loadtest.Server, string) {
+	t.Helper()
+	bin := plainBinary(t)
+	addr, err := loadtest.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := loadtest.StartServer(addr, append([]string{"WSPROXY_LISTEN=" + addr, "WSPROXY_LOG_LEVEL=warn",
+		"WSPROXY_SOURCES_REDIS_ENABLED=true", "WSPROXY_SOURCES_REDIS_ADDR=" + redisAddr}, env...), bin, "-config=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv, addr
+}
+
+// TestLoadDemoFeedCompression runs the load tool's demo market-data feed
+// (trades, tickers, depth, klines) against wsproxy with compression off and
+// with shared_stream, 300 connections each (unfiltered, per exchange, per
+// symbol), the clients offering permessage-deflate. It asserts that nothing
+// was lost, that the clients negotiated compression only where the server
+// has it on, and that shared_stream put fewer bytes on the clients' sockets
+// per delivered message than off — bytes, never time.
+func TestLoadDemoFeedCompression(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load smoke skipped with -short")
+	}
+	rds := loadRedis(t)
+	run := func(mode string, env ...string) loadtest.Report {
+		t.Helper()
+		srv, addr := loadServer(t, rds.Addr, env...)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		rep, err := loadtest.Run(ctx, loadtest.Config{
+			Name: mode, URLs: []string{"ws://" + addr + "/ws"}, Conns: 300, Feed: loadtest.FeedDemo, Compress: true,
+			Mix:  loadtest.Mix{All: 1, Exchange: 1, Symbol: 1},
+			Rate: 50, Duration: 3 * time.Second, Idle: 500 * time.Millisecond, Drain: 10 * time.Second,
+			RedisAddr: rds.Addr, ServerPIDs: []int{srv.PID()},
+		})
+		if err != nil {
+			t.Fatalf("%s: %v\nserver logs:\n%s", mode, err, srv.Logs())
+		}
+		srv.Stop()
+		t.Logf("%s: published %d, received %d of %d, %d compressing, %.1f wire B/msg",
+			mode, rep.Published, rep.Received, rep.Expected, rep.Compressed, rep.WireBytesPerMsg)
+		if rep.Established != 300 || rep.Published != 150 || rep.Expected == 0 {
+			t.Fatalf("%s: established %d (%v), published %d, expected %d", mode, rep.Established, rep.Errors, rep.Published, rep.Expected)
+		}
+		if rep.Lost != 0 || rep.Disconnected != 0 {
+			t.Fatalf("%s: lost %d of %d messages, %d connections dropped", mode, rep.Lost, rep.Expected, rep.Disconnected)
+		}
+		return rep
+	}
+	off := run("off")
+	shared := run("shared_stream", "WSPROXY_COMPRESSION_ENABLED=true", "WSPROXY_COMPRESSION_MODE=shared_stream")
+	if off.Compressed != 0 || shared.Compressed != 300 {
+		t.Fatalf("compressing connections: off %d, shared_stream %d; want 0, 300", off.Compressed, shared.Compressed)
+	}
+	if off.WireBytesPerMsg == 0 || shared.WireBytesPerMsg >= off.WireBytesPerMsg {
+		t.Fatalf("wire bytes per message: shared_stream %.1f, off %.1f; want fewer with shared_stream", shared.WireBytesPerMsg, off.WireBytesPerMsg)
 	}
 }

@@ -1,19 +1,10 @@
 package pool_test
 
 import (
-	"net"
 	"testing"
-	"time"
 
 	"wsproxy/pool"
 )
-
-// nullConn discards writes.
-type nullConn struct{ recConn }
-
-func (n *nullConn) Write(b []byte) (int, error) { return len(b), nil }
-
-var _ net.Conn = (*nullConn)(nil)
 
 // BenchmarkEnqueue measures one recipient's share of a fan-out: one enqueue
 // of a shared frame, the writer included.
@@ -32,22 +23,17 @@ func BenchmarkEnqueue(b *testing.B) {
 
 // BenchmarkFanOut1k enqueues one shared frame to 1,000 connections per op
 // and waits for every writer to finish, so the socket writes are counted.
-func BenchmarkFanOut1k(b *testing.B) {
-	p := pool.New(pool.Config{}, nil)
-	conns := make([]*pool.Conn, 1000)
-	for i := range conns {
-		conns[i] = p.Add(&nullConn{}, pool.ConnOptions{})
-	}
+func BenchmarkFanOut1k(b *testing.B) { benchFanOut1k(b, nil) }
+
+// benchFanOut1k is BenchmarkFanOut1k with obs as the pool's observer.
+func benchFanOut1k(b *testing.B, obs pool.Observer) {
+	p := pool.New(pool.Config{}, obs)
+	conns := nullConns(p, 1000)
 	f := dataFrame(1)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for _, c := range conns {
-			c.Enqueue(f, uint64(i+1))
-		}
-		for p.QueuedFrames() != 0 {
-			time.Sleep(10 * time.Microsecond)
-		}
+		fanOut(p, conns, f, uint64(i+1))
 	}
 }
 

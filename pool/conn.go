@@ -12,8 +12,9 @@ import (
 // Conn is one connection as the delivery side sees it.
 //
 // Concurrency: Enqueue, Send, Close and the accessors are safe from any
-// goroutine. At most one writer goroutine runs per Conn (guarded by
-// writing); it is started on demand and exits when the queue is empty.
+// goroutine. At most one writer goroutine runs per Conn (stateWriting,
+// LOCKS.md); kickLocked starts it on demand and it exits when the queue is
+// empty or must wait for the next flush.
 type Conn struct {
 	p           *Pool
 	nc          net.Conn
@@ -32,11 +33,7 @@ type Conn struct {
 	qData     int // data frames queued
 	lastSeq   uint64
 	lastPing  int64
-	writing   bool
-	held      bool // frames queue but no writer starts until Start
-	closing   bool // a close frame is queued or sent: nothing more is accepted
-	forced    bool // a flush asked the writer to write everything queued
-	dead      bool // the socket is finished
+	st        connState
 	idle      chan struct{}
 	lastClose int
 
@@ -54,6 +51,71 @@ type Conn struct {
 	// abortAt is when (unix ns) the socket of a connection closed as a slow
 	// consumer is closed hard; 0: not scheduled.
 	abortAt atomic.Int64
+}
+
+// connState is a Conn's state, guarded by Conn.mu: a phase, which only moves
+// forward (held → open → closing → dead; any phase may jump to a later one),
+// and two writer flags.
+//
+//	phase         accepts frames  writer may start
+//	stateHeld     yes             no (frames wait for Start)
+//	stateOpen     yes             yes
+//	stateClosing  no              yes (to write what is queued, the close frame last)
+//	stateDead     no              no (the socket is finished)
+//
+// stateWriting: a writer goroutine runs; set only by kickLocked, cleared only
+// by the writer itself (stopWritingLocked), so at most one runs.
+// stateForced: a flush asked for everything queued to go out, whatever
+// FlushInterval says; cleared when the writer stops.
+type connState uint8
+
+const (
+	stateHeld connState = iota
+	stateOpen
+	stateClosing
+	stateDead
+	phaseMask connState = 3
+
+	stateWriting connState = 1 << 2
+	stateForced  connState = 1 << 3
+)
+
+func (s connState) phase() connState { return s & phaseMask }
+
+// accepting reports whether frames may still be queued (held or open).
+func (s connState) accepting() bool { return s.phase() < stateClosing }
+
+// advance moves the phase forward to ph; a later phase is kept.
+func (s *connState) advance(ph connState) {
+	if s.phase() < ph {
+		*s = *s&^phaseMask | ph
+	}
+}
+
+// kickLocked is the one place a writer is started: it marks the writer as
+// running and reports true, for the caller to start it once c.mu is
+// released, if frames are queued, no writer runs, the phase lets one start
+// and the queue is not waiting for the next flush (holdLocked).
+func (c *Conn) kickLocked() bool {
+	switch c.st &^ stateForced {
+	case stateOpen, stateClosing: // no writer runs, and one may
+	default:
+		return false
+	}
+	if c.q.len() == 0 || c.holdLocked() {
+		return false
+	}
+	c.st |= stateWriting
+	return true
+}
+
+// unlockKick releases c.mu and starts the writer if kickLocked says so.
+func (c *Conn) unlockKick() {
+	start := c.kickLocked()
+	c.mu.Unlock()
+	if start {
+		go c.writeFn()
+	}
 }
 
 // ID returns the connection id given at Add.
@@ -84,15 +146,14 @@ func (c *Conn) Enqueue(f *Frame, seq uint64) bool {
 		}
 		c.lastSeq = seq
 	}
-	if c.closing || c.dead {
+	if !c.st.accepting() {
 		c.mu.Unlock()
 		return false
 	}
 	if c.z != nil && c.z.member != nil {
 		f = c.streamFrameLocked(f, seq)
 	}
-	cfg := &c.p.cfg
-	if len(f.Data) > cfg.QueueMaxBytes {
+	if len(f.Data) > c.p.cfg.QueueMaxBytes {
 		c.mu.Unlock()
 		c.shed(ReasonTooLarge, 1)
 		return false
@@ -103,14 +164,7 @@ func (c *Conn) Enqueue(f *Frame, seq uint64) bool {
 	} else {
 		c.pushLocked(f)
 	}
-	start := !c.writing && !c.held && (cfg.FlushInterval == 0 || c.qData >= cfg.BatchMaxMessages)
-	if start {
-		c.writing = true
-	}
-	c.mu.Unlock()
-	if start {
-		go c.writeFn()
-	}
+	c.unlockKick()
 	return true
 }
 
@@ -118,19 +172,12 @@ func (c *Conn) Enqueue(f *Frame, seq uint64) bool {
 // as soon as the writer is free, whatever FlushInterval says.
 func (c *Conn) Send(f *Frame) bool {
 	c.mu.Lock()
-	if c.closing || c.dead {
+	if !c.st.accepting() {
 		c.mu.Unlock()
 		return false
 	}
 	c.pushLocked(f)
-	start := !c.writing && !c.held
-	if start {
-		c.writing = true
-	}
-	c.mu.Unlock()
-	if start {
-		go c.writeFn()
-	}
+	c.unlockKick()
 	return true
 }
 
@@ -138,37 +185,44 @@ func (c *Conn) Send(f *Frame) bool {
 // receives its pending frames, then the close. Later frames are refused.
 func (c *Conn) Close(code int, reason string) {
 	c.mu.Lock()
-	if c.closing || c.dead {
+	if !c.st.accepting() {
 		c.mu.Unlock()
 		return
 	}
-	c.closing = true
+	c.closeLocked(code, reason)
+	c.unlockKick()
+}
+
+// closeLocked queues the close frame and ends acceptance; the caller kicks
+// the writer.
+func (c *Conn) closeLocked(code int, reason string) {
+	c.st.advance(stateClosing)
 	c.lastClose = code
 	c.pushLocked(CloseFrame(code, reason))
-	c.held = false
-	start := !c.writing
-	c.writing = true
-	c.mu.Unlock()
-	if start {
-		go c.writeFn()
-	}
 }
 
 // CloseNow discards pending frames and sends a close frame at once (used to
 // answer a client's close, or for protocol errors).
 func (c *Conn) CloseNow(code int, reason string) {
+	c.closeDiscarding(ReasonClosed, code, reason, 0)
+}
+
+// closeDiscarding drops the queue (counted under r), queues a close frame
+// and, if abortAt is not 0, schedules the socket's hard close then. It
+// reports false if the connection was already closing.
+func (c *Conn) closeDiscarding(r Reason, code int, reason string, abortAt int64) bool {
 	c.mu.Lock()
-	if c.dead {
+	if !c.st.accepting() {
 		c.mu.Unlock()
-		return
+		return false
 	}
-	if c.closing {
-		c.mu.Unlock()
-		return
+	c.discardLocked(r)
+	c.closeLocked(code, reason)
+	if abortAt != 0 {
+		c.abortAt.Store(abortAt)
 	}
-	c.discardLocked(ReasonClosed)
-	c.mu.Unlock()
-	c.Close(code, reason)
+	c.unlockKick()
+	return true
 }
 
 // CloseCode returns the code of the close frame the server queued, or 0.
@@ -181,7 +235,7 @@ func (c *Conn) CloseCode() int {
 // abort closes the socket without a close handshake; the reader then exits.
 func (c *Conn) abort() {
 	c.mu.Lock()
-	c.dead = true
+	c.st.advance(stateDead)
 	c.discardLocked(ReasonClosed)
 	c.mu.Unlock()
 	_ = c.nc.Close()
@@ -245,22 +299,8 @@ func (c *Conn) shed(r Reason, n int) {
 // Start lets the writer run for a connection added with ConnOptions.Hold.
 func (c *Conn) Start() {
 	c.mu.Lock()
-	c.held = false
-	start := c.startLocked()
-	c.mu.Unlock()
-	if start {
-		go c.writeFn()
-	}
-}
-
-// startLocked marks the writer as running if frames are pending and it may
-// run; the caller then starts it.
-func (c *Conn) startLocked() bool {
-	start := c.q.len() > 0 && !c.writing && !c.dead && !c.held
-	if start {
-		c.writing = true
-	}
-	return start
+	c.st.advance(stateOpen)
+	c.unlockKick()
 }
 
 // flush starts the writer if frames are pending; returns how many.
@@ -268,13 +308,9 @@ func (c *Conn) flush() int {
 	c.mu.Lock()
 	n := c.q.len()
 	if n > 0 {
-		c.forced = true
+		c.st |= stateForced
 	}
-	start := c.startLocked()
-	c.mu.Unlock()
-	if start {
-		go c.writeFn()
-	}
+	c.unlockKick()
 	return n
 }
 
@@ -285,13 +321,7 @@ func (c *Conn) writeLoop() {
 	for {
 		wb := p.getBuf()
 		c.mu.Lock()
-		if c.dead {
-			c.stopWritingLocked()
-			c.mu.Unlock()
-			p.putBuf(wb)
-			return
-		}
-		if c.holdLocked() {
+		if c.st.phase() == stateDead || c.holdLocked() {
 			c.stopWritingLocked()
 			c.mu.Unlock()
 			p.putBuf(wb)
@@ -311,7 +341,7 @@ func (c *Conn) writeLoop() {
 		if err != nil {
 			p.putBuf(wb)
 			c.mu.Lock()
-			aborted := c.dead // the pool closed the socket under the write
+			aborted := c.st.phase() == stateDead // the pool closed the socket under the write
 			c.stopWritingLocked()
 			c.mu.Unlock()
 			if !aborted {
@@ -343,14 +373,43 @@ func (c *Conn) writeLoop() {
 		}
 		p.putBuf(wb)
 		if closeSent {
-			// Wait a bounded time for the client's close reply; the reader
-			// exits on it or on this deadline.
-			_ = c.nc.SetReadDeadline(time.Now().Add(p.cfg.CloseGrace))
+			// Nothing follows the close frame: half-close, so that the
+			// client reads end of stream after it, and keep reading (the
+			// reader discards what comes) until the client's close reply
+			// or a bounded time. Closing the socket now would answer a
+			// late client frame (a pong to a ping still in its backlog)
+			// with a reset, and the reset destroys the close frame the
+			// client has not read yet.
+			HalfClose(c.nc)
+			_ = c.nc.SetReadDeadline(p.closeWaitDeadline(time.Now()))
 			c.mu.Lock()
 			c.stopWritingLocked()
 			c.mu.Unlock()
 			return
 		}
+	}
+}
+
+// closeWaitDeadline is how long a connection whose close frame was written
+// at now waits for the client's close reply: CloseGrace, or until the time
+// WaitCloseUntil set if later.
+func (p *Pool) closeWaitDeadline(now time.Time) time.Time {
+	dl := now.Add(p.cfg.CloseGrace)
+	if u := p.closeWaitUntil.Load(); u > dl.UnixNano() {
+		return time.Unix(0, u)
+	}
+	return dl
+}
+
+// HalfClose shuts the write side of nc when its transport allows it (TCP,
+// TLS), looking under fasthttp's hijacked-connection wrapper; reading goes
+// on.
+func HalfClose(nc net.Conn) {
+	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
+		nc = u.UnsafeConn()
+	}
+	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = hc.CloseWrite()
 	}
 }
 
@@ -360,13 +419,12 @@ func (c *Conn) writeLoop() {
 // it a writer still busy with an earlier frame would take them along.
 func (c *Conn) holdLocked() bool {
 	cfg := &c.p.cfg
-	return cfg.FlushInterval > 0 && !c.forced && !c.closing &&
+	return cfg.FlushInterval > 0 && c.st&stateForced == 0 && c.st.accepting() &&
 		c.q.len() == c.qData && c.qData < cfg.BatchMaxMessages
 }
 
 func (c *Conn) stopWritingLocked() {
-	c.writing = false
-	c.forced = false
+	c.st &^= stateWriting | stateForced
 	if c.idle != nil {
 		close(c.idle)
 		c.idle = nil
@@ -420,22 +478,51 @@ func (c *Conn) flushEnvelopeLocked(wb *writeBuf) {
 // write in flight, drops what is left and closes the socket.
 func (c *Conn) release() {
 	c.mu.Lock()
-	c.closing = true
+	c.st.advance(stateClosing)
 	idle := c.idleLocked()
 	c.mu.Unlock()
-	if idle != nil {
-		t := time.NewTimer(time.Second)
-		select {
-		case <-idle:
-		case <-t.C:
-		}
-		t.Stop()
-	}
+	waitIdle(idle, time.Second)
 	c.mu.Lock()
-	c.dead = true
+	c.st.advance(stateDead)
 	c.discardLocked(ReasonClosed)
 	c.mu.Unlock()
 	_ = c.nc.Close()
+}
+
+// WaitWritten waits up to d for a write in flight, and the frames queued
+// before it, to reach the socket.
+func (c *Conn) WaitWritten(d time.Duration) {
+	c.mu.Lock()
+	idle := c.idleLocked()
+	c.mu.Unlock()
+	waitIdle(idle, d)
+}
+
+// idleLocked returns the channel closed when the writer in flight stops, or
+// nil if none runs. Every waiter shares the one channel: a second waiter
+// must not replace it, or the first would wait out its timeout.
+func (c *Conn) idleLocked() chan struct{} {
+	if c.st&stateWriting == 0 {
+		return nil
+	}
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+	}
+	return c.idle
+}
+
+// waitIdle waits up to d for idle (from idleLocked) to be closed; nil: no
+// writer was running.
+func waitIdle(idle chan struct{}, d time.Duration) {
+	if idle == nil {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
+	}
 }
 
 // ConnStats is a snapshot of one connection, for admin listings.
@@ -463,10 +550,10 @@ func (c *Conn) Stats() ConnStats {
 	c.mu.Lock()
 	depth, qb := c.q.len(), c.qBytes
 	state := "open"
-	switch {
-	case c.dead:
+	switch c.st.phase() {
+	case stateDead:
 		state = "closed"
-	case c.closing:
+	case stateClosing:
 		state = "closing"
 	}
 	c.mu.Unlock()
@@ -501,7 +588,7 @@ func (c *Conn) QueueCapacity() int {
 func (c *Conn) Closing() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closing || c.dead
+	return !c.st.accepting()
 }
 
 // Offer queues a data frame only if it fits without shedding anything and
@@ -511,7 +598,7 @@ func (c *Conn) Closing() bool {
 // frames or frames of other keys.
 func (c *Conn) Offer(f *Frame) bool {
 	c.mu.Lock()
-	if c.closing || c.dead {
+	if !c.st.accepting() {
 		c.mu.Unlock()
 		return false
 	}
@@ -522,14 +609,6 @@ func (c *Conn) Offer(f *Frame) bool {
 		return false
 	}
 	c.pushLocked(f)
-	cfg := &c.p.cfg
-	start := !c.writing && !c.held && (cfg.FlushInterval == 0 || c.qData >= cfg.BatchMaxMessages)
-	if start {
-		c.writing = true
-	}
-	c.mu.Unlock()
-	if start {
-		go c.writeFn()
-	}
+	c.unlockKick()
 	return true
 }

@@ -8,7 +8,7 @@ import "time"
 // recipient cost a timer operation per message per connection, while this
 // costs one per connection per WriteTimeout/2 of activity. Every write still
 // has a deadline between WriteTimeout/2 and WriteTimeout away. Only the
-// connection's writer calls it (writers are serialised by Conn.writing).
+// connection's writer calls it (one writer at a time: stateWriting).
 func (c *Conn) armWriteDeadline(now time.Time) {
 	timeout := c.p.cfg.WriteTimeout
 	if c.writeDeadline-now.UnixNano() >= int64(timeout/2) {

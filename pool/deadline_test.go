@@ -1,7 +1,6 @@
 package pool_test
 
 import (
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -61,20 +60,7 @@ func TestWriteDeadlineArmedOncePerHalfTimeout(t *testing.T) {
 // TestStuckClientStillTimesOut: with lazily re-armed deadlines, a client that
 // stops reading is still cut off within about WriteTimeout.
 func TestStuckClientStillTimesOut(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close() // never reads
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, server := tcpPair(t) // the client never reads
 	p := pool.New(pool.Config{WriteTimeout: 300 * time.Millisecond, QueueMaxBytes: 8 << 20, QueueMaxMessages: 100000}, nil)
 	c := p.Add(server, pool.ConnOptions{ID: "stuck"})
 	big := &pool.Frame{Op: pool.OpText, Data: make([]byte, 64<<10), IngestAt: 1}

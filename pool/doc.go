@@ -12,9 +12,10 @@
 // (deadline.go), so that a busy connection costs no timer work per message.
 //
 // Server-to-client frames are encoded here (RFC 6455 section 5.2, unmasked),
-// so that a batch of frames is one write. Control frames the WebSocket
-// library would otherwise write itself (pong, close) are routed through the
-// same writer so that frame order is kept.
+// so that a batch of frames is one write. Replies and control frames (ping,
+// pong, close) go through the same writer: one goroutine at a time writes a
+// socket, and frame order is kept. LOCKS.md has the writer's state and the
+// lock order.
 //
 // Slow consumers and memory pressure (DESIGN.md). A queue never grows past
 // its bounds: when it is full, a latest-wins frame (ticker, depth, kline)

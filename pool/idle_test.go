@@ -1,46 +1,11 @@
 package pool_test
 
 import (
-	"runtime"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"wsproxy/pool"
 )
-
-// gateConn is a recConn whose writes block until gate is closed.
-type gateConn struct {
-	recConn
-	gate    chan struct{}
-	inWrite chan struct{}
-	once    sync.Once
-}
-
-func (g *gateConn) Write(b []byte) (int, error) {
-	g.once.Do(func() { close(g.inWrite) })
-	<-g.gate
-	return g.recConn.Write(b)
-}
-
-// waitBlockedIn polls the goroutine dump until a goroutine is parked in fn.
-func waitBlockedIn(t *testing.T, fn string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		buf := make([]byte, 1<<20)
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			if strings.Contains(g, fn) && strings.Contains(g, "[select") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no goroutine blocked in %s", fn)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // TestWaitWrittenSharesIdleWithRelease: a WaitWritten in progress when the
 // connection is removed returns as soon as the write in flight ends; release

@@ -188,10 +188,14 @@ func (m *memoryMonitor) desired(cur Pressure, usage int64) Pressure {
 	return PressureNormal
 }
 
-// sampleMemory takes one sample and acts on it. Called by Run only.
-func (p *Pool) sampleMemory(now time.Time) {
+// sampleMemory takes one sample and acts on it. Called by Run only. The
+// sample's time is read after the heap figure, not taken from the ticker: a
+// tick that waited while the loop was busy would otherwise date a new
+// figure before it was read, and shorten RecoverAfter by the wait.
+func (p *Pool) sampleMemory() {
 	m := &p.mem
 	heap, gcs := m.readHeap()
+	now := time.Now()
 	queued := p.queuedBytes.Load()
 	usage := int64(heap) + queued
 	m.heap.Store(int64(heap))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,14 +24,6 @@ func (b *syncBuf) String() string {
 	b.rc.mu.Lock()
 	defer b.rc.mu.Unlock()
 	return b.rc.buf.String()
-}
-
-func latest(key uint64, size int) *pool.Frame {
-	return &pool.Frame{Op: pool.OpText, Data: bytes.Repeat([]byte("t"), size), IngestAt: 1, Key: key, LatestWins: true}
-}
-
-func trade(i int) *pool.Frame {
-	return &pool.Frame{Op: pool.OpText, Data: []byte(`{"trade":` + strconv.Itoa(i) + `}`), IngestAt: 1, Key: 999}
 }
 
 // TestMemoryLevels walks the monitor through its levels with a heap figure
@@ -213,10 +204,6 @@ func TestConflationReplacesNewestSameKey(t *testing.T) {
 	if want := `b1 a3 {"trade":0} {"trade":1}`; strings.Join(got, " ") != want {
 		t.Fatalf("wrote %q, want %q", strings.Join(got, " "), want)
 	}
-}
-
-func latestData(key uint64, s string) *pool.Frame {
-	return &pool.Frame{Op: pool.OpText, Data: []byte(s), IngestAt: 1, Key: key, LatestWins: true}
 }
 
 // TestBatchMaxBytes: a write carries at most BatchMaxBytes of frames (one

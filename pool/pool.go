@@ -2,7 +2,6 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -10,9 +9,6 @@ import (
 
 	"github.com/rs/zerolog"
 )
-
-// ErrClosed is returned when enqueueing to a connection that is closing.
-var ErrClosed = errors.New("pool: connection closed")
 
 // Config bounds queues and paces writers. Zero fields take the defaults
 // noted on each field (applied by New).
@@ -136,6 +132,9 @@ type Pool struct {
 	shed         [numReasons]atomic.Uint64
 	slowClosed   atomic.Uint64
 	slowLog      rateLimit
+	// closeWaitUntil (unix ns) extends CloseGrace for close frames written
+	// from then on (WaitCloseUntil).
+	closeWaitUntil atomic.Int64
 
 	// errorConns by cause (writefail.go)
 	writeResets, writeTimeouts, writeServer atomic.Uint64
@@ -176,7 +175,10 @@ type ConnOptions struct {
 // Add registers a connection whose handshake is complete. The caller keeps
 // reading from nc and must call Remove when its read loop ends.
 func (p *Pool) Add(nc net.Conn, opts ConnOptions) *Conn {
-	c := &Conn{p: p, nc: nc, id: opts.ID, remote: opts.Remote, batch: opts.Batch, held: opts.Hold, connectedAt: time.Now()}
+	c := &Conn{p: p, nc: nc, id: opts.ID, remote: opts.Remote, batch: opts.Batch, st: stateOpen, connectedAt: time.Now()}
+	if opts.Hold {
+		c.st = stateHeld
+	}
 	c.writeFn = c.writeLoop
 	if opts.Compression != CompressNone {
 		c.z = &deflateState{ctx: opts.Compression == CompressContext}
@@ -266,6 +268,14 @@ func (p *Pool) FlushAll() FlushResult {
 	return r
 }
 
+// WaitCloseUntil lets every connection whose close frame is written from now
+// on wait for the client's close reply until t, when that is later than
+// CloseGrace after the write. Shutdown uses it: a client seconds behind its
+// socket (a saturated feed) still reads its backlog, answers and receives
+// the close code, instead of meeting a closed socket whose reset destroys
+// the close frame it has not read yet.
+func (p *Pool) WaitCloseUntil(t time.Time) { p.closeWaitUntil.Store(t.UnixNano()) }
+
 // CloseAll closes every connection gracefully: queued frames are written,
 // then a close frame with code and reason. It returns when every connection
 // is gone or ctx ends; connections left then are closed hard.
@@ -311,8 +321,8 @@ func (p *Pool) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-memC:
-			p.sampleMemory(now)
+		case <-memC:
+			p.sampleMemory()
 		case <-flushC:
 			p.FlushAll()
 		case now := <-hb.C:

@@ -3,89 +3,12 @@ package pool_test
 import (
 	"bytes"
 	"encoding/binary"
-	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"wsproxy/pool"
 )
-
-// recConn is a net.Conn that records what is written.
-type recConn struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	writes int
-	closed bool
-}
-
-func (r *recConn) Read([]byte) (int, error) { select {} }
-func (r *recConn) Write(b []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.writes++
-	return r.buf.Write(b)
-}
-func (r *recConn) Close() error                     { r.mu.Lock(); r.closed = true; r.mu.Unlock(); return nil }
-func (r *recConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (r *recConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
-func (r *recConn) SetDeadline(time.Time) error      { return nil }
-func (r *recConn) SetReadDeadline(time.Time) error  { return nil }
-func (r *recConn) SetWriteDeadline(time.Time) error { return nil }
-
-type wsFrame struct {
-	op      byte
-	payload string
-}
-
-// frames parses the unmasked frames written so far.
-func (r *recConn) frames(t testing.TB) []wsFrame {
-	t.Helper()
-	r.mu.Lock()
-	b := append([]byte(nil), r.buf.Bytes()...)
-	r.mu.Unlock()
-	var out []wsFrame
-	for len(b) > 0 {
-		if b[0]&0x80 == 0 {
-			t.Fatal("frame without FIN")
-		}
-		op := b[0] & 0x0F
-		n := int(b[1] & 0x7F)
-		if b[1]&0x80 != 0 {
-			t.Fatal("server frame is masked")
-		}
-		b = b[2:]
-		switch n {
-		case 126:
-			n = int(binary.BigEndian.Uint16(b))
-			b = b[2:]
-		case 127:
-			n = int(binary.BigEndian.Uint64(b))
-			b = b[8:]
-		}
-		out = append(out, wsFrame{op, string(b[:n])})
-		b = b[n:]
-	}
-	return out
-}
-
-func (r *recConn) writeCount() int { r.mu.Lock(); defer r.mu.Unlock(); return r.writes }
-
-func dataFrame(i int) *pool.Frame {
-	return &pool.Frame{Op: pool.OpText, Data: []byte(`{"n":` + strconv.Itoa(i) + `}`), IngestAt: time.Now().UnixNano()}
-}
-
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 func TestQueueBoundDropsOldestAndCounts(t *testing.T) {
 	p := pool.New(pool.Config{QueueMaxMessages: 100, FlushInterval: time.Hour, BatchMaxMessages: 1000}, nil)

@@ -54,14 +54,6 @@ func (r *ring) removeAt(i int) *Frame {
 	return f
 }
 
-// replaceAt swaps the i-th frame for f and returns the old one.
-func (r *ring) replaceAt(i int, f *Frame) *Frame {
-	k := (r.head + i) % len(r.buf)
-	old := r.buf[k]
-	r.buf[k] = f
-	return old
-}
-
 func (r *ring) clear() {
 	for r.n > 0 {
 		r.pop()

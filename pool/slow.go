@@ -31,22 +31,8 @@ func (p *Pool) policeSlow(c *Conn, now int64) bool {
 // closeSlow discards c's queue, queues a 1008 "Slow consumer" close frame and
 // schedules the socket's hard close CloseGrace later.
 func (c *Conn) closeSlow(now int64, lag time.Duration) {
-	c.mu.Lock()
-	if c.closing || c.dead {
-		c.mu.Unlock()
+	if !c.closeDiscarding(ReasonSlowConsumer, CloseSlowConsumer, CloseReasonSlowConsumer, now+c.p.cfg.CloseGrace.Nanoseconds()) {
 		return
-	}
-	c.discardLocked(ReasonSlowConsumer)
-	c.closing = true
-	c.lastClose = CloseSlowConsumer
-	c.pushLocked(CloseFrame(CloseSlowConsumer, CloseReasonSlowConsumer))
-	c.held = false
-	start := !c.writing
-	c.writing = true
-	c.abortAt.Store(now + c.p.cfg.CloseGrace.Nanoseconds())
-	c.mu.Unlock()
-	if start {
-		go c.writeFn()
 	}
 	p := c.p
 	p.slowClosed.Add(1)

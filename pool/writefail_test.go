@@ -6,18 +6,9 @@ import (
 	"os"
 	"syscall"
 	"testing"
-	"time"
 
 	"wsproxy/pool"
 )
-
-// failConn fails every write with err.
-type failConn struct {
-	recConn
-	err error
-}
-
-func (f *failConn) Write([]byte) (int, error) { return 0, f.err }
 
 // TestWriteFailuresByCause: a failed socket write is the client's doing
 // when it reset the connection or stopped reading past the write deadline,
@@ -51,31 +42,20 @@ func TestWriteFailuresByCause(t *testing.T) {
 // TestWriteToResetClientIsClientReset writes to a real TCP connection the
 // peer has reset (SO_LINGER 0): the failure is a client reset.
 func TestWriteToResetClientIsClientReset(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cc, sc := tcpPair(t)
 	_ = cc.(*net.TCPConn).SetLinger(0)
 	_ = cc.Close() // RST
 	p := pool.New(pool.Config{}, nil)
 	c := p.Add(sc, pool.ConnOptions{ID: "a"})
-	deadline := time.Now().Add(5 * time.Second)
-	for i := 0; p.Stats().ErrorConnections == 0; i++ {
-		if time.Now().After(deadline) {
-			t.Fatal("no write failed")
+	i := 0
+	waitFor(t, "a write to fail", func() bool {
+		if p.Stats().ErrorConnections != 0 {
+			return true
 		}
-		c.Enqueue(dataFrame(i), uint64(i+1))
-		time.Sleep(time.Millisecond)
-	}
+		i++
+		c.Enqueue(dataFrame(i-1), uint64(i))
+		return false
+	})
 	if st := p.Stats(); st.ClientResets != 1 || st.ServerWriteErrors != 0 {
 		t.Fatalf("%+v", st)
 	}

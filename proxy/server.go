@@ -291,6 +291,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		rest = time.Until(dl)
 	}
+	// A client far behind its socket needs time to read its backlog up to
+	// the close frame and answer: each connection waits for that reply
+	// (half-closed, still reading) until three quarters of the time left
+	// rather than close_grace, so that its late frames do not meet a closed
+	// socket and reset the 1001 away; the last quarter is the process's to
+	// end in.
+	s.pool.WaitCloseUntil(time.Now().Add(rest * 3 / 4))
 	var conns []*pool.Conn
 	s.pool.Each(func(c *pool.Conn) { conns = append(conns, c) })
 	s.closeSpread(ctx, conns, min(rest/2, time.Duration(len(conns))*shutdownClosePace))

@@ -64,12 +64,16 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 		}
 		// Serve from a goroutine of our own on the raw socket, so that the
 		// upgrade's buffers and request context are released now (wsread.go).
+		// The connection is set up here, on the upgrade's short-lived
+		// goroutine, so that the read goroutine's stack stays small
+		// (shallow.go).
 		nc, pre := detach(ws)
+		ss, fr := s.openConn(nc, pre, remote, batch, zc)
 		go func() {
 			defer s.handlers.Done()
 			defer s.slots.Add(-1)
 			defer release()
-			s.serveConn(nc, pre, remote, batch, zc)
+			ss.readLoop(fr)
 		}()
 	})
 	if err == nil && zresp != "" && !over {
@@ -102,23 +106,18 @@ type session struct {
 	zc         pool.Compression // permessage-deflate agreed (deflate_session.go)
 }
 
-func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression) {
+// openConn registers a connection, queues its welcome and starts its
+// writer; readLoop then serves it and ends it.
+func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression) (*session, *frameReader) {
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
 	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true, Compression: zc})
 	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: admission.NewMessageRate(s.cfg.Limits), zc: zc,
 		budget: admission.NewErrorBudget(s.cfg.Limits), sub: dispatch.NewSubscriber(c, s.cfg.SnapshotRate)}
-	defer ss.end()
 
 	// Control replies go through the connection's writer so that frame
 	// order holds.
 	ws := &frameReader{nc: nc, pre: pre, limit: s.cfg.MaxPayload, inflate: zc != pool.CompressNone,
-		onPing: func(data string) {
-			c.Touch()
-			if !ss.allowMessage() {
-				return
-			}
-			c.Send(&pool.Frame{Op: pool.OpPong, Data: []byte(data)})
-		},
+		onPing: func(data string) { shallow(func() { ss.onPing(data) }) },
 		onPong: c.Touch,
 		onClose: func(code int) {
 			if code == websocket.CloseNoStatusReceived {
@@ -135,43 +134,57 @@ func (s *Server) serveConn(nc net.Conn, pre []byte, remote string, batch bool, z
 	s.stats.Changed()
 	c.Start() // welcome first, and the client is registered by the time it reads it
 	ss.log.Debug().Str("remote", remote).Bool("batch", batch).Msg("connected")
+	return ss, ws
+}
 
-	for {
-		mt, msg, err := ws.ReadMessage()
-		if err != nil {
-			ss.logEnd(err)
-			if pe, ok := asProtocolError(err); ok {
-				r := observe.ClientProtocolError
-				if pe.code == websocket.CloseMessageTooBig {
-					r = observe.ClientTooBig
-				}
-				ss.clientError(r)
-				c.CloseNow(pe.code, pe.reason)
-				ss.linger(nc)
-			}
-			return
+// readEnded ends the read loop on err: a forbidden frame is counted and
+// answered with its close code before the socket lingers.
+func (ss *session) readEnded(nc net.Conn, err error) {
+	ss.logEnd(err)
+	if pe, ok := asProtocolError(err); ok {
+		r := observe.ClientProtocolError
+		if pe.code == websocket.CloseMessageTooBig {
+			r = observe.ClientTooBig
 		}
-		c.Touch()
-		s.lastAct.Store(time.Now().UnixMilli())
-		if mt == websocket.TextMessage && !utf8.Valid(msg) {
-			ss.clientError(observe.ClientInvalidUTF8)
-			c.CloseNow(websocket.CloseInvalidFramePayloadData, reasonInvalidUTF)
-			continue
-		}
-		if c.Closing() {
-			continue // a close is under way: only the client's close reply matters now
-		}
-		if !ss.allowMessage() {
-			continue
-		}
-		if mt != websocket.TextMessage && !utf8.Valid(msg) {
-			// A binary frame is read as text, as the legacy server did;
-			// bytes that are not UTF-8 cannot be JSON.
-			ss.badFrame(&compat.Error{Code: compat.CodeInvalidMessage, Message: compat.MessageInvalidFormat})
-			continue
-		}
-		ss.handle(msg)
+		ss.clientError(r)
+		ss.c.CloseNow(pe.code, pe.reason)
+		ss.linger(nc)
 	}
+}
+
+// onMessage handles one client text or binary message.
+func (ss *session) onMessage(mt int, msg []byte) {
+	c := ss.c
+	c.Touch()
+	ss.s.lastAct.Store(time.Now().UnixMilli())
+	if mt == websocket.TextMessage && !utf8.Valid(msg) {
+		ss.clientError(observe.ClientInvalidUTF8)
+		c.CloseNow(websocket.CloseInvalidFramePayloadData, reasonInvalidUTF)
+		return
+	}
+	if c.Closing() {
+		return // a close is under way: only the client's close reply matters now
+	}
+	if !ss.allowMessage() {
+		return
+	}
+	if mt != websocket.TextMessage && !utf8.Valid(msg) {
+		// A binary frame is read as text, as the legacy server did;
+		// bytes that are not UTF-8 cannot be JSON.
+		ss.badFrame(&compat.Error{Code: compat.CodeInvalidMessage, Message: compat.MessageInvalidFormat})
+		return
+	}
+	ss.handle(msg)
+}
+
+// onPing answers a client ping through the connection's writer, so that
+// frame order holds.
+func (ss *session) onPing(data string) {
+	ss.c.Touch()
+	if !ss.allowMessage() {
+		return
+	}
+	ss.c.Send(&pool.Frame{Op: pool.OpPong, Data: []byte(data)})
 }
 
 func (ss *session) logEnd(err error) {

@@ -13,6 +13,7 @@ import (
 	"wsproxy/compat"
 	"wsproxy/internal/admission"
 	"wsproxy/observe"
+	"wsproxy/pool"
 	"wsproxy/subscription"
 )
 
@@ -89,10 +90,7 @@ func (ss *session) clearKeys() {
 // before the client reads it.
 func (ss *session) linger(nc net.Conn) {
 	ss.c.WaitWritten(time.Second)
-	nc = underlying(nc)
-	if hc, ok := nc.(interface{ CloseWrite() error }); ok {
-		_ = hc.CloseWrite()
-	}
+	pool.HalfClose(nc)
 	_ = nc.SetReadDeadline(time.Now().Add(ss.s.pool.Config().CloseGrace))
 	_, _ = io.Copy(io.Discard, io.LimitReader(nc, lingerMax))
 }

@@ -73,12 +73,3 @@ func (c *closeGuardConn) CloseWrite() error {
 	}
 	return nil
 }
-
-// underlying returns the transport under fasthttp's hijacked-connection
-// wrapper, so that CloseWrite can be reached.
-func underlying(nc net.Conn) net.Conn {
-	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
-		return u.UnsafeConn()
-	}
-	return nc
-}

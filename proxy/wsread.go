@@ -107,14 +107,27 @@ func (r *frameReader) readFull(b []byte) error {
 		_, err := io.ReadFull(r.nc, b)
 		return err
 	}
-	n, err := io.ReadAtLeast(r.nc, r.ahead[:], len(b))
-	if err != nil {
-		return err
+	// io.ReadAtLeast, inline: one stack frame less under the read that
+	// an idle connection is parked in (shallow.go).
+	n := 0
+	for n < len(b) {
+		m, err := r.nc.Read(r.ahead[n:])
+		n += m
+		if err != nil && n < len(b) {
+			if err == io.EOF && n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
 	}
 	copy(b, r.ahead[:n])
 	r.pre = r.ahead[len(b):n]
 	return nil
 }
+
+// release drops the message buffers once the message was handled, so that
+// an idle connection holds none.
+func (r *frameReader) release() { r.msg, r.out = nil, nil }
 
 // ReadMessage returns the next text or binary message, handling control
 // frames through the callbacks. A close frame ends it with a
@@ -179,8 +192,9 @@ func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
 		}
 		var payload []byte
 		if control {
-			var cb [125]byte
-			payload = cb[:n]
+			// On the heap, not in this frame: the read goroutine's stack
+			// stays at its smallest size (shallow.go); pings are rare.
+			payload = make([]byte, n)
 		} else {
 			start := len(r.msg)
 			r.msg = slices.Grow(r.msg, int(n))[:start+int(n)]
@@ -221,7 +235,8 @@ func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
 		}
 		if fin {
 			if compressed {
-				r.out, err = wsdeflate.Inflate(r.out[:0], r.msg, r.limit)
+				// Off the read goroutine's stack (shallow.go).
+				shallow(func() { r.out, err = wsdeflate.Inflate(r.out[:0], r.msg, r.limit) })
 				switch {
 				case errors.Is(err, wsdeflate.ErrTooBig):
 					return 0, nil, errTooBig

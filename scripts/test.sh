@@ -32,7 +32,7 @@ FUZZTIME="${FUZZTIME:-5s}" scripts/fuzz.sh
 # busy loop on every core, started here and stopped on exit.
 if [ "${CI_LOADED:-0}" = "1" ]; then
   hog="$(mktemp -d)/cpuhog"
-  go build -o "$hog" ./e2e/cmd/cpuhog
+  go build -o "$hog" ./tools/cpuhog
   "$hog" & hog_pid=$!
   trap 'kill "$hog_pid" 2>/dev/null || true; wait "$hog_pid" 2>/dev/null || true; rm -f "$hog"' EXIT
   echo "test.sh: CPU hog running on every core (pid $hog_pid)"

@@ -3,7 +3,7 @@
 // described in ../shared/legacy/README.md), replays a scenario's phases
 // against a server under test and compares what each client received with
 // what the legacy server sent. It is used by the replay tests of the real
-// binary (e2e) and of the reference server (compat/legacy).
+// binary (e2e) and of the reference server (tools/legacy).
 package transcript
 
 import (

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"wsproxy/compat/compare"
+	"wsproxy/tools/compare"
 )
 
 var t0 = time.Date(2024, 8, 9, 8, 0, 0, 0, time.UTC)

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"wsproxy/compat/compare"
+	"wsproxy/tools/compare"
 )
 
 // BenchmarkMatcherPair measures the comparison cost of one message seen on

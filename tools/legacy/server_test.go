@@ -13,9 +13,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
-	"wsproxy/compat/legacy"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
+	"wsproxy/tools/legacy"
 )
 
 const wait = 5 * time.Second

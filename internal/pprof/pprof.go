@@ -1,4 +1,6 @@
-package main
+// Package pprof serves Go's profiling endpoints when WSPROXY_DEBUG_PPROF
+// names an address.
+package pprof
 
 import (
 	"net/http"
@@ -8,14 +10,16 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// pprofEnv names the environment variable that, when set to a listen
+// Env names the environment variable that, when set to a listen
 // address (e.g. 127.0.0.1:6060), serves Go's profiling endpoints
 // (/debug/pprof/) there. Unset (the default): nothing is served. It is meant
 // for load measurements on a development machine, never for production.
-const pprofEnv = "WSPROXY_DEBUG_PPROF"
+const Env = "WSPROXY_DEBUG_PPROF"
 
-func startPprof(log zerolog.Logger) {
-	addr := os.Getenv(pprofEnv)
+// Start serves the endpoints on the address in Env, if any, in the
+// background; a listener error is logged.
+func Start(log zerolog.Logger) {
+	addr := os.Getenv(Env)
 	if addr == "" {
 		return
 	}

@@ -2,7 +2,7 @@
 // WebSocket hub (a goroutine and a buffered channel per connection, one
 // WriteMessage per message, a broadcast loop over a map under a mutex), fed by
 // the same Redis Pub/Sub channels as wsproxy and speaking the same legacy JSON
-// shapes, so that e2e/cmd/wsload measures both identically. It is a yardstick,
+// shapes, so that tools/wsload measures both identically. It is a yardstick,
 // not a product: it implements only what the load tool uses (welcome,
 // subscribe with exchange/symbols/dataTypes filters, data frames).
 package main
@@ -22,9 +22,11 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"wsproxy/internal/rlimit"
 
 	"github.com/fasthttp/websocket"
 	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 )
 
 func main() {
@@ -32,7 +34,7 @@ func main() {
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address")
 	pattern := flag.String("pattern", "market-data-*", "Pub/Sub pattern")
 	flag.Parse()
-	raiseNoFile()
+	rlimit.RaiseOpenFiles(zerolog.Nop())
 
 	h := &hub{clients: make(map[*client]struct{})}
 	rdb := redis.NewClient(&redis.Options{Addr: *redisAddr})
@@ -82,14 +84,6 @@ func main() {
 	defer scancel()
 	_ = srv.Shutdown(sctx)
 	fmt.Fprintf(os.Stderr, "naivehub: dropped %d\n", h.dropped.Load())
-}
-
-func raiseNoFile() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
 }
 
 type filter struct {

@@ -1,4 +1,4 @@
-// Package loadtest is the engine of the wsload tool (e2e/cmd/wsload) and of
+// Package loadtest is the engine of the wsload tool (tools/wsload) and of
 // the CI load smoke test: it opens many real WebSocket connections over
 // loopback, spread over source addresses 127.0.0.2–127.0.0.20 and, past the
 // per-process file limit, over worker processes; subscribes them with a

@@ -10,13 +10,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// publisher sends message k (a trade on Exchanges[k%E] for
-// Symbols[(k/E)%S]) to market-data-trade-<exchange> at the configured rate,
-// and counts what it published per connection class.
+// publisher sends message k at the configured rate — on the trades feed a
+// trade on Exchanges[k%E] for Symbols[(k/E)%S] to
+// market-data-trade-<exchange>, on the demo feed the next message of the
+// demo mix (feed.go) — and counts what it published per connection class.
 type publisher struct {
-	rdb *redis.Client
-	cfg Config
-	pad string
+	rdb  *redis.Client
+	cfg  Config
+	pad  string
+	demo *demoFeed // nil: the trades feed
 
 	mu     sync.Mutex
 	n      uint64
@@ -24,10 +26,23 @@ type publisher struct {
 }
 
 func newPublisher(rdb *redis.Client, cfg Config) *publisher {
-	return &publisher{rdb: rdb, cfg: cfg, pad: strings.Repeat("x", max(0, cfg.PayloadBytes-60)), counts: map[string]uint64{}}
+	p := &publisher{rdb: rdb, cfg: cfg, pad: strings.Repeat("x", max(0, cfg.PayloadBytes-60)), counts: map[string]uint64{}}
+	if cfg.Feed == FeedDemo {
+		p.demo = newDemoFeed(cfg.Universe)
+	}
+	return p
 }
 
-func (p *publisher) message(k uint64, now time.Time) (channel string, body []byte) {
+// msgClass is what the connection classes see of a message.
+type msgClass struct {
+	exchange, symbol string
+	trade            bool // symbol connections subscribe to trades only
+}
+
+func (p *publisher) message(k uint64, now time.Time) (channel string, body []byte, cls msgClass) {
+	if p.demo != nil {
+		return p.demo.next(now)
+	}
 	u := p.cfg.Universe
 	ex := u.Exchanges[k%uint64(len(u.Exchanges))]
 	sym := u.Symbols[(k/uint64(len(u.Exchanges)))%uint64(len(u.Symbols))]
@@ -45,18 +60,17 @@ func (p *publisher) message(k uint64, now time.Time) (channel string, body []byt
 	b = append(b, `","sentAt":`...)
 	b = strconv.AppendInt(b, now.UnixNano(), 10)
 	b = append(b, `}}`...)
-	return "market-data-trade-" + ex, b
+	return "market-data-trade-" + ex, b, msgClass{exchange: ex, symbol: sym, trade: true}
 }
 
-func (p *publisher) count(k uint64) {
-	u := p.cfg.Universe
-	ex := u.Exchanges[k%uint64(len(u.Exchanges))]
-	sym := u.Symbols[(k/uint64(len(u.Exchanges)))%uint64(len(u.Symbols))]
+func (p *publisher) count(cls msgClass) {
 	p.mu.Lock()
 	p.n++
 	p.counts["all"]++
-	p.counts["ex:"+ex]++
-	p.counts["sym:"+sym]++
+	p.counts["ex:"+cls.exchange]++
+	if cls.trade {
+		p.counts["sym:"+cls.symbol]++
+	}
 	p.mu.Unlock()
 }
 
@@ -99,15 +113,17 @@ func (p *publisher) run(ctx context.Context, start time.Time) error {
 		}
 		now := time.Now()
 		pipe := p.rdb.Pipeline()
+		classes := make([]msgClass, 0, due-k)
 		for i := k; i < due; i++ {
-			ch, body := p.message(i, now)
+			ch, body, cls := p.message(i, now)
 			pipe.Publish(ctx, ch, body)
+			classes = append(classes, cls)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return err
 		}
-		for i := k; i < due; i++ {
-			p.count(i)
+		for _, cls := range classes {
+			p.count(cls)
 		}
 		k = due
 	}

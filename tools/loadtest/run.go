@@ -55,13 +55,20 @@ type Config struct {
 	// RedisAddr to publish to. Required.
 	RedisAddr string `json:"redisAddr"`
 	// PayloadBytes pads each message's data to about this size. 0: none.
+	// Trades feed only.
 	PayloadBytes int `json:"payloadBytes"`
+	// Feed is what the publisher sends: FeedTrades ("" too) or FeedDemo
+	// (feed.go).
+	Feed string `json:"feed"`
 	// Compress offers permessage-deflate, as browsers do.
 	Compress bool `json:"compress"`
 	// ServerPIDs are sampled for resident memory (summed); nil: not sampled.
 	ServerPIDs []int `json:"-"`
 	// Progress receives a live progress line; nil: none.
 	Progress io.Writer `json:"-"`
+	// AfterLoad, when set, is called once after the publishing and drain
+	// phase, while every connection is still open (to sample the server).
+	AfterLoad func() `json:"-"`
 	// WorkerCommand returns a command that runs RunWorker over its stdin and
 	// stdout; required only when Conns > PerProcess.
 	WorkerCommand func() *exec.Cmd `json:"-"`
@@ -110,6 +117,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: rate and duration must be > 0", ErrConfig)
 	case c.RedisAddr == "":
 		return fmt.Errorf("%w: no Redis address", ErrConfig)
+	case c.Feed != "" && c.Feed != FeedTrades && c.Feed != FeedDemo:
+		return fmt.Errorf("%w: feed %q: want %s or %s", ErrConfig, c.Feed, FeedTrades, FeedDemo)
+	case c.Feed == FeedDemo && c.PayloadBytes > 0:
+		return fmt.Errorf("%w: payload padding applies to the %s feed only", ErrConfig, FeedTrades)
 	case c.Conns > c.PerProcess && c.WorkerCommand == nil:
 		return fmt.Errorf("%w: %d connections need worker processes (more than %d per process)", ErrConfig, c.Conns, c.PerProcess)
 	}
@@ -136,6 +147,7 @@ type Report struct {
 	ConnectSeconds  float64   `json:"connectSeconds"`
 	ConnectRate     float64   `json:"connectRate"`
 	Rate            float64   `json:"rate"`
+	Feed            string    `json:"feed"`
 	Published       uint64    `json:"published"`
 	Expected        uint64    `json:"expected"`
 	Received        uint64    `json:"received"`
@@ -149,16 +161,26 @@ type Report struct {
 	RSSIdleMB       float64   `json:"rssIdleMB"`
 	RSSLoadMB       float64   `json:"rssLoadMB"`
 	// Compressed counts connections that agreed to permessage-deflate;
-	// WireBytesPerMsg is the data bytes read per delivered message (frame
-	// headers included); ServerCPUPerMsgUS the servers' CPU time (user +
-	// system) from the start of publishing to the end of the drain, per
-	// delivered message.
-	Compressed        int      `json:"compressed"`
-	WireBytesPerMsg   float64  `json:"wireBytesPerMsg"`
-	ServerCPUPerMsgUS float64  `json:"serverCpuPerMsgUs"`
-	KBPerConn         float64  `json:"kbPerConn"`
-	KBPerConnTotal    float64  `json:"kbPerConnTotal"`
-	Errors            []string `json:"errors,omitempty"`
+	// WireBytesPerMsg is the bytes read from the client sockets after the
+	// handshake (and the welcome and subscribe replies) per delivered
+	// message: frames with their headers, pings included; ServerCPUPerMsgUS
+	// the servers' CPU time (user + system, /proc/PID/stat) from the start
+	// of publishing to the end of the drain, per delivered message.
+	Compressed        int     `json:"compressed"`
+	WireBytesPerMsg   float64 `json:"wireBytesPerMsg"`
+	ServerCPUPerMsgUS float64 `json:"serverCpuPerMsgUs"`
+	KBPerConn         float64 `json:"kbPerConn"`
+	KBPerConnTotal    float64 `json:"kbPerConnTotal"`
+	// KBPerConnLoad is RSS after the publishing phase less the base, per
+	// connection: what a connection costs once it has received data.
+	KBPerConnLoad float64  `json:"kbPerConnLoad"`
+	Errors        []string `json:"errors,omitempty"`
+	// LoadStart and LoadEnd are the box's load average when the run began
+	// and ended; VsFloor the ratios of this report's figures to the floor's
+	// in the same round (set by the caller, FloorRatios).
+	LoadStart LoadAvg            `json:"loadStart"`
+	LoadEnd   LoadAvg            `json:"loadEnd"`
+	VsFloor   map[string]float64 `json:"vsFloor,omitempty"`
 }
 
 type workerLine struct {
@@ -175,7 +197,7 @@ type workerProc struct {
 // Run performs one measured run and returns its report.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	cfg.applyDefaults()
-	rep := Report{Name: cfg.Name, Date: time.Now().UTC().Format(time.RFC3339), Conns: cfg.Conns, Rate: cfg.Rate}
+	rep := Report{Name: cfg.Name, Date: time.Now().UTC().Format(time.RFC3339), Conns: cfg.Conns, Rate: cfg.Rate, Feed: cfg.Feed, LoadStart: ReadLoadAvg()}
 	if err := cfg.validate(); err != nil {
 		return rep, err
 	}
@@ -354,7 +376,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	_ = pubErr
 	rep.RSSLoadMB = rssMB(cfg.ServerPIDs)
+	if rep.Established > 0 && len(cfg.ServerPIDs) > 0 {
+		rep.KBPerConnLoad = (rep.RSSLoadMB - rep.RSSBaseMB) * 1024 / float64(rep.Established)
+	}
 	cpuEnd := cpuNS(cfg.ServerPIDs)
+	if cfg.AfterLoad != nil {
+		cfg.AfterLoad()
+	}
 	for _, p := range procs {
 		_, _ = io.WriteString(p.stdin, "stop\n")
 	}
@@ -408,6 +436,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			rep.NodeP99 = append(rep.NodeP99, h.Quantile(0.99))
 		}
 	}
+	rep.LoadEnd = ReadLoadAvg()
 	return rep, nil
 }
 

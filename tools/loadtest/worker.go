@@ -92,8 +92,8 @@ type WorkerResult struct {
 	Disconnected int                   `json:"disconnected"`
 	Groups       map[string]GroupCount `json:"groups"`
 	Hist         []Hist                `json:"hist"` // per URL
-	// WireBytes of the data frames read; Compressed: connections that
-	// agreed to permessage-deflate.
+	// WireBytes read from the sockets once connections were ready;
+	// Compressed: connections that agreed to permessage-deflate.
 	WireBytes  uint64 `json:"wireBytes"`
 	Compressed int    `json:"compressed"`
 }
@@ -182,6 +182,7 @@ func RunWorker(cfg WorkerConfig, in io.Reader, out io.Writer) error {
 				return
 			}
 			_ = c.nc.SetDeadline(time.Time{})
+			c.markReady()
 			c.group = groups[j]
 			conns[j] = c
 			readers.Add(1)
@@ -246,7 +247,7 @@ loop:
 		gc := res.Groups[groupKeys[c.group]]
 		gc.Conns++
 		gc.Received += c.received.Load()
-		res.WireBytes += c.wire.Load()
+		res.WireBytes += c.wireBytes()
 		if c.z != nil {
 			res.Compressed++
 		}

@@ -43,9 +43,29 @@ type wsConn struct {
 	group    int
 	received atomic.Uint64
 	closed   atomic.Bool
-	wire     atomic.Uint64 // bytes of data frames read, headers included
-	z        *inflater     // permessage-deflate agreed (deflate.go)
+	sock     *sockCounter
+	sockMark uint64    // socket bytes consumed up to markReady
+	z        *inflater // permessage-deflate agreed (deflate.go)
 }
+
+// sockCounter counts the bytes read from a socket.
+type sockCounter struct {
+	net.Conn
+	n atomic.Uint64
+}
+
+func (s *sockCounter) Read(b []byte) (int, error) {
+	n, err := s.Conn.Read(b)
+	s.n.Add(uint64(n))
+	return n, err
+}
+
+// markReady notes how many socket bytes the handshake and the replies read
+// so far consumed; wireBytes counts from there.
+func (c *wsConn) markReady() { c.sockMark = c.sock.n.Load() - uint64(c.br.Buffered()) }
+
+// wireBytes is what was read from the socket since markReady.
+func (c *wsConn) wireBytes() uint64 { return c.sock.n.Load() - c.sockMark }
 
 func dialWS(ctx context.Context, rawURL, localIP string, timeout time.Duration, compress bool) (*wsConn, error) {
 	u, err := url.Parse(rawURL)
@@ -81,7 +101,8 @@ func dialWS(ctx context.Context, rawURL, localIP string, timeout time.Duration, 
 		nc.Close()
 		return nil, err
 	}
-	br := bufio.NewReaderSize(nc, 4096)
+	sock := &sockCounter{Conn: nc}
+	br := bufio.NewReaderSize(sock, 4096)
 	status, err := br.ReadString('\n')
 	if err != nil {
 		nc.Close()
@@ -105,7 +126,7 @@ func dialWS(ctx context.Context, rawURL, localIP string, timeout time.Duration, 
 			z = newInflater(v)
 		}
 	}
-	return &wsConn{nc: nc, br: br, payload: make([]byte, 0, 512), z: z}, nil
+	return &wsConn{nc: nc, br: br, sock: sock, payload: make([]byte, 0, 512), z: z}, nil
 }
 
 // readFrame returns the next frame; the payload is valid until the next call.
@@ -140,9 +161,6 @@ func (c *wsConn) readFrame() (op byte, payload []byte, err error) {
 	c.payload = c.payload[:n]
 	if _, err = io.ReadFull(c.br, c.payload); err != nil {
 		return 0, nil, err
-	}
-	if op == 0x1 {
-		c.wire.Add(frameLen(n))
 	}
 	if h[0]&0x40 != 0 {
 		if c.z == nil {

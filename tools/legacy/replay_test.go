@@ -11,10 +11,10 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/rs/zerolog"
 
-	"wsproxy/compat/legacy"
 	"wsproxy/dataflow"
 	"wsproxy/internal/transcript"
 	"wsproxy/internal/wstest"
+	"wsproxy/tools/legacy"
 )
 
 // legacyInstance is a fresh reference server fed in process.

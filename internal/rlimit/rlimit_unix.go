@@ -1,4 +1,7 @@
-package main
+//go:build unix
+
+// Package rlimit raises the process's open-file limit.
+package rlimit
 
 import (
 	"syscall"
@@ -6,9 +9,9 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// raiseOpenFiles lifts the soft limit on open files to the hard limit: every
+// RaiseOpenFiles lifts the soft limit on open files to the hard limit: every
 // WebSocket connection is a file, and the soft limit is often far lower.
-func raiseOpenFiles(log zerolog.Logger) {
+func RaiseOpenFiles(log zerolog.Logger) {
 	var l syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil || l.Cur >= l.Max {
 		return

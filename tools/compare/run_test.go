@@ -13,12 +13,12 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"wsproxy/compat/compare"
-	"wsproxy/compat/legacy"
 	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
+	"wsproxy/tools/compare"
+	"wsproxy/tools/legacy"
 )
 
 const wait = 10 * time.Second

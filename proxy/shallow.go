@@ -1,0 +1,40 @@
+package proxy
+
+// A connection's read goroutine lives as long as the connection and spends
+// nearly all of it parked in a socket read. Go keeps a goroutine's stack at
+// the largest size it grew to until a garbage collection finds it mostly
+// unused, and the runtime starts new goroutines at the average size it
+// scanned: a read goroutine that handled a subscribe (JSON decoding, the
+// subscription index, the snapshot) itself kept an 8 KiB stack for good, and
+// so did every connection after it. So the read goroutine does nothing but
+// read frames (readLoop); whatever a frame asks for runs on a short-lived
+// goroutine (shallow) while the reader waits, and that goroutine's grown
+// stack goes back to the runtime when it returns. Order is unchanged: one
+// frame is handled at a time, before the next is read, and only one
+// goroutine touches the session at any moment.
+
+// shallow runs f on a goroutine of its own and waits for it to return.
+func shallow(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	<-done
+}
+
+// readLoop is the connection's read goroutine: it reads client frames until
+// the connection ends, handing every message to a short-lived goroutine, and
+// holds no message buffer between frames.
+func (ss *session) readLoop(fr *frameReader) {
+	defer ss.end()
+	for {
+		mt, msg, err := fr.ReadMessage()
+		if err != nil {
+			ss.readEnded(fr.nc, err)
+			return
+		}
+		shallow(func() { ss.onMessage(mt, msg) })
+		fr.release()
+	}
+}
