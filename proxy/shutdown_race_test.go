@@ -13,6 +13,7 @@ import (
 	"github.com/fasthttp/websocket"
 	"github.com/rs/zerolog"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
@@ -29,7 +30,7 @@ func TestShutdownClosesConnectionsOpenedDuringIt(t *testing.T) {
 	const rounds, dialers = 12, 16
 	for round := 1; round <= rounds; round++ {
 		in := dataflow.NewInProcess("test")
-		srv, err := proxy.New(proxy.Config{}, zerolog.Nop(), in)
+		srv, err := proxy.New(config.Config{}, zerolog.Nop(), in)
 		if err != nil {
 			t.Fatal(err)
 		}
