@@ -8,11 +8,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/fasthttp/websocket"
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"wsproxy/compat"
 	"wsproxy/dispatch"
 	"wsproxy/internal/admission"
+	"wsproxy/internal/wsframe"
 	"wsproxy/observe"
 	"wsproxy/pool"
 	"wsproxy/subscription"
@@ -71,11 +73,11 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		// Serve from a goroutine of our own on the raw socket, so that the
-		// upgrade's buffers and request context are released now (wsread.go).
+		// upgrade's buffers and request context are released now (internal/wsframe).
 		// The connection is set up here, on the upgrade's short-lived
 		// goroutine, so that the read goroutine's stack stays small
 		// (shallow.go).
-		nc, pre := detach(ws)
+		nc, pre := wsframe.Detach(ws)
 		ss, fr := s.openConn(nc, pre, remote, batch, zc)
 		go func() {
 			defer done()
@@ -112,7 +114,7 @@ type session struct {
 
 // openConn registers a connection, queues its welcome and starts its
 // writer; readLoop then serves it and ends it.
-func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression) (*session, *frameReader) {
+func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression) (*session, *wsframe.Reader) {
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
 	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true, Compression: zc})
 	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: admission.NewMessageRate(s.cfg.Limits), zc: zc,
@@ -120,10 +122,11 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 
 	// Control replies go through the connection's writer so that frame
 	// order holds.
-	ws := &frameReader{nc: nc, pre: pre, limit: s.cfg.MaxPayload, inflate: zc != pool.CompressNone,
-		onPing: func(data string) { shallow(func() { ss.onPing(data) }) },
-		onPong: c.Touch,
-		onClose: func(code int) {
+	ws := &wsframe.Reader{Conn: nc, Pre: pre, Limit: s.cfg.MaxPayload, Inflate: zc != pool.CompressNone,
+		OnPing: func(data string) { shallow(func() { ss.onPing(data) }) },
+		OnPong: c.Touch,
+		Run:    shallow, // inflation off the read goroutine's stack (shallow.go)
+		OnClose: func(code int) {
 			if code == websocket.CloseNoStatusReceived {
 				c.CloseNow(0, "")
 			} else {
@@ -149,13 +152,13 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 // answered with its close code before the socket lingers.
 func (ss *session) readEnded(nc net.Conn, err error) {
 	ss.logEnd(err)
-	if pe, ok := asProtocolError(err); ok {
+	if pe, ok := wsframe.AsProtocolError(err); ok {
 		r := observe.ClientProtocolError
-		if pe.code == websocket.CloseMessageTooBig {
+		if pe.Code == websocket.CloseMessageTooBig {
 			r = observe.ClientTooBig
 		}
 		ss.clientError(r)
-		ss.c.CloseNow(pe.code, pe.reason)
+		ss.c.CloseNow(pe.Code, pe.Reason)
 		ss.linger(nc)
 	}
 }
@@ -352,3 +355,17 @@ func (ss *session) updateDelivery() {
 	}
 	ss.updateStream()
 }
+
+// connLog is a connection's logger: the server's, with conn_id added to each
+// event. Unlike a zerolog child logger it holds no buffer of its own (a child
+// logger costs 512 bytes per idle connection), and a disabled level costs
+// nothing.
+type connLog struct {
+	l  *zerolog.Logger
+	id string
+}
+
+func (c connLog) Debug() *zerolog.Event { return c.l.Debug().Str("conn_id", c.id) }
+func (c connLog) Info() *zerolog.Event  { return c.l.Info().Str("conn_id", c.id) }
+func (c connLog) Warn() *zerolog.Event  { return c.l.Warn().Str("conn_id", c.id) }
+func (c connLog) Error() *zerolog.Event { return c.l.Error().Str("conn_id", c.id) }
