@@ -176,6 +176,10 @@ type prefixRoute struct {
 // HandleFallback registers the handler for paths with no exact route.
 func (s *Server) HandleFallback(h fasthttp.RequestHandler) { s.fallback = h }
 
+// RegisterDemoPage serves the demo page (upstream/demopage.go) at / unless
+// demo_page is off or static.dir serves a frontend there. Call before Start.
+func RegisterDemoPage(s *Server) { upstream.RegisterDemoPage(s.Handle, s.cfg) }
+
 // Pool, Index and Dispatcher expose the parts for admin and tools.
 func (s *Server) Pool() *pool.Pool { return s.pool }
 
