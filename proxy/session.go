@@ -94,6 +94,11 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// maxChannelLen bounds a legacy channel name: the channel form accepts any
+// string (as the legacy server did), so names are bounded and a longer one
+// is a bad client frame.
+const maxChannelLen = 64
+
 // session is the protocol state of one connection. Only its read loop
 // touches it.
 type session struct {
@@ -138,7 +143,7 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 	now := time.Now().UnixMilli()
 	c.Send(pool.NewControl(compat.AppendWelcome(nil, id, now, now)))
 	ss.updateDelivery()
-	s.stats.Changed()
+	s.obs.Cache().Changed()
 	c.Start() // welcome first, and the client is registered by the time it reads it
 	if s.closingAll.Load() {
 		// Registered after Shutdown collected the connections to close.
@@ -167,7 +172,7 @@ func (ss *session) readEnded(nc net.Conn, err error) {
 func (ss *session) onMessage(mt int, msg []byte) {
 	c := ss.c
 	c.Touch()
-	ss.s.lastAct.Store(time.Now().UnixMilli())
+	ss.s.obs.Touch()
 	if mt == websocket.TextMessage && !utf8.Valid(msg) {
 		ss.clientError(observe.ClientInvalidUTF8)
 		c.CloseNow(websocket.CloseInvalidFramePayloadData, reasonInvalidUTF)
@@ -208,11 +213,10 @@ func (ss *session) logEnd(err error) {
 }
 
 func (ss *session) end() {
-	defer ss.s.stats.Changed()
+	defer ss.s.obs.Cache().Changed()
 	ss.s.index.RemoveSubscriber(ss.c)
-	ss.s.channels.Add(-int64(len(ss.channels)))
 	for ch := range ss.channels {
-		ss.s.chanNames.remove(ch)
+		ss.s.obs.RemoveChannel(ch)
 	}
 	ss.s.pool.Remove(ss.c)
 }
@@ -249,7 +253,7 @@ func (ss *session) handle(msg []byte) {
 	case compat.KindPing:
 		ss.reply(compat.AppendPong(nil, now))
 	case compat.KindSubscribe:
-		defer ss.s.stats.Changed()
+		defer ss.s.obs.Cache().Changed()
 		if m.Channel != "" {
 			if len(m.Channel) > maxChannelLen || (!ss.channels[m.Channel] && len(ss.channels) >= ss.s.limits.MaxFilters) {
 				ss.badFrame(&compat.Error{Code: compat.CodeLimitExceeded, Message: "channel too long or too many channels", Silent: true})
@@ -260,8 +264,7 @@ func (ss *session) handle(msg []byte) {
 					ss.channels = make(map[string]bool, 1)
 				}
 				ss.channels[m.Channel] = true
-				ss.s.channels.Add(1)
-				ss.s.chanNames.add(m.Channel)
+				ss.s.obs.AddChannel(m.Channel)
 			}
 			ss.updateDelivery()
 			ss.reply(compat.AppendSubscribedChannel(nil, m.Channel, now))
@@ -272,13 +275,12 @@ func (ss *session) handle(msg []byte) {
 		}
 		ss.subscribe(m.Filter, now)
 	case compat.KindUnsubscribe:
-		defer ss.s.stats.Changed()
+		defer ss.s.obs.Cache().Changed()
 		switch {
 		case m.Channel != "":
 			if ss.channels[m.Channel] {
 				delete(ss.channels, m.Channel)
-				ss.s.channels.Add(-1)
-				ss.s.chanNames.remove(m.Channel)
+				ss.s.obs.RemoveChannel(m.Channel)
 			}
 			ss.updateDelivery()
 			ss.reply(compat.AppendUnsubscribedChannel(nil, m.Channel, now))
@@ -301,9 +303,9 @@ func (ss *session) handle(msg []byte) {
 		if !ss.allowCost(ss.s.cfg.Limits.StatsCost - 1) { // one was taken with the frame
 			return
 		}
-		f, err := ss.s.stats.Reply(now)
+		f, err := ss.s.obs.Cache().Reply(now)
 		if err != nil {
-			ss.s.internalErrors.Add(1)
+			ss.s.obs.InternalError()
 			ss.sendError(compat.CodeInternalError, "stats unavailable")
 			return
 		}
