@@ -183,7 +183,7 @@ func (r *Reader) ReadMessage() (messageType int, p []byte, err error) {
 		mask := h[2+ext : 2+ext+4]
 		control := op >= 8
 		switch {
-		case control && (!fin || n > 125):
+		case control && (!fin || n < 0 || n > 125): // n < 0: the 64-bit length's top bit set
 			return 0, nil, errBadControl
 		case op != 0 && op != 1 && op != 2 && op != 8 && op != 9 && op != 10:
 			return 0, nil, errBadOpcode
