@@ -19,7 +19,7 @@ test-scale:
 # The hot-path micro-benchmarks: match, enqueue, fan-out to 1k/10k
 # recipients, encode (BENCHMARKS.md).
 bench:
-	go test -run='^$$' -bench='^Benchmark(Match|MatchDeliver|Enqueue|FanOut1k|FanOut10k|FanOut10kInline|FanOut10kParallel|Encode|AppendData)$$' -benchmem ./subscription ./pool ./proxy ./compat
+	go test -run='^$$' -bench='^Benchmark(Match|MatchDeliver|Enqueue|FanOut1k|FanOut10k|FanOut10kInline|FanOut10kParallel|Encode|AppendData)$$' -benchmem ./subscription ./pool ./dispatch ./compat
 
 bench-all:
 	go test -run='^$$' -bench=. -benchmem ./...

@@ -6,7 +6,7 @@ import (
 	"os"
 	"strings"
 
-	"wsproxy/proxy"
+	"wsproxy/config"
 )
 
 const checkConfigUsage = `usage: wsproxy check-config [-config FILE]
@@ -36,7 +36,7 @@ func runCheckConfig(args []string) error {
 	if err != nil {
 		return &exitError{exitUsage, fmt.Errorf("check-config: %w", err)}
 	}
-	out, err := proxy.EffectiveYAML(cfg, os.LookupEnv)
+	out, err := config.EffectiveYAML(cfg, os.LookupEnv)
 	if err != nil {
 		return &exitError{exitUsage, fmt.Errorf("check-config: %w", err)}
 	}
@@ -50,7 +50,7 @@ func runCheckConfig(args []string) error {
 		src = "(none: defaults and environment only)"
 	}
 	var overrides []string
-	for _, name := range proxy.EnvNames() {
+	for _, name := range config.EnvNames() {
 		if _, ok := os.LookupEnv(name); ok {
 			overrides = append(overrides, name)
 		}

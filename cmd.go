@@ -15,6 +15,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 
+	"wsproxy/config"
 	"wsproxy/proxy"
 	"wsproxy/tools/compare"
 	"wsproxy/tools/legacy"
@@ -69,13 +70,13 @@ func subcommand(args []string) (func(args []string) error, bool) {
 
 // loadConfig loads path; the default path may be absent (defaults and
 // environment only).
-func loadConfig(path string) (proxy.Config, error) {
+func loadConfig(path string) (config.Config, error) {
 	if path == "config.yaml" {
 		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 			path = ""
 		}
 	}
-	return proxy.LoadConfig(path)
+	return config.Load(path)
 }
 
 const compareUsage = `usage: wsproxy compare --legacy ws://legacy:8080/ws --proxy ws://wsproxy:8080/ws [flags]

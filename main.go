@@ -14,6 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"wsproxy/admin"
+	"wsproxy/cluster"
+	"wsproxy/config"
 	"wsproxy/internal/pprof"
 	"wsproxy/internal/rlimit"
 	"wsproxy/proxy"
@@ -64,7 +66,7 @@ type node struct {
 	log         zerolog.Logger
 	srv         *proxy.Server
 	api         *admin.API
-	cluster     *proxy.Cluster
+	cluster     *cluster.Registry
 	adminListen string
 	stopCluster context.CancelFunc
 	clusterDone chan struct{}
@@ -72,7 +74,7 @@ type node struct {
 
 // build wires the sources, the server, the admin API and the cluster
 // registry of cfg; nothing listens yet.
-func build(cfg proxy.Config, log zerolog.Logger) (*node, error) {
+func build(cfg config.Config, log zerolog.Logger) (*node, error) {
 	sources, err := proxy.BuildSources(cfg.Sources)
 	if err != nil {
 		return nil, err
@@ -85,7 +87,7 @@ func build(cfg proxy.Config, log zerolog.Logger) (*node, error) {
 		srv.Handle(proxy.IngestPath, sources.Ingest.Handler())
 	}
 	api := admin.New(srv, cfg.Admin, log)
-	cluster := proxy.NewCluster(cfg.Cluster, srv)
+	cluster := cluster.New(cfg.Cluster, srv.ClusterSample, srv.Logger())
 	if cluster != nil {
 		api.SetCluster(cluster)
 	}

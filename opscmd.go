@@ -13,14 +13,14 @@ import (
 	"strings"
 	"time"
 
-	"wsproxy/proxy"
+	"wsproxy/config"
 )
 
 // adminBase is the loopback URL of this node's admin API: admin.listen
 // when set, listen otherwise (TLS when the main listener serves wss:// and
 // carries the admin API). The subcommands below run beside the server (in
 // its container) and reach it over loopback.
-func adminBase(cfg proxy.Config) (string, error) {
+func adminBase(cfg config.Config) (string, error) {
 	addr, scheme := cfg.Admin.Listen, "http"
 	if addr == "" {
 		addr = cfg.Listen
@@ -40,9 +40,9 @@ func adminBase(cfg proxy.Config) (string, error) {
 
 // parseAdminTarget parses args into fl, loads the configuration at
 // *cfgPath and returns it with its adminBase; errors are usage errors.
-func parseAdminTarget(fl *flag.FlagSet, args []string, cfgPath *string) (proxy.Config, string, error) {
+func parseAdminTarget(fl *flag.FlagSet, args []string, cfgPath *string) (config.Config, string, error) {
 	if err := fl.Parse(args); err != nil {
-		return proxy.Config{}, "", &exitError{exitUsage, err}
+		return config.Config{}, "", &exitError{exitUsage, err}
 	}
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {

@@ -10,20 +10,23 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"wsproxy/config"
 	"wsproxy/internal/histogram"
+	"wsproxy/observe"
 	"wsproxy/pool"
 	"wsproxy/proxy"
+	"wsproxy/subscription"
 )
 
 // StatsSource supplies the STATS snapshot and the listening address.
 type StatsSource interface {
-	Stats() proxy.Stats
+	Stats() observe.Stats
 	Addr() net.Addr
 }
 
 // MetricsSource supplies windowed metrics and the latency histogram.
 type MetricsSource interface {
-	Metrics() proxy.Metrics
+	Metrics() observe.Metrics
 	LatencyBuckets() histogram.Buckets
 	MemoryLevel() string
 	// ClientErrors counts client-caused events by reason; ErrorBudgetCloses
@@ -32,11 +35,11 @@ type MetricsSource interface {
 	ErrorBudgetCloses() uint64
 }
 
-// ConnectionSource lists and closes connections.
+// ConnectionSource holds the live connections and their subscriptions, for
+// the connection listing (conninfo.go).
 type ConnectionSource interface {
-	Connections(offset, limit int) proxy.ConnectionPage
-	Connection(id string) (proxy.ConnInfo, bool)
-	CloseConnection(id string, code int, reason string) bool
+	Pool() *pool.Pool
+	Index() *subscription.Index[*pool.Conn]
 }
 
 // Lifecycle drains and flushes, and reports whether upgrades are accepted.
@@ -68,7 +71,7 @@ type Router interface {
 // API serves the admin endpoints. Safe for concurrent use.
 type API struct {
 	p   Provider
-	cfg proxy.AdminConfig
+	cfg config.AdminConfig
 	log zerolog.Logger
 	reg *prometheus.Registry
 
@@ -79,7 +82,7 @@ type API struct {
 
 // New returns the admin API over p. cfg is the admin section of the
 // configuration with defaults applied; log receives operator actions.
-func New(p Provider, cfg proxy.AdminConfig, log zerolog.Logger) *API {
+func New(p Provider, cfg config.AdminConfig, log zerolog.Logger) *API {
 	a := &API{p: p, cfg: cfg, log: log.With().Str("component", "admin").Logger()}
 	a.reg = newRegistry(p)
 	return a

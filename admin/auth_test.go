@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"wsproxy/admin"
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/pool"
@@ -25,9 +26,9 @@ import (
 // listing and one connection); aggregate read-only endpoints do not.
 func TestTokenGuardsMutatingCalls(t *testing.T) {
 	const token = "s3cret-token"
-	e := start(t, func(c *proxy.Config) { c.Admin.Token = token })
+	e := start(t, func(c *config.Config) { c.Admin.Token = token })
 	c := e.dial(t)
-	var page proxy.ConnectionPage
+	var page admin.ConnectionPage
 	call(t, http.MethodGet, e.url("/api/websocket/connections"), token, "", &page)
 	id := page.Connections[0].ID
 	calls := []struct{ method, path string }{
@@ -69,7 +70,7 @@ func TestTokenGuardsMutatingCalls(t *testing.T) {
 	}
 	// With the token every call goes through.
 	var v map[string]any
-	var ci proxy.ConnInfo
+	var ci admin.ConnInfo
 	if code := call(t, http.MethodGet, e.url("/api/websocket/connections/"+id), token, "", &ci); code != 200 || ci.ID != id {
 		t.Fatalf("connection with token: %d %+v", code, ci)
 	}
@@ -89,7 +90,7 @@ func TestTokenGuardsMutatingCalls(t *testing.T) {
 // that requests can come from any remote address.
 func inmemory(t *testing.T, token string) (*proxy.Server, func(remote string) *fasthttp.HostClient) {
 	t.Helper()
-	srv, err := proxy.New(proxy.Config{Admin: proxy.AdminConfig{Token: token}}, zerolog.Nop(), dataflow.NewInProcess("test"))
+	srv, err := proxy.New(config.Config{Admin: config.AdminConfig{Token: token}}, zerolog.Nop(), dataflow.NewInProcess("test"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,10 @@ import (
 	"github.com/rs/zerolog"
 
 	"wsproxy/admin"
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
+	"wsproxy/observe"
 	"wsproxy/proxy"
 )
 
@@ -50,7 +52,7 @@ func manySymbols() string {
 // clientErrors reads the client error counters of /api/websocket/metrics.
 func clientErrors(t testing.TB, e *env) map[string]uint64 {
 	t.Helper()
-	var m proxy.Metrics
+	var m observe.Metrics
 	getJSON(t, e.url("/api/websocket/metrics"), &m)
 	return m.ClientErrors
 }
@@ -109,8 +111,8 @@ func TestFortyNonJSONFramesKeepNodeHealthy(t *testing.T) {
 	if v, _ := value(scrape(t, e.url("/metrics")), "wsproxy_client_errors_total", "reason", "invalid_message"); v != 40 {
 		t.Fatalf(`client_errors_total{reason="invalid_message"} %v`, v)
 	}
-	var ci proxy.ConnInfo
-	page := proxy.ConnectionPage{}
+	var ci admin.ConnInfo
+	page := admin.ConnectionPage{}
 	getJSON(t, e.url("/api/websocket/connections"), &page)
 	ci = page.Connections[0]
 	if ci.Errors != 40 {
@@ -126,7 +128,7 @@ func TestFortyNonJSONFramesKeepNodeHealthy(t *testing.T) {
 // health stays healthy with no error rate and the node ready.
 func TestClientErrorsNeverMoveHealth(t *testing.T) {
 	const rounds = 30
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.Metrics.Window = time.Minute
 		c.Limits.MessageRate, c.Limits.MessageBurst = 1000, 2*rounds*len(badFrames)
 		c.Limits.MaxBadFramesPerMinute = 100000
@@ -178,8 +180,8 @@ func TestClientErrorsNeverMoveHealth(t *testing.T) {
 // TestRefusedUpgradesAreClientErrors: auth and origin refusals are counted
 // as client errors and leave the node healthy.
 func TestRefusedUpgradesAreClientErrors(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
-		c.Auth = proxy.AuthConfig{Mode: proxy.AuthToken, Tokens: []string{"good"}}
+	e := start(t, func(c *config.Config) {
+		c.Auth = config.AuthConfig{Mode: config.AuthToken, Tokens: []string{"good"}}
 		c.AllowedOrigins = []string{"https://app.example.com"}
 	})
 	e.publish(t, 200, 0)
@@ -202,7 +204,7 @@ func TestRefusedUpgradesAreClientErrors(t *testing.T) {
 // frames up to the budget are answered as usual.
 func TestErrorBudgetClosesAbusiveClient(t *testing.T) {
 	const budget = 10
-	e := start(t, func(c *proxy.Config) { c.Limits.MaxBadFramesPerMinute = budget })
+	e := start(t, func(c *config.Config) { c.Limits.MaxBadFramesPerMinute = budget })
 	c := e.dial(t)
 	for i := 0; i < budget; i++ {
 		c.Send(t, `{"type":"bogus"}`)
@@ -221,7 +223,7 @@ func TestErrorBudgetClosesAbusiveClient(t *testing.T) {
 	if v, _ := value(scrape(t, e.url("/metrics")), "wsproxy_error_budget_closes_total"); v != 1 {
 		t.Fatalf("error_budget_closes_total %v", v)
 	}
-	var m proxy.Metrics
+	var m observe.Metrics
 	getJSON(t, e.url("/api/websocket/metrics"), &m)
 	if m.ErrorBudgetCloses != 1 || m.ClientErrors["invalid_message"] != 1 {
 		t.Fatalf("metrics %+v", m)
@@ -236,7 +238,7 @@ func TestErrorBudgetClosesAbusiveClient(t *testing.T) {
 // TestErrorBudgetOff: a negative limits.max_bad_frames_per_minute closes
 // nobody; the frames are still counted.
 func TestErrorBudgetOff(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Limits.MaxBadFramesPerMinute = -1 })
+	e := start(t, func(c *config.Config) { c.Limits.MaxBadFramesPerMinute = -1 })
 	c := e.dial(t)
 	for i := 0; i < 90; i++ { // inside the default message burst (100)
 		c.Send(t, `not json`)
@@ -254,14 +256,14 @@ func TestErrorBudgetOff(t *testing.T) {
 // turn health degraded or unhealthy as the rate says, but an error-rate
 // figure never makes the node unready.
 func TestHealthFollowsServerErrors(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.DispatchQueue = 1
 		c.Metrics.Window = time.Minute
 		c.Health.LatencyDegraded, c.Health.LatencyUnhealthy = time.Hour, time.Hour // not under test
 	})
 	e.dial(t)
 	var dropped int
-	var h proxy.HealthStatus
+	var h observe.HealthStatus
 	wstest.Eventually(t, 20*time.Second, "dispatcher drops past 1%", func() bool {
 		for i := 0; i < 2000; i++ {
 			md := dataflow.MarketData{Exchange: "binance", Symbol: "BTC/USDT", Type: "trade", Timestamp: int64(i + 1), Data: []byte(`{}`)}
@@ -279,7 +281,7 @@ func TestHealthFollowsServerErrors(t *testing.T) {
 	if code := ready(t, e); code != 200 {
 		t.Fatalf("readyz %d: an error rate must not make the node unready", code)
 	}
-	var st proxy.Stats
+	var st observe.Stats
 	getJSON(t, e.url("/api/websocket/stats"), &st)
 	if v, _ := value(scrape(t, e.url("/metrics")), "wsproxy_server_errors_total", "kind", "dispatch_dropped"); v < float64(dropped) || st.Dataflow.Dropped < uint64(dropped) {
 		t.Fatalf("server_errors_total{kind=dispatch_dropped} %v, stats %d, seen %d", v, st.Dataflow.Dropped, dropped)
@@ -293,7 +295,7 @@ func TestHealthFollowsServerErrors(t *testing.T) {
 // own rate and thresholds (health.decode_error_rate_*), apart from the
 // server error rate.
 func TestHealthFollowsDecodeErrors(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.Metrics.Window = time.Minute
 		c.Health.LatencyDegraded, c.Health.LatencyUnhealthy = time.Hour, time.Hour // not under test
 	})
@@ -319,7 +321,7 @@ func TestHealthFollowsDecodeErrors(t *testing.T) {
 	if code := ready(t, e); code != 200 {
 		t.Fatalf("readyz %d", code)
 	}
-	var m proxy.Metrics
+	var m observe.Metrics
 	getJSON(t, e.url("/api/websocket/metrics"), &m)
 	if !near(m.Throughput.DecodeErrorRate, 110.0/300, 1e-9) || m.Throughput.ErrorRate != 0 {
 		t.Fatalf("metrics %+v", m.Throughput)
@@ -335,7 +337,7 @@ func TestReadinessFollowsNodeOnly(t *testing.T) {
 		for _, tt := range []struct {
 			level string
 			code  int
-		}{{proxy.MemoryNormal, 200}, {proxy.MemoryElevated, 200}, {proxy.MemoryCritical, 503}, {proxy.MemoryNormal, 200}} {
+		}{{observe.MemoryNormal, 200}, {observe.MemoryElevated, 200}, {observe.MemoryCritical, 503}, {observe.MemoryNormal, 200}} {
 			e.srv.SetMemoryLevel(func() string { return tt.level })
 			var p struct {
 				Status  string   `json:"status"`
@@ -349,7 +351,7 @@ func TestReadinessFollowsNodeOnly(t *testing.T) {
 	for _, requires := range []bool{true, false} {
 		name := map[bool]string{true: "source down", false: "source down, not required"}[requires]
 		t.Run(name, func(t *testing.T) {
-			cfg := proxy.Config{}
+			cfg := config.Config{}
 			cfg.Health.ReadyRequiresSource = &requires
 			cfg.Health.SourceDownUnhealthyAfter = 10 * time.Millisecond
 			srv, err := proxy.New(cfg, zerolog.Nop(), downSource{at: time.Now().Add(-time.Minute).UnixMilli()})
@@ -391,7 +393,7 @@ func serve(t testing.TB, srv *proxy.Server) string {
 func forwarded(t testing.TB, e *env, n uint64) {
 	t.Helper()
 	wait5(t, "messages forwarded", func() bool {
-		var st proxy.Stats
+		var st observe.Stats
 		getJSON(t, e.url("/api/websocket/stats"), &st)
 		return st.Connection.MessagesForwarded >= n
 	})
@@ -401,7 +403,7 @@ func forwarded(t testing.TB, e *env, n uint64) {
 // while data is written to them make socket writes fail; those failures are
 // counted as client resets and stay out of the health error rate.
 func TestClientResetsAreClientErrors(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.Metrics.Window = time.Minute
 		c.Health.LatencyDegraded, c.Health.LatencyUnhealthy = time.Hour, time.Hour // not under test
 	})
@@ -422,7 +424,7 @@ func TestClientResetsAreClientErrors(t *testing.T) {
 	var once sync.Once
 	halt := func() { once.Do(func() { close(stop); <-flooding }) }
 	defer halt()
-	var st proxy.Stats
+	var st observe.Stats
 	wstest.Eventually(t, 20*time.Second, "a write failed on a reset connection", func() bool {
 		for i := 0; i < 5; i++ {
 			c, _, err := websocket.DefaultDialer.Dial("ws://"+e.addr+"/ws", nil)

@@ -5,15 +5,15 @@ import (
 	"errors"
 	"time"
 
-	"github.com/valyala/fasthttp"
+	"wsproxy/cluster"
 
-	"wsproxy/proxy"
+	"github.com/valyala/fasthttp"
 )
 
-// ClusterSource answers cluster-wide statistics (proxy.Cluster satisfies
+// ClusterSource answers cluster-wide statistics (cluster.Registry satisfies
 // it).
 type ClusterSource interface {
-	Stats(ctx context.Context) (proxy.ClusterStats, error)
+	Stats(ctx context.Context) (cluster.Stats, error)
 }
 
 // SetCluster enables GET /api/websocket/stats?scope=cluster. Without it
@@ -23,7 +23,7 @@ func (a *API) SetCluster(c ClusterSource) { a.cluster = c }
 // clusterStats answers ?scope=cluster.
 func (a *API) clusterStats(ctx *fasthttp.RequestCtx) {
 	if a.cluster == nil {
-		writeJSON(ctx, fasthttp.StatusNotFound, errorBody{Error: proxy.ErrClusterDisabled.Error()})
+		writeJSON(ctx, fasthttp.StatusNotFound, errorBody{Error: cluster.ErrDisabled.Error()})
 		return
 	}
 	c, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -31,7 +31,7 @@ func (a *API) clusterStats(ctx *fasthttp.RequestCtx) {
 	st, err := a.cluster.Stats(c)
 	if err != nil {
 		status := fasthttp.StatusBadGateway
-		if errors.Is(err, proxy.ErrClusterDisabled) {
+		if errors.Is(err, cluster.ErrDisabled) {
 			status = fasthttp.StatusNotFound
 		}
 		writeJSON(ctx, status, errorBody{Error: err.Error()})

@@ -27,7 +27,7 @@ func (a *API) connections(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	writeJSON(ctx, fasthttp.StatusOK, a.p.Connections(offset, limit))
+	writeJSON(ctx, fasthttp.StatusOK, listConnections(a.p, offset, limit))
 }
 
 func intArg(ctx *fasthttp.RequestCtx, v []byte, name string, lo, hi, def int) (int, bool) {
@@ -54,7 +54,7 @@ func (a *API) connection(ctx *fasthttp.RequestCtx) {
 	switch {
 	case ctx.IsGet() || ctx.IsHead():
 		a.perClient(func(ctx *fasthttp.RequestCtx) {
-			ci, ok := a.p.Connection(id)
+			ci, ok := findConnection(a.p, id)
 			if !ok {
 				writeError(ctx, fasthttp.StatusNotFound, "no connection "+strconv.Quote(id))
 				return
@@ -63,7 +63,7 @@ func (a *API) connection(ctx *fasthttp.RequestCtx) {
 		})(ctx)
 	case ctx.IsDelete():
 		a.mutating(func(ctx *fasthttp.RequestCtx) {
-			if !a.p.CloseConnection(id, closeNormal, kickReason) {
+			if !closeConnection(a.p, id, closeNormal, kickReason) {
 				writeError(ctx, fasthttp.StatusNotFound, "no connection "+strconv.Quote(id))
 				return
 			}

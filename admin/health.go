@@ -1,9 +1,9 @@
 package admin
 
 import (
-	"github.com/valyala/fasthttp"
+	"wsproxy/observe"
 
-	"wsproxy/proxy"
+	"github.com/valyala/fasthttp"
 )
 
 // health answers HealthStatus: 200 when healthy or degraded, 503 when
@@ -11,7 +11,7 @@ import (
 func (a *API) health(ctx *fasthttp.RequestCtx) {
 	h := a.p.Stats().Health
 	status := fasthttp.StatusOK
-	if h.Status == proxy.StatusUnhealthy {
+	if h.Status == observe.StatusUnhealthy {
 		status = fasthttp.StatusServiceUnavailable
 	}
 	writeJSON(ctx, status, h)

@@ -12,14 +12,16 @@ import (
 	"github.com/rs/zerolog"
 
 	"wsproxy/admin"
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
+	"wsproxy/observe"
 	"wsproxy/proxy"
 )
 
-func health(t testing.TB, e *env) (int, proxy.HealthStatus) {
+func health(t testing.TB, e *env) (int, observe.HealthStatus) {
 	t.Helper()
-	var h proxy.HealthStatus
+	var h observe.HealthStatus
 	code := getJSON(t, e.url("/api/websocket/health"), &h)
 	return code, h
 }
@@ -33,7 +35,7 @@ func ready(t testing.TB, e *env) int {
 // pipeline receive time lies in the past: they really took that long from
 // ingest to the socket.
 func TestHealthFollowsDeliveryLatency(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.Health.LatencyDegraded = 200 * time.Millisecond
 		c.Health.LatencyUnhealthy = 2 * time.Second
 		c.Metrics.Window = 3 * time.Second
@@ -76,13 +78,13 @@ func TestHealthFollowsDeliveryLatency(t *testing.T) {
 func delivered(t testing.TB, e *env, n uint64) {
 	t.Helper()
 	wait5(t, "deliveries recorded", func() bool {
-		var st proxy.Stats
+		var st observe.Stats
 		getJSON(t, e.url("/api/websocket/stats"), &st)
 		return st.Pool.TotalMessagesSent >= n && e.srv.LatencyBuckets().Count >= n
 	})
 }
 
-func hasReason(h proxy.HealthStatus, word string) bool {
+func hasReason(h observe.HealthStatus, word string) bool {
 	for _, r := range h.Reasons {
 		if strings.Contains(r, word) {
 			return true
@@ -96,17 +98,17 @@ func hasReason(h proxy.HealthStatus, word string) bool {
 func TestHealthFollowsMemoryLevel(t *testing.T) {
 	e := start(t, nil)
 	var level atomic.Value
-	level.Store(proxy.MemoryNormal)
+	level.Store(observe.MemoryNormal)
 	e.srv.SetMemoryLevel(func() string { return level.Load().(string) })
 	tests := []struct {
 		level, status string
 		code          int
 		prom          float64
 	}{
-		{proxy.MemoryNormal, "healthy", 200, 0},
-		{proxy.MemoryElevated, "degraded", 200, 1},
-		{proxy.MemoryCritical, "unhealthy", 503, 2},
-		{proxy.MemoryNormal, "healthy", 200, 0},
+		{observe.MemoryNormal, "healthy", 200, 0},
+		{observe.MemoryElevated, "degraded", 200, 1},
+		{observe.MemoryCritical, "unhealthy", 503, 2},
+		{observe.MemoryNormal, "healthy", 200, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.level, func(t *testing.T) {
@@ -115,7 +117,7 @@ func TestHealthFollowsMemoryLevel(t *testing.T) {
 			if code != tt.code || h.Status != tt.status || h.Performance.MemoryLevel != tt.level {
 				t.Fatalf("%d %+v", code, h)
 			}
-			var m proxy.Metrics
+			var m observe.Metrics
 			getJSON(t, e.url("/api/websocket/metrics"), &m)
 			if m.Memory.Level != tt.level {
 				t.Fatalf("metrics memory level %q", m.Memory.Level)
@@ -162,7 +164,7 @@ func TestHealthDegradedWhileSourceDown(t *testing.T) {
 // on their own address; the WebSocket listener keeps /ws and the legacy
 // status only.
 func TestSeparateAdminListener(t *testing.T) {
-	srv, err := proxy.New(proxy.Config{}, zerolog.Nop(), dataflow.NewInProcess("test"))
+	srv, err := proxy.New(config.Config{}, zerolog.Nop(), dataflow.NewInProcess("test"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,7 +13,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"wsproxy/admin"
+	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/internal/proxytest"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
 )
@@ -29,31 +30,18 @@ type env struct {
 	addr string
 }
 
-func start(t testing.TB, mut func(*proxy.Config), sources ...dataflow.Source) *env {
+func start(t testing.TB, mut func(*config.Config), sources ...dataflow.Source) *env {
 	t.Helper()
-	cfg := proxy.Config{}
+	cfg := config.Config{}
 	if mut != nil {
 		mut(&cfg)
 	}
-	in := dataflow.NewInProcess("test")
-	srv, err := proxy.New(cfg, zerolog.Nop(), append([]dataflow.Source{in}, sources...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := admin.New(srv, srv.Config().Admin, zerolog.Nop())
-	api.Register(srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	wstest.Eventually(t, wait, "source attached", func() bool { return in.Status().Connected })
-	return &env{srv: srv, api: api, in: in, addr: ln.Addr().String()}
+	var api *admin.API
+	n := proxytest.Start(t, cfg, zerolog.Nop(), func(srv *proxy.Server) {
+		api = admin.New(srv, srv.Config().Admin, zerolog.Nop())
+		api.Register(srv)
+	}, sources...)
+	return &env{srv: n.Srv, api: api, in: n.In, addr: n.Addr}
 }
 
 func (e *env) url(path string) string { return "http://" + e.addr + path }

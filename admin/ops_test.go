@@ -8,7 +8,10 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"wsproxy/admin"
+	"wsproxy/config"
 	"wsproxy/internal/wstest"
+	"wsproxy/observe"
 	"wsproxy/pool"
 	"wsproxy/proxy"
 )
@@ -16,11 +19,11 @@ import (
 // TestFlushWritesHeldBatches holds frames with a long batch.flush_interval:
 // nothing reaches the client until POST /api/websocket/flush writes them.
 func TestFlushWritesHeldBatches(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Batch.FlushInterval = time.Hour })
+	e := start(t, func(c *config.Config) { c.Batch.FlushInterval = time.Hour })
 	a, b := e.dial(t), e.dial(t)
 	const n = 10 // under batch.max_messages, so nothing starts a write
 	e.publish(t, n, 0)
-	var st proxy.Stats
+	var st observe.Stats
 	wait5(t, "frames dispatched", func() bool {
 		getJSON(t, e.url("/api/websocket/stats"), &st)
 		return st.Pool.QueuedMessages+int64(st.Pool.TotalMessagesSent) == 2*n
@@ -65,7 +68,7 @@ func TestConnectionsListPagesAndKick(t *testing.T) {
 	third.Send(t, `not json`)
 	third.NextOfType(t, "error", wait)
 
-	var page proxy.ConnectionPage
+	var page admin.ConnectionPage
 	wait5(t, "counters settle", func() bool {
 		getJSON(t, e.url("/api/websocket/connections"), &page)
 		if len(page.Connections) != 3 || page.Connections[2].Errors != 1 {
@@ -99,7 +102,7 @@ func TestConnectionsListPagesAndKick(t *testing.T) {
 	}
 
 	// Paging is stable: offset 1, limit 1 is the second connection.
-	var p2 proxy.ConnectionPage
+	var p2 admin.ConnectionPage
 	getJSON(t, e.url("/api/websocket/connections?offset=1&limit=1"), &p2)
 	if p2.Total != 3 || len(p2.Connections) != 1 || p2.Connections[0].ID != withFilter.ID {
 		t.Fatalf("page 2 = %+v", p2)
@@ -108,7 +111,7 @@ func TestConnectionsListPagesAndKick(t *testing.T) {
 	if p2.Total != 3 || len(p2.Connections) != 0 {
 		t.Fatalf("page past the end = %+v", p2)
 	}
-	var one proxy.ConnInfo
+	var one admin.ConnInfo
 	if code := getJSON(t, e.url("/api/websocket/connections/"+withFilter.ID), &one); code != 200 || one.ID != withFilter.ID {
 		t.Fatalf("GET one: %d %+v", code, one)
 	}
@@ -191,7 +194,7 @@ func TestDrainClosesGraduallyAndRefusesNewClients(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("GET /ws while draining: %d", resp.StatusCode)
 	}
-	var h proxy.HealthStatus
+	var h observe.HealthStatus
 	if code := getJSON(t, e.url("/api/websocket/health"), &h); code != 200 || h.Status != "degraded" || !h.Draining {
 		t.Fatalf("health while draining: %d %+v", code, h)
 	}
@@ -272,7 +275,7 @@ func TestDrainRequestValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e := start(t, func(c *proxy.Config) { c.Admin.DrainWindow = 250 * time.Millisecond })
+			e := start(t, func(c *config.Config) { c.Admin.DrainWindow = 250 * time.Millisecond })
 			var v map[string]any
 			code := call(t, http.MethodPost, e.url("/api/websocket/drain"+tt.query), "", tt.body, &v)
 			if code != tt.code {

@@ -6,8 +6,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/valyala/fasthttp"
 
+	"wsproxy/config"
+	"wsproxy/observe"
 	"wsproxy/pool"
-	"wsproxy/proxy"
 )
 
 // newRegistry returns a registry of its own (never the global default, so
@@ -120,8 +121,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 var levels = map[string]float64{
-	proxy.StatusHealthy: 0, proxy.StatusDegraded: 1, proxy.StatusUnhealthy: 2,
-	proxy.MemoryNormal: 0, proxy.MemoryElevated: 1, proxy.MemoryCritical: 2,
+	observe.StatusHealthy: 0, observe.StatusDegraded: 1, observe.StatusUnhealthy: 2,
+	observe.MemoryNormal: 0, observe.MemoryElevated: 1, observe.MemoryCritical: 2,
 }
 
 // Collect implements prometheus.Collector.
@@ -172,7 +173,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.srcGaps, s.Gaps, s.Name)
 		counter(c.srcSlow, s.SlowConsumer, s.Name)
 	}
-	gauge(c.heap, float64(proxy.HeapBytes()))
+	gauge(c.heap, float64(observe.HeapBytes()))
 	gauge(c.memLevel, levels[c.p.MemoryLevel()])
 	gauge(c.health, levels[st.Health.Status])
 	dr := 0.0
@@ -181,7 +182,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.draining, dr)
 	counter(c.slowCloses, st.Pool.SlowConsumerCloses)
-	if p, ok := c.p.(interface{ Config() proxy.Config }); ok {
+	if p, ok := c.p.(interface{ Config() config.Config }); ok {
 		gauge(c.connMax, float64(p.Config().MaxConnections))
 	}
 	if p, ok := c.p.(interface{ Pool() *pool.Pool }); ok {

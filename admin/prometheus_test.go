@@ -11,9 +11,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
+	"wsproxy/observe"
 )
 
 func scrape(t testing.TB, url string) map[string]*dto.MetricFamily {
@@ -70,7 +71,7 @@ next:
 }
 
 func TestPrometheusExpositionMatchesTraffic(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.Queue.MaxBytes = 4096
 		// Health is exported as it is judged; on a busy machine the 15 ms
 		// average-latency default could judge it degraded, which is not
@@ -94,7 +95,7 @@ func TestPrometheusExpositionMatchesTraffic(t *testing.T) {
 	if err := e.in.Output(context.Background(), dataflow.MarketData{Exchange: strings.Repeat("x", 65)}); err == nil {
 		t.Fatal("an invalid message was accepted")
 	}
-	var st proxy.Stats
+	var st observe.Stats
 	wait5(t, "counters settle", func() bool {
 		getJSON(t, e.url("/api/websocket/stats"), &st)
 		return st.Pool.TotalMessagesSent == 2*n && st.Pool.Shed["too_large"] == 6
@@ -162,7 +163,7 @@ func TestPrometheusExpositionMatchesTraffic(t *testing.T) {
 // The series the alerts need beside the STATS ones: capacity, the memory
 // monitor's usage and threshold, slow-consumer closes.
 func TestPrometheusCapacityMemoryAndSlowCloses(t *testing.T) {
-	e := start(t, func(c *proxy.Config) {
+	e := start(t, func(c *config.Config) {
 		c.MaxConnections = 321
 		c.Memory.Threshold = 64 << 20
 	})
@@ -181,7 +182,7 @@ func TestPrometheusCapacityMemoryAndSlowCloses(t *testing.T) {
 		v, ok := value(scrape(t, e.url("/metrics")), "wsproxy_memory_usage_bytes")
 		return ok && v > 0
 	})
-	off := start(t, func(c *proxy.Config) { c.Memory.Threshold = -1 })
+	off := start(t, func(c *config.Config) { c.Memory.Threshold = -1 })
 	if _, ok := value(scrape(t, off.url("/metrics")), "wsproxy_memory_threshold_bytes"); ok {
 		t.Error("wsproxy_memory_threshold_bytes exported with the monitor off")
 	}

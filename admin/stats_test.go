@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"wsproxy/proxy"
+	"wsproxy/config"
+	"wsproxy/observe"
 )
 
 func TestStatsCountRealTraffic(t *testing.T) {
@@ -17,7 +18,7 @@ func TestStatsCountRealTraffic(t *testing.T) {
 	const n = 25
 	e.publish(t, n, 0)
 	receive(t, c, n)
-	var st proxy.Stats
+	var st observe.Stats
 	wait5(t, "stats settle", func() bool {
 		getJSON(t, e.url("/api/websocket/stats"), &st)
 		return st.Pool.TotalMessagesSent == n
@@ -26,7 +27,7 @@ func TestStatsCountRealTraffic(t *testing.T) {
 		st.Dataflow.MessagesForwarded != n || len(st.Dataflow.Sources) != 1 || st.Dataflow.Sources[0].Received != n {
 		t.Fatalf("stats = %+v", st)
 	}
-	var h proxy.HealthStatus
+	var h observe.HealthStatus
 	if code := getJSON(t, e.url("/api/websocket/health"), &h); code != 200 || h.Status != "healthy" || h.Connections != 1 || h.Performance.AvgLatency <= 0 {
 		t.Fatalf("health %d %+v", code, h)
 	}
@@ -162,18 +163,18 @@ func jsonType(v any) string {
 }
 
 func TestMetricsThroughputOverWindow(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Metrics.Window = time.Minute; c.Queue.MaxMessages = 1000 })
+	e := start(t, func(c *config.Config) { c.Metrics.Window = time.Minute; c.Queue.MaxMessages = 1000 })
 	a, b := e.dial(t), e.dial(t)
 	const n = 200
 	e.publish(t, n, 0)
 	receive(t, a, n)
 	receive(t, b, n)
-	var st proxy.Stats
+	var st observe.Stats
 	wait5(t, "deliveries counted", func() bool {
 		getJSON(t, e.url("/api/websocket/stats"), &st)
 		return st.Pool.TotalMessagesSent == 2*n
 	})
-	var m proxy.Metrics
+	var m observe.Metrics
 	getJSON(t, e.url("/api/websocket/metrics"), &m)
 	if m.Throughput.WindowMs <= 0 || m.Throughput.WindowMs > 60000 {
 		t.Fatalf("window %d ms", m.Throughput.WindowMs)
@@ -196,14 +197,14 @@ func TestMetricsThroughputOverWindow(t *testing.T) {
 // TestMetricsLatencyPercentiles back-dates the pipeline's receivedAt by 1..100
 // ms, so the real ingest-to-write latencies are spread over that range.
 func TestMetricsLatencyPercentiles(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Metrics.Window = time.Minute })
+	e := start(t, func(c *config.Config) { c.Metrics.Window = time.Minute })
 	c := e.dial(t)
 	begin := time.Now()
 	for k := 1; k <= 100; k++ {
 		e.publish(t, 1, time.Duration(k)*time.Millisecond)
 	}
 	receive(t, c, 100)
-	var m proxy.Metrics
+	var m observe.Metrics
 	wait5(t, "latency counted", func() bool {
 		getJSON(t, e.url("/api/websocket/metrics"), &m)
 		return m.Latency.Count == 100
@@ -231,7 +232,7 @@ func TestMetricsLatencyPercentiles(t *testing.T) {
 // TestShedCountersFromRealDrops sends frames larger than a connection's
 // whole queue: each is shed as too_large and counted in metrics.
 func TestShedCountersFromRealDrops(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Queue.MaxBytes = 4096 })
+	e := start(t, func(c *config.Config) { c.Queue.MaxBytes = 4096 })
 	e.dial(t)
 	for i := 0; i < 7; i++ {
 		md := big(i)
@@ -239,12 +240,12 @@ func TestShedCountersFromRealDrops(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var m proxy.Metrics
+	var m observe.Metrics
 	wait5(t, "shed counted", func() bool {
 		getJSON(t, e.url("/api/websocket/metrics"), &m)
 		return m.Shed["too_large"] == 7
 	})
-	if m.Shed["queue_full"] != 0 || m.Shed[proxy.ShedDispatchQueue] != 0 {
+	if m.Shed["queue_full"] != 0 || m.Shed[observe.ShedDispatchQueue] != 0 {
 		t.Fatalf("shed = %v", m.Shed)
 	}
 }
@@ -252,11 +253,11 @@ func TestShedCountersFromRealDrops(t *testing.T) {
 // TestMetricsWindowSlides: rates and latency describe only the last
 // metrics.window; older traffic falls out while the totals remain.
 func TestMetricsWindowSlides(t *testing.T) {
-	e := start(t, func(c *proxy.Config) { c.Metrics.Window = 300 * time.Millisecond })
+	e := start(t, func(c *config.Config) { c.Metrics.Window = 300 * time.Millisecond })
 	c := e.dial(t)
 	e.publish(t, 20, 0)
 	receive(t, c, 20)
-	var m proxy.Metrics
+	var m observe.Metrics
 	wait5(t, "deliveries in the window", func() bool {
 		getJSON(t, e.url("/api/websocket/metrics"), &m)
 		return m.Latency.Count == 20 && m.Throughput.MessagesPerSecond > 0
@@ -271,7 +272,7 @@ func TestMetricsWindowSlides(t *testing.T) {
 	if m.Latency.P99 != 0 || m.Latency.Max != 0 || m.Throughput.WindowMs < 200 {
 		t.Fatalf("empty window: %+v", m)
 	}
-	var st proxy.Stats
+	var st observe.Stats
 	getJSON(t, e.url("/api/websocket/stats"), &st)
 	if st.Pool.TotalMessagesSent != 20 {
 		t.Fatalf("totals must stay: %+v", st.Pool)

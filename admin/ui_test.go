@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"wsproxy/proxy"
+	"wsproxy/config"
 )
 
 func get(t *testing.T, url string) (int, http.Header, string) {
@@ -58,7 +58,7 @@ func TestAdminUIServedOfflineAndSwitchable(t *testing.T) {
 	}
 
 	off := false
-	e = start(t, func(c *proxy.Config) { c.Admin.UI = &off })
+	e = start(t, func(c *config.Config) { c.Admin.UI = &off })
 	for _, p := range []string{"/admin/", "/admin", "/admin/app.js"} {
 		if code, _, _ := get(t, e.url(p)); code != 404 {
 			t.Fatalf("admin.ui false: %s answers %d", p, code)

@@ -4,12 +4,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"wsproxy/proxy"
+	"wsproxy/upstream"
 )
 
 // UpstreamSource supplies the reverse proxy's counters (upstream.url);
 // proxy.Server satisfies it.
 type UpstreamSource interface {
-	UpstreamStats() proxy.UpstreamStats
+	UpstreamStats() upstream.Stats
 }
 
 var _ UpstreamSource = (*proxy.Server)(nil)
@@ -44,7 +45,7 @@ func (c *upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	ch <- prometheus.MustNewConstMetric(c.requests, prometheus.CounterValue, float64(st.Requests))
-	for _, reason := range proxy.UpstreamReasons {
+	for _, reason := range upstream.Reasons {
 		ch <- prometheus.MustNewConstMetric(c.errors, prometheus.CounterValue, float64(st.Errors[reason]), reason)
 	}
 	ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(st.Active))

@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/cluster"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
+	"wsproxy/observe"
 )
 
 // redisWait bounds every wait of the Redis-fed process tests.
@@ -55,7 +56,7 @@ func redisNodeEnv(addr, prefix, node string) []string {
 }
 
 func sourceConnected(t testing.TB, p *proc) bool {
-	var st proxy.Stats
+	var st observe.Stats
 	getJSON(t, p.httpURL("/api/websocket/stats"), &st)
 	return len(st.Dataflow.Sources) == 1 && st.Dataflow.Sources[0].Connected
 }
@@ -99,9 +100,9 @@ func TestTwoNodesShareOneRedis(t *testing.T) {
 
 	// Both nodes appear in either node's cluster view, with summed totals.
 	for _, p := range nodes {
-		var cs proxy.ClusterStats
+		var cs cluster.Stats
 		wstest.Eventually(t, redisWait, "cluster view of both nodes", func() bool {
-			cs = proxy.ClusterStats{}
+			cs = cluster.Stats{}
 			code := getJSON(t, p.httpURL("/api/websocket/stats?scope=cluster"), &cs)
 			return code == 200 && cs.Totals.Nodes == 2 && cs.Totals.Connections == 4 && cs.Totals.MessagesForwarded == 2*n
 		})
@@ -115,7 +116,7 @@ func TestTwoNodesShareOneRedis(t *testing.T) {
 	if err := nodes[1].stop(t, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	var cs proxy.ClusterStats
+	var cs cluster.Stats
 	wstest.Eventually(t, redisWait, "stopped node gone", func() bool {
 		getJSON(t, nodes[0].httpURL("/api/websocket/stats?scope=cluster"), &cs)
 		return cs.Totals.Nodes == 1 && cs.Nodes[0].NodeID == "node-a"
@@ -129,7 +130,7 @@ func TestClusterNodeExpiresAfterTTL(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	a := startProc(t, redisNodeEnv(addr, prefix, "node-a"))
 	b := startProc(t, redisNodeEnv(addr, prefix, "node-b"))
-	var cs proxy.ClusterStats
+	var cs cluster.Stats
 	wstest.Eventually(t, redisWait, "both nodes", func() bool {
 		getJSON(t, a.httpURL("/api/websocket/stats?scope=cluster"), &cs)
 		return cs.Totals.Nodes == 2

@@ -11,6 +11,7 @@ import (
 
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
+	"wsproxy/pool"
 	"wsproxy/proxy"
 	"wsproxy/tools/compare"
 )
@@ -29,7 +30,7 @@ func TestCompareCompressingNode(t *testing.T) {
 			}
 			zcfg := roomyProxy()
 			zcfg.Compression.Enabled = true
-			zcfg.Compression.Mode = mode
+			zcfg.Compression.Mode = pool.DeflateMode(mode)
 			zsrv, err := proxy.New(zcfg, zerolog.Nop(), zIn)
 			if err != nil {
 				t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
@@ -178,8 +179,8 @@ func TestCompareSubcommand(t *testing.T) {
 // roomyProxy is wsproxy's configuration with queues deep enough that a test
 // client stalled by a busy machine loses nothing: these tests compare
 // delivery, not shedding (which the legacy server did not do).
-func roomyProxy() proxy.Config {
-	var cfg proxy.Config
+func roomyProxy() config.Config {
+	var cfg config.Config
 	cfg.Queue.MaxMessages = 20000
 	cfg.Queue.MaxBytes = 32 << 20
 	return cfg

@@ -79,8 +79,8 @@ func TestConnectionMemory(t *testing.T) {
 	if perConn > 5*1024 {
 		t.Fatalf("goroutine stacks hold %.0f B per connection, want ≤ 5 KiB: read goroutines kept grown stacks", perConn)
 	}
-	if rep.KBPerConnLoad > 12 {
-		t.Fatalf("resident memory grew %.2f KB per connection after subscribe and data, want ≤ 12", rep.KBPerConnLoad)
+	if rep.KBPerConnLoad > 15 {
+		t.Fatalf("resident memory grew %.2f KB per connection after subscribe and data, want ≤ 15", rep.KBPerConnLoad)
 	}
 }
 

@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/config"
 	"wsproxy/internal/wstest"
+	"wsproxy/observe"
 	"wsproxy/proxy"
 )
 
@@ -41,9 +43,9 @@ func ingest(t testing.TB, p *proc, lines []string) {
 	}
 }
 
-func nodeStats(t testing.TB, p *proc) proxy.Stats {
+func nodeStats(t testing.TB, p *proc) observe.Stats {
 	t.Helper()
-	var st proxy.Stats
+	var st observe.Stats
 	getJSON(t, p.httpURL("/api/websocket/stats"), &st)
 	return st
 }
@@ -179,7 +181,7 @@ func TestGetStatsClientsDoNotHurtBystander(t *testing.T) {
 	}
 	p := startProcBin(t, plainBinary(t), ingestEnv())
 	rememberTickers(t, p, 50000)
-	l := proxy.Config{}
+	l := config.Config{}
 	l.ApplyDefaults()
 	period := time.Duration(float64(l.Limits.StatsCost) * float64(time.Second) / l.Limits.MessageRate)
 	checkIsolation(t, p, func() func() {

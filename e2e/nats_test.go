@@ -9,7 +9,7 @@ import (
 
 	"wsproxy/internal/natstest"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
+	"wsproxy/observe"
 )
 
 // natsNodeEnv is the environment of a node fed by core NATS and by the
@@ -31,7 +31,7 @@ func natsNodeEnv(url string) []string {
 }
 
 func sourcesUp(t testing.TB, p *proc, n int) bool {
-	var st proxy.Stats
+	var st observe.Stats
 	getJSON(t, p.httpURL("/api/websocket/stats"), &st)
 	up := 0
 	for _, s := range st.Dataflow.Sources {

@@ -11,9 +11,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"wsproxy/config"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
 )
 
 func healthStatus(t testing.TB, p *proc) string {
@@ -37,7 +37,7 @@ func healthStatus(t testing.TB, p *proc) string {
 // degraded, then healthy again, and the client receives every entry once,
 // in order, without a gap.
 func TestRedisKilledMidStream(t *testing.T) {
-	if _, ok := reflect.TypeOf(proxy.SourcesConfig{}).FieldByName("Streams"); !ok {
+	if _, ok := reflect.TypeOf(config.SourcesConfig{}).FieldByName("Streams"); !ok {
 		t.Skip("SKIPPED: this tree has no Redis Streams source (sources.streams); the Redis fault test did not run")
 	}
 	rs := redistest.Start(t)

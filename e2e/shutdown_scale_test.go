@@ -36,7 +36,7 @@ func TestSIGTERMAtScaleUnderSaturation(t *testing.T) {
 	// the server closes early enough that a server closing the socket
 	// close_grace after its close frame would meet the stalled clients'
 	// late pongs.
-	const grace = 20 * time.Second
+	const grace = 40 * time.Second
 	p := startProcBin(t, plainBinary(t), []string{
 		"WSPROXY_MAX_CONNECTIONS=" + strconv.Itoa(n+1000),
 		"WSPROXY_SOURCES_DEMO_INTERVAL=20ms",

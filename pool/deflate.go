@@ -54,31 +54,39 @@ const (
 	DefaultDeflateMessageLevel  = 1
 )
 
-// DeflateConfig configures compression; zero fields take the defaults.
+// DeflateConfig configures permessage-deflate (config key compression);
+// zero fields take the defaults.
 type DeflateConfig struct {
-	// Mode for connections that negotiated context takeover. Connections
-	// that asked for server_no_context_takeover always get per_message.
-	// "": per_message.
-	Mode DeflateMode
+	// Enabled accepts permessage-deflate offers on /ws (the proxy
+	// negotiates). Clients that do not offer it are served exactly as
+	// without it. Default false.
+	Enabled bool `yaml:"enabled"`
+	// Mode for connections that negotiated context takeover: per_message
+	// (each message compressed once, no context takeover, the bytes shared
+	// by every recipient) or shared_stream (connections with the same
+	// subscription share one compressor stream with context takeover).
+	// Connections that asked for server_no_context_takeover always get
+	// per_message. "": per_message.
+	Mode DeflateMode `yaml:"mode"`
 	// MinSize: payloads shorter than this go uncompressed. 0: 128.
-	MinSize int
-	// MaxStreams bounds shared streams; connections beyond it use
-	// per_message. 0: 16.
-	MaxStreams int
-	// ResetEvery starts a new stream generation after this many compressed
-	// frames. 0: 1000.
-	ResetEvery int
-	// ResetInterval starts a new generation once the current one is this
-	// old. 0: 5s.
-	ResetInterval time.Duration
+	MinSize int `yaml:"min_size"`
 	// Level is the compress/flate level of shared streams, 1 (fastest) to
 	// 9. 0: 2 (compress/flate's level 1 matches only within the previous
 	// message, which loses most of a stream's gain).
-	Level int
-	// MessageLevel is the level of standalone (per_message) compressions.
-	// 0: 1 (level 1 resets in O(1); higher levels clear 640 KiB of tables
-	// for every message).
-	MessageLevel int
+	Level int `yaml:"level"`
+	// MessageLevel is the level of standalone (per_message) compressions,
+	// 1 to 9. 0: 1 (level 1 resets in O(1); higher levels clear 640 KiB of
+	// tables for every message).
+	MessageLevel int `yaml:"message_level"`
+	// MaxStreams bounds shared streams; connections beyond it use
+	// per_message. 0: 16.
+	MaxStreams int `yaml:"max_streams"`
+	// ResetEvery starts a new stream generation after this many compressed
+	// frames; connections join a stream at a generation start. 0: 1000.
+	ResetEvery int `yaml:"reset_every"`
+	// ResetInterval starts a new generation once the current one is this
+	// old. 0: 5s.
+	ResetInterval time.Duration `yaml:"reset_interval"`
 }
 
 func (c *DeflateConfig) applyDefaults() {

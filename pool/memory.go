@@ -51,25 +51,25 @@ func (l Pressure) String() string {
 type MemoryConfig struct {
 	// Threshold is the usage, in bytes, that the ratios refer to. 0: 512 MiB.
 	// Negative: no monitor (the level stays normal).
-	Threshold int64
+	Threshold int64 `yaml:"threshold"`
 	// SampleInterval between samples. 0: 100ms.
-	SampleInterval time.Duration
+	SampleInterval time.Duration `yaml:"sample_interval"`
 	// ElevatedRatio of Threshold enters elevated; usage below it leaves
 	// critical. 0: 0.8.
-	ElevatedRatio float64
+	ElevatedRatio float64 `yaml:"elevated_ratio"`
 	// CriticalRatio of Threshold enters critical. 0: 1.0.
-	CriticalRatio float64
+	CriticalRatio float64 `yaml:"critical_ratio"`
 	// RecoverRatio of Threshold: usage below it returns to normal. 0: 0.7.
-	RecoverRatio float64
+	RecoverRatio float64 `yaml:"recover_ratio"`
 	// RecoverAfter is how long usage must stay below a level's exit ratio
 	// before the level is lowered. 0: 1s.
-	RecoverAfter time.Duration
+	RecoverAfter time.Duration `yaml:"recover_after"`
 	// Heap replaces the heap measurement (a cgroup's usage, a test's
 	// figure). nil: the Go heap from runtime/metrics; the monitor then runs
 	// a garbage collection on entering critical, and whenever a level above
 	// normal has seen none for a second, so that garbage neither lingers
 	// under pressure nor holds the level up.
-	Heap func() uint64
+	Heap func() uint64 `yaml:"-"`
 }
 
 func (c *MemoryConfig) applyDefaults() {

@@ -14,10 +14,10 @@ import (
 // noted on each field (applied by New).
 type Config struct {
 	// QueueMaxMessages bounds one connection's queued data frames. 0: 100
-	// (the proxy's default is higher: proxy.DefaultQueueMaxMessages).
-	QueueMaxMessages int `yaml:"max_messages"`
+	// (the configuration's default is higher: config.DefaultQueueMaxMessages).
+	QueueMaxMessages int
 	// QueueMaxBytes bounds one connection's queued data bytes. 0: 1 MiB.
-	QueueMaxBytes int `yaml:"max_bytes"`
+	QueueMaxBytes int
 	// BatchMaxMessages is how many frames one write (one syscall) carries at
 	// most. 0: 100.
 	BatchMaxMessages int

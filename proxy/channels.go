@@ -1,12 +1,12 @@
 package proxy
 
 import (
-	"runtime/metrics"
 	"slices"
 	"sync"
 	"time"
 
 	"wsproxy/compat"
+	"wsproxy/observe"
 	"wsproxy/pool"
 )
 
@@ -71,26 +71,7 @@ func (s *Server) legacyStats(now time.Time) compat.LegacyStats {
 	ls.Subscriptions.Total = s.channels.Load()
 	ls.Subscriptions.Channels = s.chanNames.names()
 	ls.Server.Uptime = now.Sub(s.started).Seconds()
-	ls.Server.Memory = processMemory()
+	ls.Server.Memory = observe.ProcessMemory()
 	ls.Server.Timestamp = now.UnixMilli()
 	return ls
-}
-
-// processMemory fills Node's memoryUsage() keys from runtime/metrics (no
-// stop-the-world) and the process's resident set.
-func processMemory() compat.LegacyMemory {
-	sample := []metrics.Sample{
-		{Name: "/memory/classes/heap/objects:bytes"},
-		{Name: "/memory/classes/total:bytes"},
-	}
-	metrics.Read(sample)
-	var m compat.LegacyMemory
-	if sample[0].Value.Kind() == metrics.KindUint64 {
-		m.HeapUsed = sample[0].Value.Uint64()
-	}
-	if sample[1].Value.Kind() == metrics.KindUint64 {
-		m.HeapTotal = sample[1].Value.Uint64()
-	}
-	m.RSS = rssBytes()
-	return m
 }

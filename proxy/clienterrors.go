@@ -2,63 +2,12 @@ package proxy
 
 import (
 	"sync/atomic"
-	"time"
 
 	"github.com/fasthttp/websocket"
 
-	"wsproxy/compat"
+	"wsproxy/internal/admission"
+	"wsproxy/observe"
 )
-
-// ClientErrorReason says what a client did wrong. Client errors are the
-// clients' problem, not the node's: they are counted here (the
-// client_errors_total{reason} series, Server.ClientErrors) and on the
-// connection (ConnStats.Errors), and never enter health or readiness.
-type ClientErrorReason int
-
-// Client error reasons, the keys of Server.ClientErrors.
-const (
-	// Frames the session could not use ("bad frames", which count against
-	// limits.max_bad_frames_per_minute).
-	ClientInvalidMessage ClientErrorReason = iota // not JSON, not an object, no string "type"
-	ClientUnknownType                             // a "type" the protocol does not know
-	ClientInvalidFilter                           // a malformed subscribe/unsubscribe payload
-	ClientLimitExceeded                           // a filter over limits.max_*
-	ClientBinaryFrame                             // a binary frame where JSON text is expected
-	// Frames that end the connection or are refused before processing.
-	ClientRateLimited   // a message over limits.message_rate
-	ClientInvalidUTF8   // a text frame that is not UTF-8 (close 1007)
-	ClientProtocolError // a frame RFC 6455 forbids (close 1002)
-	ClientTooBig        // a frame over max_payload (close 1009)
-	// The client went away under a write: a reset, or it stopped reading
-	// until write_timeout (counted by the pool, pool.Stats).
-	ClientReset
-	ClientWriteTimeout
-	numClientReasons
-)
-
-var clientReasonNames = [numClientReasons]string{
-	"invalid_message", "unknown_type", "invalid_filter", "limit_exceeded", "binary_frame",
-	"rate_limited", "invalid_utf8", "protocol_error", "message_too_big",
-	"client_reset", "write_timeout",
-}
-
-func (r ClientErrorReason) String() string { return clientReasonNames[r] }
-
-// badFrame reports whether r counts against the bad-frame budget.
-func (r ClientErrorReason) badFrame() bool { return r <= ClientBinaryFrame }
-
-// clientReason maps the error code of a reply to its reason.
-func clientReason(code string) ClientErrorReason {
-	switch code {
-	case compat.CodeUnknownMessageType:
-		return ClientUnknownType
-	case compat.CodeInvalidFilter:
-		return ClientInvalidFilter
-	case compat.CodeLimitExceeded:
-		return ClientLimitExceeded
-	}
-	return ClientInvalidMessage
-}
 
 // reasonErrorBudget is the close reason of a client over
 // limits.max_bad_frames_per_minute.
@@ -66,7 +15,7 @@ const reasonErrorBudget = "Too many invalid messages"
 
 // clientErrors is the node's tally of client errors. Safe for concurrent use.
 type clientErrors struct {
-	n [numClientReasons]atomic.Uint64
+	n [observe.NumClientReasons]atomic.Uint64
 	// budgetCloses counts connections closed for going over the bad-frame
 	// budget.
 	budgetCloses atomic.Uint64
@@ -76,15 +25,15 @@ type clientErrors struct {
 // the ClientErrorReason names, plus the upgrade refusals of Rejections
 // (origin, auth, per-address and connect rates) under their Reject* names.
 func (s *Server) ClientErrors() map[string]uint64 {
-	out := make(map[string]uint64, int(numClientReasons)+len(rejectReasons))
+	out := make(map[string]uint64, int(observe.NumClientReasons)+len(admission.Reasons))
 	for i := range s.clientErrs.n {
-		out[ClientErrorReason(i).String()] = s.clientErrs.n[i].Load()
+		out[observe.ClientErrorReason(i).String()] = s.clientErrs.n[i].Load()
 	}
 	ps := s.pool.Stats()
-	out[ClientReset.String()] += ps.ClientResets
-	out[ClientWriteTimeout.String()] += ps.WriteTimeouts
-	for k, v := range s.guard.rejected {
-		out[k] = v.Load()
+	out[observe.ClientReset.String()] += ps.ClientResets
+	out[observe.ClientWriteTimeout.String()] += ps.WriteTimeouts
+	for k, v := range s.guard.Rejections() {
+		out[k] = v
 	}
 	return out
 }
@@ -103,36 +52,19 @@ func (s *Server) clientTotal() uint64 {
 	return n
 }
 
-// errorBudget is one connection's bad-frame budget: a token bucket of
-// limits.max_bad_frames_per_minute tokens refilled over a minute, so that a
-// client sending bad frames at or below that rate is never closed. Only the
-// connection's read loop uses it.
-type errorBudget struct {
-	b  bucket
-	on bool
-}
-
-func newErrorBudget(cfg LimitsConfig) errorBudget {
-	if cfg.MaxBadFramesPerMinute <= 0 {
-		return errorBudget{}
-	}
-	n := cfg.MaxBadFramesPerMinute
-	return errorBudget{b: newBucket(float64(n)/60, n, time.Now()), on: true}
-}
-
 // clientError counts one client error of this connection, whatever reply
 // (if any) the protocol gives it, and closes the connection with 1008 once
 // its bad frames go over the budget. It reports whether the connection may
 // go on.
-func (ss *session) clientError(r ClientErrorReason) bool {
+func (ss *session) clientError(r observe.ClientErrorReason) bool {
 	ss.s.clientErrs.n[r].Add(1)
 	ss.c.CountError()
-	if !r.badFrame() || !ss.budget.on || ss.budget.b.take(time.Now()) {
+	if !r.BadFrame() || ss.budget.Take() {
 		return true
 	}
 	if !ss.c.Closing() {
 		ss.s.clientErrs.budgetCloses.Add(1)
-		ss.log.Info().Int("per_minute", int(ss.budget.b.burst)).Msg("closing: bad-frame budget exceeded")
+		ss.log.Info().Int("per_minute", ss.budget.PerMinute()).Msg("closing: bad-frame budget exceeded")
 		ss.c.Close(websocket.ClosePolicyViolation, reasonErrorBudget)
 	}
 	return false

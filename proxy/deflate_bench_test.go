@@ -9,15 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/dispatch"
+	"wsproxy/internal/wstest"
 	"wsproxy/pool"
-	"wsproxy/proxy"
 	"wsproxy/subscription"
 )
 
 // countConn discards writes and counts their bytes (the wire bytes).
 type countConn struct {
-	nullConn
+	wstest.DiscardConn
 	n *atomic.Int64
 }
 
@@ -90,13 +92,12 @@ func BenchmarkDeflate1k(b *testing.B) {
 				ix.SetUnfiltered(c, true)
 				c.SetStream("*")
 			}
-			d := proxy.NewDispatcher(ix, 16)
-			if mode != "off" {
-				d.EnableCompression()
-			}
+			o := dispatchOptions()
+			o.Compression = mode != "off"
+			d := dispatch.New(ix, o)
 			for _, md := range msgs[:500] { // warm up: pools, a stream generation
 				d.Dispatch(md)
-				drain(b, p)
+				wstest.Drain(p)
 			}
 			wire.Store(0)
 			b.ReportAllocs()
@@ -104,7 +105,7 @@ func BenchmarkDeflate1k(b *testing.B) {
 			cpu0 := procCPU()
 			for i := 0; i < b.N; i++ {
 				d.Dispatch(msgs[i%len(msgs)])
-				drain(b, p)
+				wstest.Drain(p)
 			}
 			cpu := procCPU() - cpu0
 			b.StopTimer()
@@ -123,7 +124,7 @@ func BenchmarkDeflate1k(b *testing.B) {
 // compressing recipients allocates a small constant in both modes (one
 // compression, shared), not per recipient.
 func TestDeflateAllocatesOncePerMessage(t *testing.T) {
-	if raceEnabled {
+	if wstest.RaceEnabled {
 		t.Skip("the race detector allocates on its own; run without -race (make bench does)")
 	}
 	msgs := demoMix(t, 200)
@@ -139,17 +140,18 @@ func TestDeflateAllocatesOncePerMessage(t *testing.T) {
 			// memory do not start with them.
 			t.Cleanup(func() { ix.RemoveSubscriber(c); p.Remove(c) })
 		}
-		d := proxy.NewDispatcher(ix, 16)
-		d.EnableCompression()
+		o := dispatchOptions()
+		o.Compression = true
+		d := dispatch.New(ix, o)
 		for _, md := range msgs[:100] {
 			d.Dispatch(md)
-			drain(t, p)
+			wstest.Drain(p)
 		}
 		i := 100
 		allocs := testing.AllocsPerRun(50, func() {
 			d.Dispatch(msgs[i])
 			i++
-			drain(t, p)
+			wstest.Drain(p)
 		})
 		z := p.DeflateStats()
 		if z.FramesCompressed < 100*1000 {
@@ -163,7 +165,7 @@ func TestDeflateAllocatesOncePerMessage(t *testing.T) {
 }
 
 func TestCompressionConfig(t *testing.T) {
-	cfg, err := proxy.ParseConfig([]byte("compression:\n  enabled: true\n  mode: shared_stream\n  reset_every: 10\n"))
+	cfg, err := config.Parse([]byte("compression:\n  enabled: true\n  mode: shared_stream\n  reset_every: 10\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +174,7 @@ func TestCompressionConfig(t *testing.T) {
 		t.Fatalf("%+v %v", cfg.Compression, err)
 	}
 	for _, bad := range []string{"compression:\n  mode: gzip\n", "compression:\n  level: 12\n", "compression:\n  message_level: -3\n"} {
-		cfg, err := proxy.ParseConfig([]byte(bad))
+		cfg, err := config.Parse([]byte(bad))
 		if err == nil {
 			cfg.ApplyDefaults()
 			err = cfg.Validate()
@@ -183,8 +185,16 @@ func TestCompressionConfig(t *testing.T) {
 	}
 	t.Setenv("WSPROXY_COMPRESSION_ENABLED", "true")
 	t.Setenv("WSPROXY_COMPRESSION_MODE", "shared_stream")
-	cfg, err = proxy.LoadConfig("")
+	cfg, err = config.Load("")
 	if err != nil || !cfg.Compression.Enabled || cfg.Compression.Mode != "shared_stream" {
 		t.Fatalf("env: %+v %v", cfg.Compression, err)
 	}
+}
+
+// dispatchOptions are the default dispatcher options (an empty
+// configuration's) with a queue of 16 and snapshots off.
+func dispatchOptions() dispatch.Options {
+	o := dispatch.OptionsOf(config.Default())
+	o.Queue, o.SnapshotKeys = 16, 0
+	return o
 }

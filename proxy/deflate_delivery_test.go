@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/config"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
+	"wsproxy/pool"
 )
 
 const offerCtx = "permessage-deflate; client_max_window_bits"
@@ -175,7 +176,7 @@ func wantSeq(t *testing.T, who string, got []zmsg, from, to int) {
 func TestDeflateDelivery(t *testing.T) {
 	for _, mode := range []string{"per_message", "shared_stream"} {
 		t.Run(mode, func(t *testing.T) {
-			h := start(t, compression(mode, func(c *proxy.CompressionConfig) {
+			h := start(t, compression(mode, func(c *pool.DeflateConfig) {
 				c.MinSize = 250
 				c.ResetEvery = 10
 				c.ResetInterval = time.Hour
@@ -287,8 +288,8 @@ func TestDeflateDelivery(t *testing.T) {
 func TestDeflateStalledReader(t *testing.T) {
 	for _, mode := range []string{"per_message", "shared_stream"} {
 		t.Run(mode, func(t *testing.T) {
-			h := start(t, func(c *proxy.Config) {
-				compression(mode, func(c *proxy.CompressionConfig) {
+			h := start(t, func(c *config.Config) {
+				compression(mode, func(c *pool.DeflateConfig) {
 					c.ResetEvery = 1 << 30
 					c.ResetInterval = time.Hour
 				})(c)

@@ -4,6 +4,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/valyala/fasthttp"
+
+	"wsproxy/internal/wsdeflate"
 	"wsproxy/pool"
 )
 
@@ -42,4 +45,13 @@ func sortedCopy(v []string) []string {
 	v = slices.Clone(v)
 	slices.Sort(v)
 	return v
+}
+
+// negotiateDeflate answers the upgrade's permessage-deflate offers when
+// compression is enabled.
+func (s *Server) negotiateDeflate(ctx *fasthttp.RequestCtx) (string, pool.Compression) {
+	if !s.cfg.Compression.Enabled {
+		return "", pool.CompressNone
+	}
+	return wsdeflate.Negotiate(ctx.Request.Header.PeekAll("Sec-WebSocket-Extensions"), pool.DeflateMode(s.cfg.Compression.Mode))
 }

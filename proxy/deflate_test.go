@@ -8,14 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/config"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
+	"wsproxy/pool"
 )
 
-func compression(mode string, mut func(*proxy.CompressionConfig)) func(*proxy.Config) {
-	return func(c *proxy.Config) {
+func compression(mode string, mut func(*pool.DeflateConfig)) func(*config.Config) {
+	return func(c *config.Config) {
 		c.Compression.Enabled = true
-		c.Compression.Mode = mode
+		c.Compression.Mode = pool.DeflateMode(mode)
 		if mut != nil {
 			mut(&c.Compression)
 		}
@@ -104,7 +105,7 @@ func TestDeflateNegotiation(t *testing.T) {
 // Clients that do not offer compression get exactly the bytes of a server
 // without it.
 func TestDeflateNotOfferedSameBytes(t *testing.T) {
-	on := start(t, compression("shared_stream", func(c *proxy.CompressionConfig) { c.MinSize = 1 }))
+	on := start(t, compression("shared_stream", func(c *pool.DeflateConfig) { c.MinSize = 1 }))
 	off := start(t, nil)
 	var got [2][]string
 	for i, h := range []*harness{on, off} {
@@ -148,7 +149,7 @@ func TestDeflateNotOfferedSameBytes(t *testing.T) {
 }
 
 func TestDeflateClientMessages(t *testing.T) {
-	h := start(t, func(c *proxy.Config) {
+	h := start(t, func(c *config.Config) {
 		compression("per_message", nil)(c)
 		c.MaxPayload = 4096
 	})

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"wsproxy/config"
 	"wsproxy/proxy"
 )
 
@@ -28,7 +29,7 @@ func TestDemoPage(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, err := proxy.New(proxy.Config{DemoPage: tc.on}, zerolog.Nop())
+			srv, err := proxy.New(config.Config{DemoPage: tc.on}, zerolog.Nop())
 			if err != nil {
 				t.Fatal(err)
 			}

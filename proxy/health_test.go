@@ -11,8 +11,9 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"wsproxy/config"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
+	"wsproxy/observe"
 )
 
 // TestHealthThresholdDefaults pins the defaults taken from the seed's alert
@@ -20,40 +21,40 @@ import (
 // degraded, > 5 % unhealthy; memory elevated degraded, critical unhealthy;
 // a source down degraded.
 func TestHealthThresholdDefaults(t *testing.T) {
-	var cfg proxy.Config
+	var cfg config.Config
 	cfg.ApplyDefaults()
 	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
 	tests := []struct {
 		name string
-		in   proxy.HealthInputs
+		in   observe.HealthInputs
 		want string
 	}{
-		{"idle", proxy.HealthInputs{}, "healthy"},
-		{"latency 15ms", proxy.HealthInputs{AvgLatency: ms(15)}, "healthy"},
-		{"latency 15.1ms", proxy.HealthInputs{AvgLatency: ms(15.1)}, "degraded"},
-		{"latency 30ms", proxy.HealthInputs{AvgLatency: ms(30)}, "degraded"},
-		{"latency 30.1ms", proxy.HealthInputs{AvgLatency: ms(30.1)}, "unhealthy"},
-		{"errors 1%", proxy.HealthInputs{ErrorRate: 0.01, Events: 1000}, "healthy"},
-		{"errors 1.1%", proxy.HealthInputs{ErrorRate: 0.011, Events: 1000}, "degraded"},
-		{"errors 5.1%", proxy.HealthInputs{ErrorRate: 0.051, Events: 1000}, "unhealthy"},
-		{"errors 50% of 99 events", proxy.HealthInputs{ErrorRate: 0.5, Events: 99}, "healthy"},
-		{"errors 50% of 100 events", proxy.HealthInputs{ErrorRate: 0.5, Events: 100}, "unhealthy"},
-		{"decode errors 1%", proxy.HealthInputs{DecodeErrorRate: 0.01, DecodeEvents: 1000}, "healthy"},
-		{"decode errors 1.1%", proxy.HealthInputs{DecodeErrorRate: 0.011, DecodeEvents: 1000}, "degraded"},
-		{"decode errors 25%", proxy.HealthInputs{DecodeErrorRate: 0.25, DecodeEvents: 1000}, "degraded"},
-		{"decode errors 25.1%", proxy.HealthInputs{DecodeErrorRate: 0.251, DecodeEvents: 1000}, "unhealthy"},
-		{"decode errors 50% of 99 messages", proxy.HealthInputs{DecodeErrorRate: 0.5, DecodeEvents: 99}, "healthy"},
-		{"decode events do not judge the error rate", proxy.HealthInputs{ErrorRate: 0.5, DecodeEvents: 1000}, "healthy"},
-		{"memory normal", proxy.HealthInputs{MemoryLevel: "normal"}, "healthy"},
-		{"memory elevated", proxy.HealthInputs{MemoryLevel: "elevated"}, "degraded"},
-		{"memory critical", proxy.HealthInputs{MemoryLevel: "critical"}, "unhealthy"},
-		{"source down", proxy.HealthInputs{SourcesDown: []string{"redis"}}, "degraded"},
-		{"draining", proxy.HealthInputs{Draining: true}, "degraded"},
-		{"worst wins", proxy.HealthInputs{SourcesDown: []string{"redis"}, MemoryLevel: "critical", AvgLatency: ms(20)}, "unhealthy"},
+		{"idle", observe.HealthInputs{}, "healthy"},
+		{"latency 15ms", observe.HealthInputs{AvgLatency: ms(15)}, "healthy"},
+		{"latency 15.1ms", observe.HealthInputs{AvgLatency: ms(15.1)}, "degraded"},
+		{"latency 30ms", observe.HealthInputs{AvgLatency: ms(30)}, "degraded"},
+		{"latency 30.1ms", observe.HealthInputs{AvgLatency: ms(30.1)}, "unhealthy"},
+		{"errors 1%", observe.HealthInputs{ErrorRate: 0.01, Events: 1000}, "healthy"},
+		{"errors 1.1%", observe.HealthInputs{ErrorRate: 0.011, Events: 1000}, "degraded"},
+		{"errors 5.1%", observe.HealthInputs{ErrorRate: 0.051, Events: 1000}, "unhealthy"},
+		{"errors 50% of 99 events", observe.HealthInputs{ErrorRate: 0.5, Events: 99}, "healthy"},
+		{"errors 50% of 100 events", observe.HealthInputs{ErrorRate: 0.5, Events: 100}, "unhealthy"},
+		{"decode errors 1%", observe.HealthInputs{DecodeErrorRate: 0.01, DecodeEvents: 1000}, "healthy"},
+		{"decode errors 1.1%", observe.HealthInputs{DecodeErrorRate: 0.011, DecodeEvents: 1000}, "degraded"},
+		{"decode errors 25%", observe.HealthInputs{DecodeErrorRate: 0.25, DecodeEvents: 1000}, "degraded"},
+		{"decode errors 25.1%", observe.HealthInputs{DecodeErrorRate: 0.251, DecodeEvents: 1000}, "unhealthy"},
+		{"decode errors 50% of 99 messages", observe.HealthInputs{DecodeErrorRate: 0.5, DecodeEvents: 99}, "healthy"},
+		{"decode events do not judge the error rate", observe.HealthInputs{ErrorRate: 0.5, DecodeEvents: 1000}, "healthy"},
+		{"memory normal", observe.HealthInputs{MemoryLevel: "normal"}, "healthy"},
+		{"memory elevated", observe.HealthInputs{MemoryLevel: "elevated"}, "degraded"},
+		{"memory critical", observe.HealthInputs{MemoryLevel: "critical"}, "unhealthy"},
+		{"source down", observe.HealthInputs{SourcesDown: []string{"redis"}}, "degraded"},
+		{"draining", observe.HealthInputs{Draining: true}, "degraded"},
+		{"worst wins", observe.HealthInputs{SourcesDown: []string{"redis"}, MemoryLevel: "critical", AvgLatency: ms(20)}, "unhealthy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, reasons := cfg.Health.Evaluate(tt.in)
+			got, reasons := observe.EvaluateHealth(cfg.Health, tt.in)
 			if got != tt.want {
 				t.Fatalf("status %s, want %s (reasons %v)", got, tt.want, reasons)
 			}
@@ -65,14 +66,14 @@ func TestHealthThresholdDefaults(t *testing.T) {
 }
 
 func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
-	cfg, err := proxy.LoadConfig("")
+	cfg, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	on := true
-	want := proxy.Config{}
+	want := config.Config{}
 	want.Admin.DrainWindow = 30 * time.Second
-	want.Health = proxy.HealthConfig{LatencyDegraded: 15 * time.Millisecond, LatencyUnhealthy: 30 * time.Millisecond,
+	want.Health = config.HealthConfig{LatencyDegraded: 15 * time.Millisecond, LatencyUnhealthy: 30 * time.Millisecond,
 		ErrorRateDegraded: 0.01, ErrorRateUnhealthy: 0.05, DecodeErrorRateDegraded: 0.01, DecodeErrorRateUnhealthy: 0.25,
 		MinEvents: 100, SourceDownUnhealthyAfter: time.Minute, ReadyRequiresSource: &on}
 	want.Metrics.Window = 10 * time.Second
@@ -83,7 +84,7 @@ func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
 	if cfg.Admin != want.Admin || !reflect.DeepEqual(cfg.Health, want.Health) || cfg.Metrics != want.Metrics {
 		t.Fatalf("defaults: %+v %+v %+v", cfg.Admin, cfg.Health, cfg.Metrics)
 	}
-	shipped, err := proxy.LoadConfig("../config.yaml")
+	shipped, err := config.Load("../config.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestAdminConfigDefaultsEnvAndErrors(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := proxy.LoadConfig(path)
+			_, err := config.Load(path)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want mention of %q", err, tc.want)
 			}
@@ -128,7 +129,7 @@ func TestAdminConfigFromEnv(t *testing.T) {
 	t.Setenv("WSPROXY_HEALTH_READY_REQUIRES_SOURCE", "false")
 	t.Setenv("WSPROXY_HEALTH_DECODE_ERROR_RATE_UNHEALTHY", "0.5")
 	t.Setenv("WSPROXY_LIMITS_MAX_BAD_FRAMES_PER_MINUTE", "120")
-	cfg, err := proxy.LoadConfig("")
+	cfg, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}

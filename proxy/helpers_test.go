@@ -3,13 +3,14 @@ package proxy_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/internal/proxytest"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
 )
@@ -22,9 +23,9 @@ type harness struct {
 	url string
 }
 
-func start(t testing.TB, mut func(*proxy.Config)) *harness {
+func start(t testing.TB, mut func(*config.Config)) *harness {
 	t.Helper()
-	cfg := proxy.Config{}
+	cfg := config.Config{}
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -32,25 +33,10 @@ func start(t testing.TB, mut func(*proxy.Config)) *harness {
 }
 
 // startWith serves cfg, fed by an in-process source, logging to log.
-func startWith(t testing.TB, cfg proxy.Config, log zerolog.Logger) *harness {
+func startWith(t testing.TB, cfg config.Config, log zerolog.Logger) *harness {
 	t.Helper()
-	in := dataflow.NewInProcess("test")
-	srv, err := proxy.New(cfg, log, in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Serve(ln)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	wstest.Eventually(t, wait, "source attached", func() bool { return in.Status().Connected })
-	return &harness{srv: srv, in: in, url: "ws://" + ln.Addr().String() + "/ws"}
+	n := proxytest.Start(t, cfg, log, nil)
+	return &harness{srv: n.Srv, in: n.In, url: n.URL()}
 }
 
 // dial connects and consumes the welcome frame.

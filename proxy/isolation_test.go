@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
 )
 
 // The isolation scenarios of the issue "one client's actions never hurt
@@ -164,7 +164,7 @@ func churnMarketDataScenario(t testing.TB) (*harness, func() func()) {
 }
 
 func getStatsScenario(t testing.TB, clients int) (*harness, func() func()) {
-	h := start(t, func(c *proxy.Config) { c.MaxConnections = clients + 100 })
+	h := start(t, func(c *config.Config) { c.MaxConnections = clients + 100 })
 	h.rememberTickers(t, isolationKeys)
 	// At their rate limit: message_rate / stats_cost getStats per second each.
 	l := h.srv.Config().Limits

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
 )
 
 // BenchmarkRedisPubSubLatency measures publish-to-receive latency through
@@ -28,7 +28,7 @@ func BenchmarkRedisPubSubLatency(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	_, host := serve(b, proxy.Config{}, nil, src)
+	_, host := serve(b, config.Config{}, nil, src)
 	wstest.Eventually(b, wait, "subscribed", func() bool { return src.Stats().Connected })
 	c := wstest.Dial(b, "ws://"+host+"/ws")
 	c.NextOfType(b, "welcome", wait)

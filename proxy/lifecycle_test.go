@@ -9,12 +9,12 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"wsproxy/config"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
 )
 
 func TestOversizeFrameCloses1009(t *testing.T) {
-	h := start(t, func(c *proxy.Config) { c.MaxPayload = 1024 })
+	h := start(t, func(c *config.Config) { c.MaxPayload = 1024 })
 	c := h.dial(t)
 	c.Send(t, `{"type":"ping","pad":"`+strings.Repeat("x", 2000)+`"}`)
 	cl, _ := c.WaitClose(t, wait)
@@ -45,7 +45,7 @@ func TestInvalidUTF8Closes1007(t *testing.T) {
 }
 
 func TestMaxConnectionsCloses1013(t *testing.T) {
-	h := start(t, func(c *proxy.Config) { c.MaxConnections = 2 })
+	h := start(t, func(c *config.Config) { c.MaxConnections = 2 })
 	a, b := h.dial(t), h.dial(t)
 	_ = a
 	_ = b
@@ -61,7 +61,7 @@ func TestMaxConnectionsCloses1013(t *testing.T) {
 }
 
 func TestHeartbeatPingAndIdleTimeout(t *testing.T) {
-	h := start(t, func(c *proxy.Config) {
+	h := start(t, func(c *config.Config) {
 		c.HeartbeatInterval = 50 * time.Millisecond
 		c.ConnectionTimeout = 300 * time.Millisecond
 	})
@@ -124,7 +124,7 @@ func TestClientCloseIsEchoed(t *testing.T) {
 }
 
 func TestGracefulShutdownFlushesThenCloses1001(t *testing.T) {
-	h := start(t, func(c *proxy.Config) { c.Batch.FlushInterval = time.Hour })
+	h := start(t, func(c *config.Config) { c.Batch.FlushInterval = time.Hour })
 	clients := []*wstest.Client{h.dial(t), h.dial(t), h.dial(t)}
 	h.publishAll(t, feed)
 	if q := h.srv.Pool().Stats().QueuedFrames; q != int64(len(feed)*len(clients)) {

@@ -25,6 +25,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 
+	"wsproxy/config"
+	"wsproxy/internal/admission"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
 )
@@ -77,7 +79,7 @@ func TestOriginAllowList(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := start(t, func(c *proxy.Config) { c.AllowedOrigins = tc.allowed })
+			h := start(t, func(c *config.Config) { c.AllowedOrigins = tc.allowed })
 			var head http.Header
 			if tc.origin != "" {
 				head = hdr("Origin", tc.origin)
@@ -85,7 +87,7 @@ func TestOriginAllowList(t *testing.T) {
 			if got := upgradeStatus(t, h.url, head); got != tc.want {
 				t.Fatalf("status %d, want %d", got, tc.want)
 			}
-			if want := map[bool]uint64{true: 1, false: 0}[tc.want == 403]; h.srv.Rejections()[proxy.RejectOrigin] != want {
+			if want := map[bool]uint64{true: 1, false: 0}[tc.want == 403]; h.srv.Rejections()[admission.RejectOrigin] != want {
 				t.Fatalf("rejections %v, want origin=%d", h.srv.Rejections(), want)
 			}
 		})
@@ -93,8 +95,8 @@ func TestOriginAllowList(t *testing.T) {
 }
 
 func TestTokenAuth(t *testing.T) {
-	h := start(t, func(c *proxy.Config) {
-		c.Auth = proxy.AuthConfig{Mode: proxy.AuthToken, Tokens: []string{"s3cret", "other"}}
+	h := start(t, func(c *config.Config) {
+		c.Auth = config.AuthConfig{Mode: config.AuthToken, Tokens: []string{"s3cret", "other"}}
 	})
 	tests := []struct {
 		name  string
@@ -119,7 +121,7 @@ func TestTokenAuth(t *testing.T) {
 			if tc.want == 401 {
 				refused++
 			}
-			if got := h.srv.Rejections()[proxy.RejectAuth]; got != refused {
+			if got := h.srv.Rejections()[admission.RejectAuth]; got != refused {
 				t.Fatalf("auth rejections %d, want %d", got, refused)
 			}
 		})
@@ -159,11 +161,11 @@ func TestJWTAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	hs := start(t, func(c *proxy.Config) {
-		c.Auth = proxy.AuthConfig{Mode: proxy.AuthJWT, JWT: proxy.JWTConfig{Algorithm: "HS256", Secret: string(secret), Issuer: "collector", Audience: "wsproxy"}}
+	hs := start(t, func(c *config.Config) {
+		c.Auth = config.AuthConfig{Mode: config.AuthJWT, JWT: config.JWTConfig{Algorithm: "HS256", Secret: string(secret), Issuer: "collector", Audience: "wsproxy"}}
 	})
-	rs := start(t, func(c *proxy.Config) {
-		c.Auth = proxy.AuthConfig{Mode: proxy.AuthJWT, JWT: proxy.JWTConfig{Algorithm: "RS256", PublicKeyFile: pubFile}}
+	rs := start(t, func(c *config.Config) {
+		c.Auth = config.AuthConfig{Mode: config.AuthJWT, JWT: config.JWTConfig{Algorithm: "RS256", PublicKeyFile: pubFile}}
 	})
 	good := jwt.MapClaims{"sub": "u1", "exp": future, "iss": "collector", "aud": "wsproxy"}
 	with := func(k string, v any) jwt.MapClaims {
@@ -211,12 +213,12 @@ func TestJWTAuth(t *testing.T) {
 }
 
 func TestPerIPConnectionLimit(t *testing.T) {
-	h := start(t, func(c *proxy.Config) { c.Limits.MaxConnectionsPerIP = 2 })
+	h := start(t, func(c *config.Config) { c.Limits.MaxConnectionsPerIP = 2 })
 	a, b := h.dial(t), h.dial(t)
 	if got := upgradeStatus(t, h.url, nil); got != 429 {
 		t.Fatalf("third connection from one address: status %d, want 429", got)
 	}
-	if got := h.srv.Rejections()[proxy.RejectPerIP]; got != 1 {
+	if got := h.srv.Rejections()[admission.RejectPerIP]; got != 1 {
 		t.Fatalf("per-IP rejections %d", got)
 	}
 	_ = a.Conn.Close()
@@ -228,11 +230,11 @@ func TestPerIPConnectionLimit(t *testing.T) {
 func TestConnectionRateLimits(t *testing.T) {
 	tests := []struct {
 		name   string
-		mut    func(*proxy.Config)
+		mut    func(*config.Config)
 		reason string
 	}{
-		{name: "per address", mut: func(c *proxy.Config) { c.Limits.ConnectRatePerIP, c.Limits.ConnectBurstPerIP = 0.001, 3 }, reason: proxy.RejectRateIP},
-		{name: "global", mut: func(c *proxy.Config) { c.Limits.ConnectRate, c.Limits.ConnectBurst = 0.001, 3 }, reason: proxy.RejectRateTotal},
+		{name: "per address", mut: func(c *config.Config) { c.Limits.ConnectRatePerIP, c.Limits.ConnectBurstPerIP = 0.001, 3 }, reason: admission.RejectRateIP},
+		{name: "global", mut: func(c *config.Config) { c.Limits.ConnectRate, c.Limits.ConnectBurst = 0.001, 3 }, reason: admission.RejectRateTotal},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -255,7 +257,7 @@ func TestConnectionRateLimits(t *testing.T) {
 // TestMessageRateLimit: over the rate a client gets one RATE_LIMIT_EXCEEDED
 // error; if it keeps going it is closed with 1008.
 func TestMessageRateLimit(t *testing.T) {
-	h := start(t, func(c *proxy.Config) {
+	h := start(t, func(c *config.Config) {
 		c.Limits.MessageRate, c.Limits.MessageBurst, c.Limits.RateLimitGrace = 0.001, 5, 3
 	})
 	c := h.dial(t)
@@ -290,7 +292,7 @@ func TestMessageRateLimit(t *testing.T) {
 // TestMessageRateLimitRecovers: a client that slows down after its error
 // is served again and stays connected.
 func TestMessageRateLimitRecovers(t *testing.T) {
-	h := start(t, func(c *proxy.Config) {
+	h := start(t, func(c *config.Config) {
 		c.Limits.MessageRate, c.Limits.MessageBurst, c.Limits.RateLimitGrace = 20, 2, 1000
 	})
 	c := h.dial(t)
@@ -319,7 +321,7 @@ func TestMessageRateLimitRecovers(t *testing.T) {
 
 // TestWebSocketPingFloodIsRateLimited: protocol-level pings count too.
 func TestWebSocketPingFloodIsRateLimited(t *testing.T) {
-	h := start(t, func(c *proxy.Config) {
+	h := start(t, func(c *config.Config) {
 		c.Limits.MessageRate, c.Limits.MessageBurst, c.Limits.RateLimitGrace = 0.001, 3, 5
 	})
 	c := h.dial(t)
@@ -343,7 +345,7 @@ func TestIndexKeysLimit(t *testing.T) {
 		q := func(v []string) string { return `["` + strings.Join(v, `","`) + `"]` }
 		return `{"type":"subscribe","payload":{"exchange":` + q(ex) + `,"dataTypes":` + q(types) + `,"symbols":` + q(syms) + `}}`
 	}
-	h := start(t, func(c *proxy.Config) { c.Limits.MaxIndexKeys = 100 })
+	h := start(t, func(c *config.Config) { c.Limits.MaxIndexKeys = 100 })
 	c := h.dial(t)
 	expect := func(typ, code string) wstest.Msg {
 		t.Helper()
@@ -387,7 +389,7 @@ func TestIndexKeysLimit(t *testing.T) {
 // TestHandshakeTimeoutCutsSlowloris: a client that trickles its upgrade
 // request is disconnected after limits.handshake_timeout.
 func TestHandshakeTimeoutCutsSlowloris(t *testing.T) {
-	h := start(t, func(c *proxy.Config) { c.Limits.HandshakeTimeout = 300 * time.Millisecond })
+	h := start(t, func(c *config.Config) { c.Limits.HandshakeTimeout = 300 * time.Millisecond })
 	addr := strings.TrimSuffix(strings.TrimPrefix(h.url, "ws://"), "/ws")
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -422,7 +424,7 @@ func TestHandshakeTimeoutCutsSlowloris(t *testing.T) {
 // TestTLSListener serves wss:// with a certificate made for the test.
 func TestTLSListener(t *testing.T) {
 	certFile, keyFile, pool := selfSigned(t)
-	h := start(t, func(c *proxy.Config) { c.TLS = proxy.TLSConfig{CertFile: certFile, KeyFile: keyFile} })
+	h := start(t, func(c *config.Config) { c.TLS = config.TLSConfig{CertFile: certFile, KeyFile: keyFile} })
 	wss := "wss://" + strings.TrimPrefix(h.url, "ws://")
 	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}
 	c, _, err := d.Dial(wss, nil)
@@ -504,14 +506,14 @@ func TestHardeningConfigErrors(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := proxy.LoadConfig(path)
+			_, err := config.Load(path)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want mention of %q", err, tc.want)
 			}
 		})
 	}
 	t.Run("missing certificate file", func(t *testing.T) {
-		_, err := proxy.New(proxy.Config{TLS: proxy.TLSConfig{CertFile: "/nonexistent.pem", KeyFile: "/nonexistent.key"}}, zerolog.Nop())
+		_, err := proxy.New(config.Config{TLS: config.TLSConfig{CertFile: "/nonexistent.pem", KeyFile: "/nonexistent.key"}}, zerolog.Nop())
 		if err == nil || !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("err = %v", err)
 		}

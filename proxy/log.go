@@ -4,12 +4,14 @@ import (
 	"io"
 	"time"
 
+	"wsproxy/config"
+
 	"github.com/rs/zerolog"
 )
 
 // NewLogger builds the process logger: JSON lines by default, a console
 // format with log.format: pretty.
-func NewLogger(cfg LogConfig, w io.Writer) zerolog.Logger {
+func NewLogger(cfg config.LogConfig, w io.Writer) zerolog.Logger {
 	if cfg.Format == "pretty" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
 	}

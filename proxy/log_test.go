@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"wsproxy/config"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
 )
@@ -45,7 +46,7 @@ func (s *syncBuffer) lines(t testing.TB) []map[string]any {
 func startLogged(t testing.TB, level string) (*harness, *syncBuffer) {
 	t.Helper()
 	buf := &syncBuffer{}
-	cfg := proxy.Config{Log: proxy.LogConfig{Level: level}}
+	cfg := config.Config{Log: config.LogConfig{Level: level}}
 	cfg.ApplyDefaults()
 	return startWith(t, cfg, proxy.NewLogger(cfg.Log, buf)), buf
 }
@@ -122,7 +123,7 @@ func TestLogFormats(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var b bytes.Buffer
-			log := proxy.NewLogger(proxy.LogConfig{Format: tt.format}, &b)
+			log := proxy.NewLogger(config.LogConfig{Format: tt.format}, &b)
 			log.Info().Str("k", "v").Msg("hello")
 			var m map[string]any
 			isJSON := json.Unmarshal(b.Bytes(), &m) == nil

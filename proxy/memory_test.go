@@ -16,10 +16,10 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/pool"
-	"wsproxy/proxy"
 )
 
 // TestMemoryCriticalRefuses1013: while memory is critical a new connection
@@ -27,7 +27,7 @@ import (
 // level is in the stats. A 1 KiB threshold is below any Go process's heap,
 // so the real monitor goes critical at its first sample.
 func TestMemoryCriticalRefuses1013(t *testing.T) {
-	h := start(t, func(c *proxy.Config) {
+	h := start(t, func(c *config.Config) {
 		c.Memory.Threshold = 1 << 10
 		c.Memory.SampleInterval = 5 * time.Millisecond
 	})
@@ -51,7 +51,7 @@ func TestMemoryCriticalRefuses1013(t *testing.T) {
 // the memory the Go runtime holds from the OS instead.
 func processMemory(tb testing.TB) uint64 {
 	tb.Helper()
-	if raceEnabled {
+	if wstest.RaceEnabled {
 		s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 		metrics.Read(s)
 		return s[0].Value.Uint64() - s[1].Value.Uint64()
@@ -123,7 +123,7 @@ const (
 // clients then go away. threshold < 0 runs without the monitor.
 func flood(tb testing.TB, threshold int64) floodResult {
 	const healthyN, stalledN, floodMsgs = 40, 10, 4000
-	h := start(tb, func(c *proxy.Config) {
+	h := start(tb, func(c *config.Config) {
 		c.Memory.Threshold = threshold
 		c.Memory.SampleInterval = 10 * time.Millisecond
 		c.Memory.RecoverAfter = 300 * time.Millisecond

@@ -11,10 +11,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/natstest"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
+	"wsproxy/observe"
 	"wsproxy/proxy"
 )
 
@@ -25,7 +27,7 @@ func natsSources(t testing.TB, env map[string]string) []dataflow.Source {
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
-	cfg, err := proxy.LoadConfig("")
+	cfg, err := config.Load("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func TestNATSJetStreamAndRedisToWebSocketClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	srcs = append(srcs, rs)
-	srv, host := serve(t, proxy.Config{}, nil, srcs...)
+	srv, host := serve(t, config.Config{}, nil, srcs...)
 	wstest.Eventually(t, wait, "all sources up", func() bool {
 		for _, s := range srv.Stats().Dataflow.Sources {
 			if !s.Connected {
@@ -161,7 +163,7 @@ func TestJetStreamKill9ToWebSocketClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, host := serve(t, proxy.Config{}, nil, src)
+	_, host := serve(t, config.Config{}, nil, src)
 	wstest.Eventually(t, wait, "connected", func() bool { return src.Stats().Connected })
 	c := wstest.Dial(t, "ws://"+host+"/ws")
 	c.NextOfType(t, "welcome", wait)
@@ -225,10 +227,10 @@ func TestNATSSourceDownHealth(t *testing.T) {
 				t.Fatal(err)
 			}
 			const after = 700 * time.Millisecond
-			srv, host := serve(t, proxy.Config{Health: proxy.HealthConfig{SourceDownUnhealthyAfter: after}}, nil, src)
-			health := func() (int, proxy.HealthStatus) {
+			srv, host := serve(t, config.Config{Health: config.HealthConfig{SourceDownUnhealthyAfter: after}}, nil, src)
+			health := func() (int, observe.HealthStatus) {
 				code, body := httpDo(t, "GET", "http://"+host+"/api/websocket/health", "")
-				var h proxy.HealthStatus
+				var h observe.HealthStatus
 				if err := json.Unmarshal(body, &h); err != nil {
 					t.Fatalf("health %s: %v", body, err)
 				}
@@ -258,7 +260,7 @@ func TestNATSSourceDownHealth(t *testing.T) {
 }
 
 func TestNATSSourceConfigKeys(t *testing.T) {
-	shipped, err := proxy.LoadConfig("../config.yaml")
+	shipped, err := config.Load("../config.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +291,7 @@ func TestNATSSourceConfigKeys(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := proxy.ParseConfig([]byte(tc.yaml))
+			cfg, err := config.Parse([]byte(tc.yaml))
 			if err != nil {
 				t.Fatal(err)
 			}

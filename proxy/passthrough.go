@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"wsproxy/upstream"
+
 	"github.com/valyala/fasthttp"
 )
 
@@ -32,21 +34,21 @@ func ownedPath(path string) bool {
 }
 
 func (s *Server) initPassThrough() error {
-	next := notFound
+	next := upstream.NotFound
 	if s.cfg.Upstream.URL != "" {
-		up, err := newUpstream(s.cfg.Upstream, s.cfg.WriteTimeout, s.log)
+		up, err := upstream.New(s.cfg.Upstream, s.cfg.WriteTimeout, s.log)
 		if err != nil {
 			return err
 		}
 		s.up = up
-		next = up.serve
+		next = up.Serve
 		// Request bodies reach the upstream as they arrive; bounded per
 		// route by boundBody and by upstream.max_body_bytes.
 		s.http.StreamRequestBody = true
 	}
 	if s.cfg.Static.Dir != "" {
 		s.staticStop = make(chan struct{})
-		h, err := newStatic(s.cfg.Static.Dir, next, s.staticStop)
+		h, err := upstream.NewStatic(s.cfg.Static.Dir, next, s.staticStop)
 		if err != nil {
 			return err
 		}
@@ -58,13 +60,13 @@ func (s *Server) initPassThrough() error {
 func (s *Server) passThrough(ctx *fasthttp.RequestCtx, path string) {
 	switch {
 	case ownedPath(path):
-		notFound(ctx)
+		upstream.NotFound(ctx)
 	case s.static != nil && (ctx.IsGet() || ctx.IsHead()):
 		s.static(ctx)
 	case s.up != nil:
-		s.up.serve(ctx)
+		s.up.Serve(ctx)
 	default:
-		notFound(ctx)
+		upstream.NotFound(ctx)
 	}
 }
 
@@ -79,7 +81,7 @@ func (s *Server) boundBody(ctx *fasthttp.RequestCtx) bool {
 	max := s.http.MaxRequestBodySize
 	cl := ctx.Request.Header.ContentLength()
 	if cl > max {
-		writeJSONError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body of "+strconv.Itoa(cl)+" bytes exceeds "+strconv.Itoa(max))
+		upstream.WriteJSONError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body of "+strconv.Itoa(cl)+" bytes exceeds "+strconv.Itoa(max))
 		return false
 	}
 	if cl != -1 {
@@ -92,10 +94,10 @@ func (s *Server) boundBody(ctx *fasthttp.RequestCtx) bool {
 	b, err := io.ReadAll(io.LimitReader(stream, int64(max)+1))
 	switch {
 	case err != nil:
-		writeJSONError(ctx, fasthttp.StatusBadRequest, "reading request body: "+err.Error())
+		upstream.WriteJSONError(ctx, fasthttp.StatusBadRequest, "reading request body: "+err.Error())
 		return false
 	case len(b) > max:
-		writeJSONError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body exceeds "+strconv.Itoa(max)+" bytes")
+		upstream.WriteJSONError(ctx, fasthttp.StatusRequestEntityTooLarge, "request body exceeds "+strconv.Itoa(max)+" bytes")
 		return false
 	}
 	ctx.Request.SetBody(b)
@@ -104,9 +106,9 @@ func (s *Server) boundBody(ctx *fasthttp.RequestCtx) bool {
 
 // UpstreamStats counts the reverse proxy's requests and errors (zero and
 // not Enabled without upstream.url).
-func (s *Server) UpstreamStats() UpstreamStats {
+func (s *Server) UpstreamStats() upstream.Stats {
 	if s.up == nil {
-		return UpstreamStats{}
+		return upstream.Stats{}
 	}
-	return s.up.stats()
+	return s.up.Stats()
 }

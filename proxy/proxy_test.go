@@ -11,9 +11,9 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
 )
 
 // publishAndSettle publishes msgs and waits until the dispatcher has handled
@@ -76,7 +76,7 @@ func TestUnfilteredClientReceivesEverything(t *testing.T) {
 }
 
 func TestUnfilteredReceiveAllOff(t *testing.T) {
-	h := start(t, func(c *proxy.Config) {
+	h := start(t, func(c *config.Config) {
 		f := false
 		c.Compat.UnfilteredReceiveAll = &f
 		c.SnapshotOnSubscribe = &f // counted by TestSnapshot*
@@ -111,7 +111,7 @@ func TestFilteredDelivery(t *testing.T) {
 	}
 	// Subtests share a server: snapshots of earlier subtests' messages are
 	// covered by TestSnapshot*.
-	h := start(t, func(c *proxy.Config) { f := false; c.SnapshotOnSubscribe = &f })
+	h := start(t, func(c *config.Config) { f := false; c.SnapshotOnSubscribe = &f })
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.dial(t)
@@ -152,7 +152,7 @@ func TestOverlappingFiltersDeliverOnce(t *testing.T) {
 }
 
 func TestUnsubscribe(t *testing.T) {
-	h := start(t, func(c *proxy.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
+	h := start(t, func(c *config.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
 	c := h.dial(t)
 	c.Send(t, `{"type":"subscribe","payload":{"exchange":["binance"]}}`)
 	id1 := c.NextOfType(t, "subscribed", wait).Str("payload", "filterId")
@@ -292,7 +292,7 @@ func TestBadInputKeepsConnection(t *testing.T) {
 		{"subscribe with a string payload", `{"type":"subscribe","payload":"x"}`},
 		{"subscribe with an array payload", `{"type":"subscribe","payload":[]}`},
 	}
-	h := start(t, func(c *proxy.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
+	h := start(t, func(c *config.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
 	c := h.dial(t)
 	c.Send(t, `{"type":"subscribe","payload":{"exchange":["okx"]}}`)
 	c.NextOfType(t, "subscribed", wait)
@@ -346,7 +346,7 @@ func TestBadInputKeepsConnection(t *testing.T) {
 // not heard of is accepted and matches exactly that type, and that "kline"
 // also matches the literal type kline: the pipeline defines the types.
 func TestAnyDataTypeAccepted(t *testing.T) {
-	h := start(t, func(c *proxy.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
+	h := start(t, func(c *config.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
 	c := h.dial(t)
 	c.Send(t, `{"type":"subscribe","payload":{"dataTypes":["bookTicker","kline"]}}`)
 	sub := c.NextOfType(t, "subscribed", wait)
@@ -370,7 +370,7 @@ func manySymbols(n int) string {
 }
 
 func TestTooManyFilters(t *testing.T) {
-	h := start(t, func(c *proxy.Config) { c.Limits.MaxFilters = 2 })
+	h := start(t, func(c *config.Config) { c.Limits.MaxFilters = 2 })
 	c := h.dial(t)
 	for i := 0; i < 2; i++ {
 		c.Send(t, `{"type":"subscribe","payload":{}}`)
@@ -415,7 +415,7 @@ func TestBatchEnvelopeOnlyWhenAsked(t *testing.T) {
 }
 
 func TestFlushIntervalHoldsUntilFlush(t *testing.T) {
-	h := start(t, func(c *proxy.Config) { c.Batch.FlushInterval = time.Hour })
+	h := start(t, func(c *config.Config) { c.Batch.FlushInterval = time.Hour })
 	c := h.dial(t)
 	h.publishAll(t, feed[:3])
 	if m, ok := c.TryNext(300 * time.Millisecond); ok {
@@ -430,7 +430,7 @@ func TestFlushIntervalHoldsUntilFlush(t *testing.T) {
 }
 
 func TestFlushOnTimeout(t *testing.T) {
-	h := start(t, func(c *proxy.Config) { c.Batch.FlushInterval = 20 * time.Millisecond })
+	h := start(t, func(c *config.Config) { c.Batch.FlushInterval = 20 * time.Millisecond })
 	c := h.dial(t)
 	h.publishAll(t, feed)
 	for range feed {
@@ -505,7 +505,7 @@ func TestLegacyChannelsLeaveDeliveryUnchanged(t *testing.T) {
 		t.Fatalf("stats subscriptions = %s", subs)
 	}
 
-	off := start(t, func(c *proxy.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
+	off := start(t, func(c *config.Config) { f := false; c.Compat.UnfilteredReceiveAll = &f })
 	d := off.dial(t)
 	d.Send(t, `{"type":"subscribe","payload":{"channel":"marketData"}}`)
 	d.NextOfType(t, "subscribed", wait)
@@ -521,7 +521,7 @@ func TestLegacyChannelsLeaveDeliveryUnchanged(t *testing.T) {
 func TestForwardMetadata(t *testing.T) {
 	for _, on := range []bool{false, true} {
 		t.Run(fmt.Sprint("forward_metadata=", on), func(t *testing.T) {
-			h := start(t, func(c *proxy.Config) { c.Compat.ForwardMetadata = on })
+			h := start(t, func(c *config.Config) { c.Compat.ForwardMetadata = on })
 			c := h.dial(t)
 			md := dataflow.MarketData{Exchange: "binance", Type: "trade", Symbol: "BTC/USDT", Timestamp: 1, ReceivedAt: 2,
 				Data: []byte(`{"p":1}`), Metadata: []byte(`{"source":"x"}`)}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,30 +16,35 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/dispatch"
+	"wsproxy/internal/admission"
 	"wsproxy/internal/histogram"
+	"wsproxy/observe"
 	"wsproxy/pool"
 	"wsproxy/subscription"
+	"wsproxy/upstream"
 )
 
 // Server is one wsproxy node. Create it with New, start it with Serve or
 // Start, stop it with Shutdown.
 type Server struct {
-	cfg     Config
+	cfg     config.Config
 	log     zerolog.Logger
 	pool    *pool.Pool
 	index   *subscription.Index[*pool.Conn]
-	disp    *Dispatcher
+	disp    *dispatch.Dispatcher
 	sources []dataflow.Source
 	limits  subscription.Limits
-	guard   *guard
+	guard   *admission.Guard
 
 	http     *fasthttp.Server
 	upgrader websocket.FastHTTPUpgrader
 	routes   map[string]fasthttp.RequestHandler
 	prefixes []prefixRoute
 	fallback fasthttp.RequestHandler
-	up       *upstream               // nil: no upstream.url
+	up       *upstream.Proxy         // nil: no upstream.url
 	static   fasthttp.RequestHandler // nil: no static.dir
 
 	started   time.Time
@@ -48,10 +52,14 @@ type Server struct {
 	connSeq   atomic.Uint64
 	slots     atomic.Int64
 	accepting atomic.Bool
-	channels  atomic.Int64 // legacy channel subscriptions, all connections
-	chanNames channelSet
-	lastAct   atomic.Int64
-	handlers  sync.WaitGroup // upgrade handlers and connections being served
+	// closingAll is set by Shutdown before it collects the connections to
+	// close: a connection registered after that closes itself (openConn).
+	closingAll atomic.Bool
+	channels   atomic.Int64 // legacy channel subscriptions, all connections
+	chanNames  channelSet
+	lastAct    atomic.Int64
+	handlers   sync.WaitGroup  // upgrade handlers and connections being served
+	upgrades   pendingUpgrades // answered upgrades not yet handed over (upgrades.go)
 	// intake orders handlers.Add against stopping intake (session.go).
 	intake sync.RWMutex
 
@@ -66,15 +74,15 @@ type Server struct {
 	bg      sync.WaitGroup
 	stopped bool
 
-	op    operations // admin-facing: latency, rate window, memory level, drain
-	stats statsCache // getStats answers (statscache.go)
+	op    operations         // admin-facing: latency, rate window, memory level, drain
+	stats observe.StatsCache // getStats answers; Build set by New
 	// staticStop ends static.dir's file cache cleaners at Shutdown.
 	staticStop chan struct{}
 }
 
 // New builds a server from cfg (defaults applied) and the sources it will
 // run. Nothing listens until Start or Serve.
-func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, error) {
+func New(cfg config.Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, error) {
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -94,13 +102,14 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 			l.SetLogger(log.With().Str("source", src.Name()).Logger())
 		}
 	}
-	g, err := newGuard(cfg)
+	g, err := admission.New(cfg)
 	if err != nil {
 		return nil, err
 	}
 	s.guard = g
 	s.op.latency = histogram.New(nil)
-	s.op.win.init(cfg.Metrics.Window)
+	s.op.win.Init(cfg.Metrics.Window)
+	s.stats.Build = s.buildStats
 	s.pool = pool.New(pool.Config{
 		QueueMaxMessages:  cfg.Queue.MaxMessages,
 		QueueMaxBytes:     cfg.Queue.MaxBytes,
@@ -112,19 +121,11 @@ func New(cfg Config, log zerolog.Logger, sources ...dataflow.Source) (*Server, e
 		// slow consumers and memory pressure
 		BatchMaxBytes:      cfg.Batch.MaxBytes,
 		SlowConsumerMaxLag: cfg.SlowConsumer.MaxLag,
-		Memory:             cfg.Memory.pool(),
-		Deflate:            cfg.Compression.pool(),
+		Memory:             cfg.Memory,
+		Deflate:            cfg.Compression,
 		Log:                log.With().Str("component", "pool").Logger(),
 	}, s.op.latency)
-	s.disp = NewDispatcher(s.index, cfg.DispatchQueue)
-	s.disp.SetDataOptions(NewLatestWinsSet(cfg.LatestWinsTypes), cfg.Compat.ForwardMetadata)
-	if *cfg.SnapshotOnSubscribe {
-		s.disp.EnableSnapshots(cfg.SnapshotMaxKeys)
-	}
-	if cfg.Compression.Enabled {
-		s.disp.EnableCompression()
-	}
-	s.disp.SetParallel(cfg.FanOut.Workers, cfg.FanOut.ParallelMin, cfg.FanOut.ChunkSize)
+	s.disp = dispatch.New(s.index, dispatch.OptionsOf(cfg))
 	s.upgrader = websocket.FastHTTPUpgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,
@@ -182,10 +183,10 @@ func (s *Server) Pool() *pool.Pool { return s.pool }
 func (s *Server) Index() *subscription.Index[*pool.Conn] { return s.index }
 
 // Dispatcher returns the dispatcher (the Sink of every source).
-func (s *Server) Dispatcher() *Dispatcher { return s.disp }
+func (s *Server) Dispatcher() *dispatch.Dispatcher { return s.disp }
 
 // Config returns the effective configuration.
-func (s *Server) Config() Config { return s.cfg }
+func (s *Server) Config() config.Config { return s.cfg }
 
 // Logger returns the server's logger.
 func (s *Server) Logger() zerolog.Logger { return s.log }
@@ -215,8 +216,8 @@ func (s *Server) Start() error {
 
 // Serve starts the background loops and serves ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) {
-	if s.guard.tls != nil {
-		ln = tls.NewListener(ln, s.guard.tls)
+	if tc := s.guard.TLS(); tc != nil {
+		ln = tls.NewListener(ln, tc)
 	}
 	ln = closeGuardListener{ln}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -267,7 +268,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.ShutdownWithContext(ctx) }()
 	if s.up != nil {
-		s.up.closeStreams() // fasthttp would wait for open event streams
+		s.up.CloseStreams() // fasthttp would wait for open event streams
 	}
 	grace := s.cfg.ShutdownTimeout
 	if dl, ok := ctx.Deadline(); ok {
@@ -301,13 +302,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// socket and reset the 1001 away; the last quarter is the process's to
 	// end in.
 	s.pool.WaitCloseUntil(time.Now().Add(rest * 3 / 4))
+	// An upgrade accepted before intake stopped may register its
+	// connection only now: either Each below sees it (both hold the pool's
+	// lock), or its openConn sees closingAll and closes it.
+	s.closingAll.Store(true)
 	var conns []*pool.Conn
 	s.pool.Each(func(c *pool.Conn) { conns = append(conns, c) })
 	s.closeSpread(ctx, conns, min(rest/2, time.Duration(len(conns))*shutdownClosePace))
 	s.pool.CloseAll(ctx, websocket.CloseGoingAway, reasonShutdown)
+	err := <-httpDone
+	// Upgrades fasthttp answered but never handed over are not waited for.
+	s.upgrades.abandon(ctx, time.Now().Add(min(time.Second, rest/4)))
 	waitGroup(ctx, &s.handlers)
 	s.bg.Wait()
-	err := <-httpDone
 	if s.staticStop != nil {
 		close(s.staticStop)
 	}
@@ -368,12 +375,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Debug().Msgf(format, args...)
 }
 
-// heapBytes reads the live heap from runtime/metrics (cheap, no stop-the-world).
-func heapBytes() uint64 {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(sample)
-	if sample[0].Value.Kind() == metrics.KindUint64 {
-		return sample[0].Value.Uint64()
-	}
-	return 0
-}
+// Rejections returns how many upgrade requests were refused before the
+// upgrade, by reason (admission.Reject* constants). Connections refused
+// after it for capacity (close 1013) are not included.
+func (s *Server) Rejections() map[string]uint64 { return s.guard.Rejections() }

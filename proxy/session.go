@@ -11,6 +11,9 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"wsproxy/compat"
+	"wsproxy/dispatch"
+	"wsproxy/internal/admission"
+	"wsproxy/observe"
 	"wsproxy/pool"
 	"wsproxy/subscription"
 )
@@ -39,7 +42,7 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 		ctx.Error("expected a WebSocket upgrade", fasthttp.StatusUpgradeRequired)
 		return
 	}
-	release, ok := s.guard.admit(ctx)
+	release, ok := s.guard.Admit(ctx)
 	if !ok {
 		s.handlers.Done()
 		return
@@ -49,11 +52,19 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 	// Beyond the connection limit, or while memory is critical: 1013.
 	over := s.slots.Add(1) > int64(s.cfg.MaxConnections) || s.pool.Admit() != nil
 	zresp, zc := s.negotiateDeflate(ctx)
+	done := func() {
+		s.handlers.Done()
+		s.slots.Add(-1)
+		release()
+	}
+	pu := s.upgrades.add(done)
 	err := s.upgrader.Upgrade(ctx, func(ws *websocket.Conn) {
+		if !s.upgrades.take(pu) {
+			_ = ws.Close() // abandoned by Shutdown (upgrades.go)
+			return
+		}
 		if over {
-			defer s.handlers.Done()
-			defer s.slots.Add(-1)
-			defer release()
+			defer done()
 			_ = ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseTryAgainLater, reasonCapacity), time.Now().Add(time.Second))
 			_ = ws.Close()
@@ -67,9 +78,7 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 		nc, pre := detach(ws)
 		ss, fr := s.openConn(nc, pre, remote, batch, zc)
 		go func() {
-			defer s.handlers.Done()
-			defer s.slots.Add(-1)
-			defer release()
+			defer done()
 			ss.readLoop(fr)
 		}()
 	})
@@ -78,10 +87,8 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 		// response is written when this handler returns.
 		ctx.Response.Header.Set("Sec-WebSocket-Extensions", zresp)
 	}
-	if err != nil {
-		s.handlers.Done()
-		s.slots.Add(-1)
-		release()
+	if err != nil && s.upgrades.take(pu) {
+		done()
 	}
 }
 
@@ -95,12 +102,9 @@ type session struct {
 	filters    int
 	unfiltered bool
 	buf        []byte
-	cover      []coverage // snapshot.go
-	snapRate   bucket     // snapshot work, snapshot.go
-	snapOn     bool       // snapRate is set up
-	snapNext   int        // shard the next snapshot starts at
-	rate       msgLimiter
-	budget     errorBudget    // clienterrors.go
+	sub        *dispatch.Subscriber // coverage and snapshot budget
+	rate       admission.MessageRate
+	budget     admission.ErrorBudget
 	keys       map[string]int // index keys per filter id
 	nkeys      int
 	zc         pool.Compression // permessage-deflate agreed (deflate_session.go)
@@ -111,8 +115,8 @@ type session struct {
 func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression) (*session, *frameReader) {
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
 	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true, Compression: zc})
-	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: newMsgLimiter(s.cfg.Limits), zc: zc,
-		budget: newErrorBudget(s.cfg.Limits)}
+	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: admission.NewMessageRate(s.cfg.Limits), zc: zc,
+		budget: admission.NewErrorBudget(s.cfg.Limits), sub: dispatch.NewSubscriber(c, s.cfg.SnapshotRate)}
 
 	// Control replies go through the connection's writer so that frame
 	// order holds.
@@ -131,8 +135,12 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 	now := time.Now().UnixMilli()
 	c.Send(pool.NewControl(compat.AppendWelcome(nil, id, now, now)))
 	ss.updateDelivery()
-	s.stats.changed()
+	s.stats.Changed()
 	c.Start() // welcome first, and the client is registered by the time it reads it
+	if s.closingAll.Load() {
+		// Registered after Shutdown collected the connections to close.
+		c.Close(websocket.CloseGoingAway, reasonShutdown)
+	}
 	ss.log.Debug().Str("remote", remote).Bool("batch", batch).Msg("connected")
 	return ss, ws
 }
@@ -142,9 +150,9 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 func (ss *session) readEnded(nc net.Conn, err error) {
 	ss.logEnd(err)
 	if pe, ok := asProtocolError(err); ok {
-		r := ClientProtocolError
+		r := observe.ClientProtocolError
 		if pe.code == websocket.CloseMessageTooBig {
-			r = ClientTooBig
+			r = observe.ClientTooBig
 		}
 		ss.clientError(r)
 		ss.c.CloseNow(pe.code, pe.reason)
@@ -158,7 +166,7 @@ func (ss *session) onMessage(mt int, msg []byte) {
 	c.Touch()
 	ss.s.lastAct.Store(time.Now().UnixMilli())
 	if mt == websocket.TextMessage && !utf8.Valid(msg) {
-		ss.clientError(ClientInvalidUTF8)
+		ss.clientError(observe.ClientInvalidUTF8)
 		c.CloseNow(websocket.CloseInvalidFramePayloadData, reasonInvalidUTF)
 		return
 	}
@@ -197,7 +205,7 @@ func (ss *session) logEnd(err error) {
 }
 
 func (ss *session) end() {
-	defer ss.s.stats.changed()
+	defer ss.s.stats.Changed()
 	ss.s.index.RemoveSubscriber(ss.c)
 	ss.s.channels.Add(-int64(len(ss.channels)))
 	for ch := range ss.channels {
@@ -219,7 +227,7 @@ func (ss *session) sendError(code, msg string) {
 // error count, under e.Code), and only those the legacy server answered get
 // an error frame; the others are silent, as the legacy servers were.
 func (ss *session) badFrame(e *compat.Error) {
-	if !ss.clientError(clientReason(e.Code)) {
+	if !ss.clientError(observe.ClientReason(e.Code)) {
 		return // over the bad-frame budget: closed
 	}
 	if !e.Silent {
@@ -238,7 +246,7 @@ func (ss *session) handle(msg []byte) {
 	case compat.KindPing:
 		ss.reply(compat.AppendPong(nil, now))
 	case compat.KindSubscribe:
-		defer ss.s.stats.changed()
+		defer ss.s.stats.Changed()
 		if m.Channel != "" {
 			if len(m.Channel) > maxChannelLen || (!ss.channels[m.Channel] && len(ss.channels) >= ss.s.limits.MaxFilters) {
 				ss.badFrame(&compat.Error{Code: compat.CodeLimitExceeded, Message: "channel too long or too many channels", Silent: true})
@@ -255,13 +263,13 @@ func (ss *session) handle(msg []byte) {
 			ss.updateDelivery()
 			ss.reply(compat.AppendSubscribedChannel(nil, m.Channel, now))
 			if m.Channel == compat.ChannelMarketData && ss.unfiltered {
-				ss.sendSnapshot(nil)
+				ss.s.disp.SendSnapshot(ss.sub, nil)
 			}
 			return
 		}
 		ss.subscribe(m.Filter, now)
 	case compat.KindUnsubscribe:
-		defer ss.s.stats.changed()
+		defer ss.s.stats.Changed()
 		switch {
 		case m.Channel != "":
 			if ss.channels[m.Channel] {
@@ -273,14 +281,14 @@ func (ss *session) handle(msg []byte) {
 			ss.reply(compat.AppendUnsubscribedChannel(nil, m.Channel, now))
 		case m.FilterID != "":
 			// An unknown id is echoed too, and nothing is removed (B).
-			if ss.removeFilter(m.FilterID) {
+			if ss.s.disp.RemoveFilter(ss.sub, m.FilterID) {
 				ss.filters--
 				ss.removeKeys(m.FilterID)
 				ss.updateDelivery()
 			}
 			ss.reply(compat.AppendUnsubscribedFilter(nil, m.FilterID, now))
 		default:
-			ss.removeAllFilters()
+			ss.s.disp.RemoveAllFilters(ss.sub)
 			ss.filters = 0
 			ss.clearKeys()
 			ss.updateDelivery()
@@ -290,7 +298,7 @@ func (ss *session) handle(msg []byte) {
 		if !ss.allowCost(ss.s.cfg.Limits.StatsCost - 1) { // one was taken with the frame
 			return
 		}
-		f, err := ss.s.statsReply(now)
+		f, err := ss.s.stats.Reply(now)
 		if err != nil {
 			ss.s.internalErrors.Add(1)
 			ss.sendError(compat.CodeInternalError, "stats unavailable")
@@ -308,7 +316,7 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 	}
 	if err == nil {
 		var id string
-		id, err = ss.addFilter(f)
+		id, err = ss.s.disp.AddFilter(ss.sub, f, ss.s.limits)
 		if err == nil {
 			ss.filters++
 			ss.addKeys(id, keys)
@@ -316,7 +324,7 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 			// that reads "subscribed" must get nothing outside its filters.
 			ss.updateDelivery()
 			ss.reply(compat.AppendSubscribedFilter(nil, id, spec, now))
-			ss.sendSnapshot(&f)
+			ss.s.disp.SendSnapshot(ss.sub, &f)
 			return
 		}
 	}
@@ -324,7 +332,7 @@ func (ss *session) subscribe(spec compat.FilterSpec, now int64) {
 	if errors.Is(err, subscription.ErrLimitExceeded) {
 		code = compat.CodeLimitExceeded
 	}
-	if !ss.clientError(clientReason(code)) {
+	if !ss.clientError(observe.ClientReason(code)) {
 		return
 	}
 	ss.sendError(code, err.Error())
@@ -340,7 +348,7 @@ func (ss *session) updateDelivery() {
 		(*ss.s.cfg.Compat.UnfilteredReceiveAll || ss.channels[compat.ChannelMarketData])
 	if want != ss.unfiltered {
 		ss.unfiltered = want
-		ss.setUnfiltered(want)
+		ss.s.disp.SetUnfiltered(ss.sub, want)
 	}
 	ss.updateStream()
 }

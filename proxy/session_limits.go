@@ -11,6 +11,8 @@ import (
 	"github.com/fasthttp/websocket"
 
 	"wsproxy/compat"
+	"wsproxy/internal/admission"
+	"wsproxy/observe"
 	"wsproxy/pool"
 	"wsproxy/subscription"
 )
@@ -26,24 +28,6 @@ const (
 // connection past limits.max_index_keys.
 var ErrIndexKeys = errors.New("proxy: too many index keys for one connection")
 
-// msgLimiter is one connection's client-message rate limit. Only the
-// connection's read loop uses it (the ping handler runs inside it too).
-type msgLimiter struct {
-	b       bucket
-	on      bool
-	over    int // messages over the rate since the last one under it
-	grace   int
-	warned  bool
-	dropped uint64
-}
-
-func newMsgLimiter(cfg LimitsConfig) msgLimiter {
-	if cfg.MessageRate <= 0 {
-		return msgLimiter{}
-	}
-	return msgLimiter{b: newBucket(cfg.MessageRate, cfg.MessageBurst, time.Now()), on: true, grace: cfg.RateLimitGrace}
-}
-
 // allowMessage applies the message rate to one client frame. Over the rate,
 // the first frame is answered with RATE_LIMIT_EXCEEDED; if the client goes
 // on past limits.rate_limit_grace more frames before slowing down, the
@@ -53,22 +37,18 @@ func (ss *session) allowMessage() bool { return ss.allowCost(1) }
 // allowCost is allowMessage for a frame that costs n messages of the rate
 // (getStats: limits.stats_cost).
 func (ss *session) allowCost(n int) bool {
-	l := &ss.rate
-	if !l.on || l.b.takeN(time.Now(), float64(n)) {
-		l.over, l.warned = 0, false
+	v := ss.rate.Take(n)
+	if v == admission.Allow {
 		return true
 	}
-	l.over++
-	l.dropped++
-	ss.s.clientErrs.n[ClientRateLimited].Add(1)
+	ss.s.clientErrs.n[observe.ClientRateLimited].Add(1)
 	ss.c.CountError()
-	switch {
-	case !l.warned:
-		l.warned = true
+	switch v {
+	case admission.Warn:
 		ss.sendError(compat.CodeRateLimitExceeded,
-			"more than "+strconv.FormatFloat(l.b.rate, 'f', -1, 64)+" messages per second; slow down or be disconnected")
-	case l.over > l.grace:
-		ss.log.Info().Uint64("dropped", l.dropped).Msg("closing: message rate exceeded")
+			"more than "+strconv.FormatFloat(ss.rate.Rate(), 'f', -1, 64)+" messages per second; slow down or be disconnected")
+	case admission.Close:
+		ss.log.Info().Uint64("dropped", ss.rate.Dropped()).Msg("closing: message rate exceeded")
 		ss.c.Close(websocket.ClosePolicyViolation, reasonRateLimit)
 	}
 	return false
@@ -102,9 +82,6 @@ func (ss *session) clearKeys() {
 	ss.nkeys = 0
 }
 
-// protocolFailure reports whether a read error is one the WebSocket library
-// answered itself with a close frame (1002 protocol error, 1009 too big):
-// it writes that frame straight to the socket before returning.
 // linger ends a connection after a protocol failure, once its close frame
 // is queued: it lets the writer put the close frame on the wire, then
 // half-closes and reads what the client still sends (up to its close reply
@@ -120,4 +97,4 @@ func (ss *session) linger(nc net.Conn) {
 
 // RateLimited returns how many client messages (pings included) were refused
 // by limits.message_rate.
-func (s *Server) RateLimited() uint64 { return s.clientErrs.n[ClientRateLimited].Load() }
+func (s *Server) RateLimited() uint64 { return s.clientErrs.n[observe.ClientRateLimited].Load() }

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/pool"
-	"wsproxy/proxy"
 )
 
 // latencyReader collects, for every data frame a raw client receives, the
@@ -91,7 +91,7 @@ func BenchmarkHealthyP99(b *testing.B) {
 func healthyLatencies(b *testing.B, healthyN, stalledN, n int) ([]int64, int) {
 	b.StopTimer()
 	defer b.StartTimer()
-	h := start(b, func(c *proxy.Config) {
+	h := start(b, func(c *config.Config) {
 		c.WriteTimeout = time.Minute
 		c.SlowConsumer.MaxLag = time.Minute // stalled clients stay for the whole run
 	})

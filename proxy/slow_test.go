@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/pool"
-	"wsproxy/proxy"
 )
 
 // stalledRcvBuf is the receive buffer of clients that stop reading: small,
@@ -238,7 +238,7 @@ func TestFullQueueConflatesAndDropsOldest(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// The policy at the bound the expectations count with: 100 frames.
-			h := start(t, func(c *proxy.Config) { c.WriteTimeout = time.Minute; c.Queue.MaxMessages = 100 })
+			h := start(t, func(c *config.Config) { c.WriteTimeout = time.Minute; c.Queue.MaxMessages = 100 })
 			healthy := h.dial(t)
 			stalled := wstest.DialRaw(t, h.url, stalledRcvBuf)
 			c := h.poolConn(t, stalled.Conn.LocalAddr())
@@ -324,7 +324,7 @@ func TestSlowConsumerClosed1008(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := start(t, func(c *proxy.Config) {
+			h := start(t, func(c *config.Config) {
 				c.SlowConsumer.MaxLag = maxLag
 				c.WriteTimeout = time.Minute // only the slow-consumer policy may close it
 			})
@@ -485,7 +485,7 @@ func (sr *seqReader) expect(t testing.TB, n int, timeout time.Duration) {
 // message, in order, while the stalled ones conflate and drop.
 func TestHealthyClientsUnaffectedByStalled(t *testing.T) {
 	const healthyN, stalledN, n = 8, 2, 3000
-	h := start(t, func(c *proxy.Config) { c.WriteTimeout = time.Minute; c.SlowConsumer.MaxLag = time.Minute })
+	h := start(t, func(c *config.Config) { c.WriteTimeout = time.Minute; c.SlowConsumer.MaxLag = time.Minute })
 	var healthy []*seqReader
 	var healthyConns, stalledConns []*pool.Conn
 	for i := 0; i < healthyN; i++ {

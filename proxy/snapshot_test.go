@@ -7,9 +7,9 @@ import (
 	"sync"
 	"testing"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
 )
 
 // snapFeed: two tickers of one key (only the later may be sent), a trade
@@ -43,7 +43,7 @@ func TestSnapshotOnSubscribe(t *testing.T) {
 	off := false
 	tests := []struct {
 		name string
-		cfg  func(*proxy.Config)
+		cfg  func(*config.Config)
 		sub  string
 		want []string // sorted
 	}{
@@ -52,14 +52,14 @@ func TestSnapshotOnSubscribe(t *testing.T) {
 		{"data type filter", nil, `{"type":"subscribe","payload":{"dataTypes":["kline","depth"]}}`,
 			[]string{"binance|depth|ETH/USDT|1003", "okx|kline_5m|BTC/USDT|1005"}},
 		{"filter matching nothing remembered", nil, `{"type":"subscribe","payload":{"exchange":["kraken"]}}`, nil},
-		{"marketData channel gets every key", func(c *proxy.Config) { c.Compat.UnfilteredReceiveAll = &off },
+		{"marketData channel gets every key", func(c *config.Config) { c.Compat.UnfilteredReceiveAll = &off },
 			`{"type":"subscribe","payload":{"channel":"marketData"}}`,
 			[]string{"binance|depth|ETH/USDT|1003", "binance|ticker|BTC/USDT|1002", "okx|kline_5m|BTC/USDT|1005", "okx|orderbook|BTC-USDT|1004"}},
 		{"marketData channel while receiving all already", nil, `{"type":"subscribe","payload":{"channel":"marketData"}}`,
 			[]string{"binance|depth|ETH/USDT|1003", "binance|ticker|BTC/USDT|1002", "okx|kline_5m|BTC/USDT|1005", "okx|orderbook|BTC-USDT|1004"}},
 		{"other channels get nothing", nil, `{"type":"subscribe","payload":{"channel":"metrics"}}`, nil},
-		{"disabled", func(c *proxy.Config) { c.SnapshotOnSubscribe = &off }, `{"type":"subscribe","payload":{"symbols":["btcusdt"]}}`, nil},
-		{"latest-wins types come from the config", func(c *proxy.Config) { c.LatestWinsTypes = []string{"Trade", "kline_*"} },
+		{"disabled", func(c *config.Config) { c.SnapshotOnSubscribe = &off }, `{"type":"subscribe","payload":{"symbols":["btcusdt"]}}`, nil},
+		{"latest-wins types come from the config", func(c *config.Config) { c.LatestWinsTypes = []string{"Trade", "kline_*"} },
 			`{"type":"subscribe","payload":{"symbols":["btcusdt"]}}`,
 			[]string{"binance|trade|BTC/USDT|1001", "okx|kline_5m|BTC/USDT|1005"}},
 	}
@@ -128,7 +128,7 @@ func TestSnapshotRacingLiveUpdatesIsExact(t *testing.T) {
 	for _, receiveAll := range []bool{false, true} {
 		t.Run(fmt.Sprintf("unfiltered_receive_all=%v", receiveAll), func(t *testing.T) {
 			ra := receiveAll
-			h := start(t, func(c *proxy.Config) {
+			h := start(t, func(c *config.Config) {
 				c.Compat.UnfilteredReceiveAll = &ra
 				c.Queue.MaxMessages = 20000
 				c.Queue.MaxBytes = 16 << 20

@@ -13,8 +13,8 @@ import (
 
 	"github.com/fasthttp/websocket"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
-	"wsproxy/proxy"
 )
 
 // TestSoak churns clients against a server under a steady feed: clients
@@ -35,7 +35,7 @@ func TestSoak(t *testing.T) {
 	} else if testing.Short() {
 		dur = 3 * time.Second
 	}
-	h := start(t, func(c *proxy.Config) {
+	h := start(t, func(c *config.Config) {
 		c.Queue.MaxMessages = 50
 		c.WriteTimeout = 2 * time.Second
 		c.HeartbeatInterval = 500 * time.Millisecond

@@ -15,11 +15,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/natstest"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
 )
 
 // benchBody is a trade of the collector's usual size (about 200 bytes).
@@ -199,7 +199,7 @@ func BenchmarkSourceIngest(b *testing.B) {
 			}
 			cpu0 := cpuTime()
 			start := time.Now()
-			srv, _ := serve(b, proxy.Config{}, nil, f.src)
+			srv, _ := serve(b, config.Config{}, nil, f.src)
 			wstest.Eventually(b, wait, "source up", func() bool { return f.src.Stats().Connected })
 			if f.external != nil {
 				cpu0, start = cpuTime(), time.Now()
@@ -257,7 +257,7 @@ func BenchmarkSourceLatency(b *testing.B) {
 	for _, kind := range benchKinds {
 		b.Run(kind, func(b *testing.B) {
 			f := benchFeeds(b, kind)
-			_, host := serve(b, proxy.Config{}, nil, f.src)
+			_, host := serve(b, config.Config{}, nil, f.src)
 			wstest.Eventually(b, wait, "source up", func() bool { return f.src.Stats().Connected })
 			c := wstest.Dial(b, "ws://"+host+"/ws")
 			c.NextOfType(b, "welcome", wait)

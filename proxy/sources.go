@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 )
 
@@ -20,7 +21,7 @@ const IngestPath = "/api/dataflow/ingest"
 // BuildSources constructs every enabled source of cfg, in a fixed order
 // (demo, redis, redis_sharded, streams, nats, jetstream, ingest). It is shared by every program that feeds
 // from the pipeline, so that they all read the same configuration keys.
-func BuildSources(cfg SourcesConfig) (BuiltSources, error) {
+func BuildSources(cfg config.SourcesConfig) (BuiltSources, error) {
 	var b BuiltSources
 	if cfg.Demo.Enabled {
 		b.All = append(b.All, dataflow.NewDemo(cfg.Demo))

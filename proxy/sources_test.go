@@ -16,15 +16,17 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"wsproxy/admin"
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
+	"wsproxy/observe"
 	"wsproxy/proxy"
 )
 
 // serve runs a server fed by sources, with the admin API and, when given,
 // the ingest endpoint; it returns the server and its host:port.
-func serve(t testing.TB, cfg proxy.Config, ingest *dataflow.Ingest, sources ...dataflow.Source) (*proxy.Server, string) {
+func serve(t testing.TB, cfg config.Config, ingest *dataflow.Ingest, sources ...dataflow.Source) (*proxy.Server, string) {
 	t.Helper()
 	srv, err := proxy.New(cfg, zerolog.Nop(), sources...)
 	if err != nil {
@@ -68,7 +70,7 @@ func mdJSON(exchange, typ, symbol string, seq int) string {
 	return fmt.Sprintf(`{"exchange":%q,"symbol":%q,"type":%q,"timestamp":%d,"data":{"seq":%d}}`, exchange, symbol, typ, 1700000000000+seq, seq)
 }
 
-func sourceStatus(st proxy.Stats, name string) dataflow.SourceStatus {
+func sourceStatus(st observe.Stats, name string) dataflow.SourceStatus {
 	for _, s := range st.Dataflow.Sources {
 		if s.Name == name {
 			return s
@@ -86,7 +88,7 @@ func TestRedisPubSubToWebSocketClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, host := serve(t, proxy.Config{}, nil, src)
+	srv, host := serve(t, config.Config{}, nil, src)
 	wstest.Eventually(t, wait, "subscribed to Redis", func() bool { return src.Stats().Connected })
 	c := wstest.Dial(t, "ws://"+host+"/ws")
 	c.NextOfType(t, "welcome", wait)
@@ -133,7 +135,7 @@ func TestDroppedMessagesVisibleInStats(t *testing.T) {
 	}
 	// A server that is built but never started: nothing drains its
 	// dispatcher queue of one message.
-	srv, err := proxy.New(proxy.Config{DispatchQueue: 1}, zerolog.Nop(), src)
+	srv, err := proxy.New(config.Config{DispatchQueue: 1}, zerolog.Nop(), src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,11 +157,11 @@ func TestDroppedMessagesVisibleInStats(t *testing.T) {
 
 // TestIngestToWebSocketClient posts NDJSON through the real server.
 func TestIngestToWebSocketClient(t *testing.T) {
-	b, err := proxy.BuildSources(proxy.SourcesConfig{Ingest: dataflow.IngestConfig{Enabled: true, Token: "tok"}})
+	b, err := proxy.BuildSources(config.SourcesConfig{Ingest: dataflow.IngestConfig{Enabled: true, Token: "tok"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, host := serve(t, proxy.Config{}, b.Ingest, b.All...)
+	_, host := serve(t, config.Config{}, b.Ingest, b.All...)
 	c := wstest.Dial(t, "ws://"+host+"/ws")
 	c.NextOfType(t, "welcome", wait)
 	url := "http://" + host + proxy.IngestPath
@@ -193,10 +195,10 @@ func TestSourceDownHealth(t *testing.T) {
 	}
 	const after = 700 * time.Millisecond
 	started := time.Now()
-	srv, host := serve(t, proxy.Config{Health: proxy.HealthConfig{SourceDownUnhealthyAfter: after}}, nil, src)
-	health := func() (int, proxy.HealthStatus) {
+	srv, host := serve(t, config.Config{Health: config.HealthConfig{SourceDownUnhealthyAfter: after}}, nil, src)
+	health := func() (int, observe.HealthStatus) {
 		code, body := httpDo(t, "GET", "http://"+host+"/api/websocket/health", "")
-		var h proxy.HealthStatus
+		var h observe.HealthStatus
 		if err := json.Unmarshal(body, &h); err != nil {
 			t.Fatalf("health %s: %v", body, err)
 		}
@@ -232,7 +234,7 @@ cluster: {enabled: true, redis_addr: "127.0.0.1:1", heartbeat: 1s, ttl: 4s, key_
 	}
 	t.Setenv("WSPROXY_SOURCES_STREAMS_KEYS", "k1,k2,k3")
 	t.Setenv("WSPROXY_SOURCES_REDIS_DB", "2")
-	cfg, err := proxy.LoadConfig(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +254,7 @@ cluster: {enabled: true, redis_addr: "127.0.0.1:1", heartbeat: 1s, ttl: 4s, key_
 		t.Fatalf("sources %v", names)
 	}
 
-	shipped, err := proxy.LoadConfig("../config.yaml")
+	shipped, err := config.Load("../config.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +271,7 @@ func TestSourceConfigErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := proxy.ParseConfig([]byte(tc.yaml))
+			cfg, err := config.Parse([]byte(tc.yaml))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -278,7 +280,7 @@ func TestSourceConfigErrors(t *testing.T) {
 			}
 		})
 	}
-	cfg := proxy.Config{Cluster: proxy.ClusterConfig{Enabled: true, Heartbeat: 5 * time.Second, TTL: 2 * time.Second}}
+	cfg := config.Config{Cluster: config.ClusterConfig{Enabled: true, Heartbeat: 5 * time.Second, TTL: 2 * time.Second}}
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cluster.ttl") {
 		t.Fatalf("cluster ttl below heartbeat: %v", err)
@@ -296,7 +298,7 @@ func TestStreamsResumeToWebSocketClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, host := serve(t, proxy.Config{}, nil, src)
+	_, host := serve(t, config.Config{}, nil, src)
 	wstest.Eventually(t, wait, "streams connected", func() bool { return src.Stats().Connected })
 	c := wstest.Dial(t, "ws://"+host+"/ws")
 	c.NextOfType(t, "welcome", wait)

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"wsproxy/proxy"
+	"wsproxy/config"
 )
 
 const (
@@ -45,7 +45,7 @@ func site(t testing.TB) string {
 }
 
 func TestStaticDir(t *testing.T) {
-	f := startFront(t, func(c *proxy.Config) { c.Static.Dir = site(t) })
+	f := startFront(t, func(c *config.Config) { c.Static.Dir = site(t) })
 	tests := []struct {
 		name, method, path string
 		status             int
@@ -78,7 +78,7 @@ func TestStaticDir(t *testing.T) {
 // TestStaticNoTraversal sends raw request lines, which no client library
 // would normalise first.
 func TestStaticNoTraversal(t *testing.T) {
-	f := startFront(t, func(c *proxy.Config) { c.Static.Dir = site(t) })
+	f := startFront(t, func(c *config.Config) { c.Static.Dir = site(t) })
 	addr := strings.TrimPrefix(f.base, "http://")
 	for _, target := range []string{
 		"/../secret.txt", "/assets/../../secret.txt", "/%2e%2e/secret.txt", "/..%2fsecret.txt",
@@ -109,7 +109,7 @@ func TestStaticNoTraversal(t *testing.T) {
 
 func TestStaticWithUpstream(t *testing.T) {
 	up := newCollector(t)
-	f := startFront(t, func(c *proxy.Config) {
+	f := startFront(t, func(c *config.Config) {
 		c.Static.Dir = site(t)
 		c.Upstream.URL = up.srv.URL
 	})

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"testing"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
 )
 
 // BenchmarkUpstreamLoadWSLatency measures WebSocket delivery latency
@@ -33,7 +33,7 @@ func BenchmarkUpstreamLoadWSLatency(b *testing.B) {
 		}
 		b.Run("upstream-"+mode, func(b *testing.B) {
 			up := newCollector(b)
-			f := startFront(b, func(c *proxy.Config) { c.Upstream.URL = up.srv.URL })
+			f := startFront(b, func(c *config.Config) { c.Upstream.URL = up.srv.URL })
 			var wg sync.WaitGroup
 			ctx, cancel := context.WithCancel(context.Background())
 			b.Cleanup(func() { cancel(); close(up.release); wg.Wait() })

@@ -19,9 +19,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"wsproxy/admin"
+	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/internal/proxytest"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
+	"wsproxy/upstream"
 )
 
 // collector is a real HTTP server standing in for the legacy collector's
@@ -226,33 +229,19 @@ type front struct {
 	stream *http.Client
 }
 
-func startFront(t testing.TB, mut func(*proxy.Config)) *front {
+func startFront(t testing.TB, mut func(*config.Config)) *front {
 	t.Helper()
-	cfg := proxy.Config{}
+	cfg := config.Config{}
 	if mut != nil {
 		mut(&cfg)
 	}
-	in := dataflow.NewInProcess("test")
-	srv, err := proxy.New(cfg, zerolog.Nop(), in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin.New(srv, srv.Config().Admin, zerolog.Nop()).Register(srv)
-	proxy.RegisterDemoPage(srv)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Serve(ln)
-	tr := &http.Transport{}
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
+	n := proxytest.Start(t, cfg, zerolog.Nop(), func(srv *proxy.Server) {
+		admin.New(srv, srv.Config().Admin, zerolog.Nop()).Register(srv)
+		proxy.RegisterDemoPage(srv)
 	})
-	wstest.Eventually(t, wait, "source attached", func() bool { return in.Status().Connected })
-	addr := ln.Addr().String()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections) // before the shutdown (cleanups run last first)
+	srv, in, addr := n.Srv, n.In, n.Addr
 	return &front{srv: srv, in: in, base: "http://" + addr, ws: "ws://" + addr + "/ws",
 		http: &http.Client{Transport: tr, Timeout: 2 * wait}, stream: &http.Client{Transport: tr}}
 }
@@ -318,7 +307,7 @@ func (f *front) metric(t testing.TB, series string) string {
 
 func TestUpstreamFrontendEndpoints(t *testing.T) {
 	up := newCollector(t)
-	f := startFront(t, func(c *proxy.Config) { c.Upstream.URL = up.srv.URL })
+	f := startFront(t, func(c *config.Config) { c.Upstream.URL = up.srv.URL })
 
 	steps := []struct {
 		name, method, path, body string
@@ -357,7 +346,7 @@ func TestUpstreamFrontendEndpoints(t *testing.T) {
 
 func TestUpstreamHeaders(t *testing.T) {
 	up := newCollector(t)
-	f := startFront(t, func(c *proxy.Config) { c.Upstream.URL = up.srv.URL + "/base/" })
+	f := startFront(t, func(c *config.Config) { c.Upstream.URL = up.srv.URL + "/base/" })
 
 	r := f.do(t, "GET", "/x/y", "",
 		"Connection", "X-Client-Hop", "X-Client-Hop", "1", "Proxy-Authorization", "Basic Zm9vOmJhcg==",
@@ -398,7 +387,7 @@ func TestUpstreamHeaders(t *testing.T) {
 
 func TestUpstreamEventStreamOneByOne(t *testing.T) {
 	up := newCollector(t)
-	f := startFront(t, func(c *proxy.Config) { c.Upstream.URL = up.srv.URL })
+	f := startFront(t, func(c *config.Config) { c.Upstream.URL = up.srv.URL })
 
 	resp, err := f.stream.Get(f.base + "/api/stats/stream")
 	if err != nil {
@@ -450,7 +439,7 @@ func TestUpstreamEventStreamOneByOne(t *testing.T) {
 
 func TestUpstreamStreamsRequestBody(t *testing.T) {
 	up := newCollector(t)
-	f := startFront(t, func(c *proxy.Config) { c.Upstream.URL = up.srv.URL })
+	f := startFront(t, func(c *config.Config) { c.Upstream.URL = up.srv.URL })
 
 	pr, pw := io.Pipe()
 	req, err := http.NewRequest("POST", f.base+"/api/upload", pr)
@@ -490,7 +479,7 @@ func TestUpstreamStreamsRequestBody(t *testing.T) {
 
 func TestUpstreamBodyLimit(t *testing.T) {
 	up := newCollector(t)
-	f := startFront(t, func(c *proxy.Config) {
+	f := startFront(t, func(c *config.Config) {
 		c.Upstream.URL = up.srv.URL
 		c.Upstream.MaxBodyBytes = 1024
 	})
@@ -538,7 +527,7 @@ func TestUpstreamDown(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there any more
-	f := startFront(t, func(c *proxy.Config) { c.Upstream.URL = "http://" + addr })
+	f := startFront(t, func(c *config.Config) { c.Upstream.URL = "http://" + addr })
 
 	for _, path := range []string{"/api/stats", "/health"} {
 		r := f.do(t, "GET", path, "")
@@ -559,7 +548,7 @@ func TestUpstreamDown(t *testing.T) {
 
 func TestUpstreamTimeout(t *testing.T) {
 	up := newCollector(t)
-	f := startFront(t, func(c *proxy.Config) {
+	f := startFront(t, func(c *config.Config) {
 		c.Upstream.URL = up.srv.URL
 		c.Upstream.ResponseTimeout = 200 * time.Millisecond
 	})
@@ -575,7 +564,7 @@ func TestUpstreamTimeout(t *testing.T) {
 
 func TestUpstreamOwnedPathsStayLocal(t *testing.T) {
 	up := newCollector(t)
-	f := startFront(t, func(c *proxy.Config) { c.Upstream.URL = up.srv.URL })
+	f := startFront(t, func(c *config.Config) { c.Upstream.URL = up.srv.URL })
 
 	tests := []struct {
 		path   string
@@ -613,7 +602,7 @@ func TestUpstreamOwnedPathsStayLocal(t *testing.T) {
 // subscribe and receive.
 func TestUpstreamSlowDoesNotBlockWebSocket(t *testing.T) {
 	up := newCollector(t)
-	f := startFront(t, func(c *proxy.Config) { c.Upstream.URL = up.srv.URL })
+	f := startFront(t, func(c *config.Config) { c.Upstream.URL = up.srv.URL })
 
 	const held = 50
 	var wg sync.WaitGroup
@@ -667,7 +656,7 @@ func TestUpstreamSlowDoesNotBlockWebSocket(t *testing.T) {
 
 func TestUpstreamShutdownEndsStreams(t *testing.T) {
 	up := newCollector(t)
-	f := startFront(t, func(c *proxy.Config) { c.Upstream.URL = up.srv.URL })
+	f := startFront(t, func(c *config.Config) { c.Upstream.URL = up.srv.URL })
 	resp, err := f.stream.Get(f.base + "/api/stats/forever")
 	if err != nil {
 		t.Fatal(err)
@@ -689,7 +678,7 @@ func TestUpstreamShutdownEndsStreams(t *testing.T) {
 	case <-time.After(wait):
 		t.Fatal("event stream still open after shutdown")
 	}
-	if st := f.srv.UpstreamStats(); st.Errors[proxy.UpstreamAborted] != 0 || st.Active != 0 {
+	if st := f.srv.UpstreamStats(); st.Errors[upstream.Aborted] != 0 || st.Active != 0 {
 		t.Fatalf("after shutdown: %+v (a stream ended by shutdown is not aborted)", st)
 	}
 }
@@ -699,11 +688,11 @@ func TestUpstreamShutdownEndsStreams(t *testing.T) {
 // body whole, chunked or not, and still refuses one past the server limit.
 func TestUpstreamKeepsIngestBounded(t *testing.T) {
 	up := newCollector(t)
-	b, err := proxy.BuildSources(proxy.SourcesConfig{Ingest: dataflow.IngestConfig{Enabled: true}})
+	b, err := proxy.BuildSources(config.SourcesConfig{Ingest: dataflow.IngestConfig{Enabled: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, host := serve(t, proxy.Config{Upstream: proxy.UpstreamConfig{URL: up.srv.URL}}, b.Ingest, b.All...)
+	_, host := serve(t, config.Config{Upstream: config.UpstreamConfig{URL: up.srv.URL}}, b.Ingest, b.All...)
 	wstest.Eventually(t, wait, "ingest running", func() bool { return b.Ingest.Stats().Connected })
 	c := wstest.Dial(t, "ws://"+host+"/ws")
 	c.NextOfType(t, "welcome", wait)
@@ -780,7 +769,7 @@ func TestUpstreamHTTP10(t *testing.T) {
 			}()
 		}
 	}()
-	f := startFront(t, func(c *proxy.Config) { c.Upstream.URL = "http://" + ln.Addr().String() })
+	f := startFront(t, func(c *config.Config) { c.Upstream.URL = "http://" + ln.Addr().String() })
 	for range 2 {
 		resp, err := f.http.Get(f.base + "/api/stats")
 		if err != nil {
@@ -799,7 +788,7 @@ func TestUpstreamHTTP10(t *testing.T) {
 // stays silent, counted as aborted.
 func TestUpstreamStreamTimeouts(t *testing.T) {
 	up := newCollector(t)
-	f := startFront(t, func(c *proxy.Config) {
+	f := startFront(t, func(c *config.Config) {
 		c.Upstream.URL = up.srv.URL
 		c.Upstream.ResponseTimeout = 200 * time.Millisecond // the stream below lasts 1 s
 		c.Upstream.IdleTimeout = 300 * time.Millisecond
@@ -842,7 +831,7 @@ func TestUpstreamStreamTimeouts(t *testing.T) {
 // registered here), their paths still are not forwarded.
 func TestUpstreamOwnedPathsWithoutTheirRoutes(t *testing.T) {
 	up := newCollector(t)
-	h := start(t, func(c *proxy.Config) { c.Upstream.URL = up.srv.URL })
+	h := start(t, func(c *config.Config) { c.Upstream.URL = up.srv.URL })
 	base := "http://" + h.srv.Addr().String()
 	for _, path := range []string{"/metrics", "/livez", "/readyz", "/api/websocket/stats", "/api/websocket", proxy.IngestPath} {
 		resp, err := http.Get(base + path)

@@ -32,13 +32,14 @@ func (c *tlsCloseGuardConn) Handshake() error { return c.tc.Handshake() }
 func (c *tlsCloseGuardConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }
 
 // closeGuardConn enforces, at the socket, RFC 6455's "nothing after the
-// close frame". Two parties write to a WebSocket connection: pool's writer
-// and, on a protocol error, the WebSocket library itself (it writes its
-// 1002/1009 close frame directly before the read loop learns of the error).
-// Every write is one whole buffer of whole frames, and a write that starts
-// with a close frame is the last one that matters: later writes are
-// swallowed (reported as written so that the pool's writer ends quietly
-// instead of tearing the connection down during the close handshake).
+// close frame", whoever writes. After the upgrade only the connection's
+// pool writer writes (protocol errors found by the read loop, wsread.go,
+// are answered through it: session.go); a connection refused at capacity
+// gets its 1013 from the WebSocket library during the upgrade. Every write
+// is one whole buffer of whole frames, and a write that starts with a close
+// frame is the last one that matters: later writes are swallowed (reported
+// as written so that the pool's writer ends quietly instead of tearing the
+// connection down during the close handshake).
 //
 // Concurrency: Write is safe from several goroutines; writes are serialised
 // (the kernel would serialise them anyway).

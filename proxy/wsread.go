@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"wsproxy/internal/wsdeflate"
+
 	"github.com/fasthttp/websocket"
 	"github.com/rs/zerolog"
 )
@@ -40,6 +42,7 @@ var (
 	errFragmented   = &protocolError{websocket.CloseProtocolError, "Expected continuation frame"}
 	errBadCloseCode = &protocolError{websocket.CloseProtocolError, "Invalid close code"}
 	errBadCloseText = &protocolError{websocket.CloseProtocolError, "Invalid UTF-8 in close reason"}
+	errBadDeflate   = &protocolError{websocket.CloseInvalidFramePayloadData, "Invalid compressed data"}
 )
 
 // frameReader reads a client's frames. It is used only by the connection's
@@ -53,7 +56,7 @@ type frameReader struct {
 	// JSON request) arrives in one read instead of three.
 	ahead [128]byte
 	// inflate: permessage-deflate was agreed; RSV1 on a message's first
-	// frame marks it compressed (deflate.go).
+	// frame marks it compressed (internal/wsdeflate).
 	inflate bool
 	out     []byte // inflated message, dropped when it grew large
 
@@ -233,9 +236,12 @@ func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
 		if fin {
 			if compressed {
 				// Off the read goroutine's stack (shallow.go).
-				shallow(func() { r.out, err = inflate(r.out[:0], r.msg, r.limit) })
-				if err != nil {
-					return 0, nil, err
+				shallow(func() { r.out, err = wsdeflate.Inflate(r.out[:0], r.msg, r.limit) })
+				switch {
+				case errors.Is(err, wsdeflate.ErrTooBig):
+					return 0, nil, errTooBig
+				case err != nil:
+					return 0, nil, errBadDeflate
 				}
 				return messageType, r.out, nil
 			}

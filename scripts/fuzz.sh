@@ -4,11 +4,11 @@
 # run. A crash, hang or failing input fails the script; the input is kept
 # in the package's testdata/fuzz/<Target>/ for `go test -run`.
 #   FUZZTIME=10m scripts/fuzz.sh          # longer local runs
-#   FUZZ_TARGETS="./proxy:FuzzParseConfig" scripts/fuzz.sh
+#   FUZZ_TARGETS="./config:FuzzParseConfig" scripts/fuzz.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME="${FUZZTIME:-5s}"
-TARGETS="${FUZZ_TARGETS:-./compat:FuzzDecodeClient ./compat:FuzzAppendJSONString ./subscription:FuzzNewFilter ./dataflow:FuzzDecode ./dataflow:FuzzIngestBody ./proxy:FuzzParseConfig ./proxy:FuzzConfigEnv ./proxy:FuzzInflate}"
+TARGETS="${FUZZ_TARGETS:-./compat:FuzzDecodeClient ./compat:FuzzAppendJSONString ./subscription:FuzzNewFilter ./dataflow:FuzzDecode ./dataflow:FuzzIngestBody ./config:FuzzParseConfig ./config:FuzzConfigEnv ./internal/wsdeflate:FuzzInflate}"
 summary=""
 for t in $TARGETS; do
 	pkg="${t%%:*}" name="${t##*:}"

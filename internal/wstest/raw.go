@@ -32,7 +32,7 @@ type Raw struct {
 type Frame struct {
 	Op      byte
 	Payload []byte
-	// RSV1 marks a compressed message (permessage-deflate, deflate.go).
+	// RSV1 marks a compressed message (permessage-deflate, internal/wsdeflate).
 	RSV1 bool
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
@@ -369,7 +370,7 @@ func (w *onWrite) Write(b []byte) (int, error) {
 func TestRejectedSubscription(t *testing.T) {
 	f := inProcessFeed(t)
 	lu, _ := servers(t, f, nil)
-	cfg := proxy.Config{}
+	cfg := config.Config{}
 	cfg.Limits.MaxSymbols = 1
 	psrv, err := proxy.New(cfg, zerolog.Nop(), dataflow.NewInProcess("idle"))
 	if err != nil {
@@ -397,8 +398,8 @@ func TestRejectedSubscription(t *testing.T) {
 // roomyProxy is wsproxy's configuration with queues deep enough that a test
 // client stalled by a busy machine loses nothing: these tests compare
 // delivery, not shedding (which the legacy server did not do).
-func roomyProxy() proxy.Config {
-	var cfg proxy.Config
+func roomyProxy() config.Config {
+	var cfg config.Config
 	cfg.Queue.MaxMessages = 20000
 	cfg.Queue.MaxBytes = 32 << 20
 	return cfg

@@ -1,0 +1,251 @@
+package config
+
+import (
+	"time"
+
+	"wsproxy/pool"
+)
+
+// Defaults of the keys, by yaml path. ApplyDefaults is the one place they
+// are applied; the comment of each field (and config.yaml) repeats its
+// value.
+const (
+	DefaultListen             = ":8080"
+	DefaultMaxConnections     = 10000
+	DefaultMaxPayload         = 1 << 20
+	DefaultHeartbeatInterval  = 30 * time.Second
+	DefaultConnectionTimeout  = 60 * time.Second
+	DefaultWriteTimeout       = 10 * time.Second
+	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultShutdownDrainShare = 0.3
+	DefaultDispatchQueue      = 65536
+
+	DefaultQueueMaxMessages = 4096
+	DefaultQueueMaxBytes    = 1 << 20
+	DefaultBatchMaxMessages = 100
+	DefaultBatchMaxBytes    = pool.DefaultBatchMaxBytes
+
+	DefaultMaxFilters            = 16
+	DefaultMaxSymbols            = 100
+	DefaultMaxExchanges          = 32
+	DefaultMaxIndexKeys          = 10000
+	DefaultMessageRate           = 50
+	DefaultRateLimitGrace        = 20
+	DefaultStatsCost             = 10
+	DefaultMaxBadFramesPerMinute = 60
+	DefaultHandshakeTimeout      = 10 * time.Second
+
+	DefaultLogLevel  = "info"
+	DefaultLogFormat = "json"
+
+	DefaultSnapshotMaxKeys = 100000
+	DefaultSnapshotRate    = 100000
+
+	DefaultClusterRedisAddr = "127.0.0.1:6379"
+	DefaultClusterKeyPrefix = "wsproxy:node:"
+	DefaultClusterHeartbeat = 5 * time.Second
+	// The cluster TTL defaults to DefaultClusterTTLBeats heartbeats.
+	DefaultClusterTTLBeats = 3
+
+	DefaultAuthQueryParam = "token"
+	DefaultJWTAlgorithm   = "HS256"
+
+	DefaultAdminDrainWindow              = 30 * time.Second
+	DefaultHealthLatencyDegraded         = 15 * time.Millisecond
+	DefaultHealthLatencyUnhealthy        = 30 * time.Millisecond
+	DefaultHealthErrorRateDegraded       = 0.01
+	DefaultHealthErrorRateUnhealthy      = 0.05
+	DefaultHealthDecodeErrorRateDegraded = 0.01
+	DefaultHealthDecodeErrorRateUnhealth = 0.25
+	DefaultHealthMinEvents               = 100
+	DefaultHealthSourceDownUnhealthy     = 60 * time.Second
+	DefaultMetricsWindow                 = 10 * time.Second
+
+	DefaultSlowConsumerMaxLag   = pool.DefaultSlowConsumerMaxLag
+	DefaultMemoryThreshold      = pool.DefaultMemoryThreshold
+	DefaultMemorySampleInterval = pool.DefaultMemorySampleInterval
+	DefaultMemoryElevatedRatio  = pool.DefaultMemoryElevatedRatio
+	DefaultMemoryCriticalRatio  = pool.DefaultMemoryCriticalRatio
+	DefaultMemoryRecoverRatio   = pool.DefaultMemoryRecoverRatio
+	DefaultMemoryRecoverAfter   = pool.DefaultMemoryRecoverAfter
+
+	DefaultFanOutParallelMin = 4096
+	DefaultFanOutChunkSize   = 1024
+
+	DefaultUpstreamDialTimeout     = 5 * time.Second
+	DefaultUpstreamResponseTimeout = 30 * time.Second
+	DefaultUpstreamIdleTimeout     = 5 * time.Minute
+	DefaultUpstreamMaxBodyBytes    = 1 << 20
+	DefaultUpstreamMaxConnections  = 512
+
+	DefaultCompressionMode          = pool.DeflatePerMessage
+	DefaultCompressionMinSize       = pool.DefaultDeflateMinSize
+	DefaultCompressionLevel         = pool.DefaultDeflateLevel
+	DefaultCompressionMessageLevel  = pool.DefaultDeflateMessageLevel
+	DefaultCompressionMaxStreams    = pool.DefaultDeflateMaxStreams
+	DefaultCompressionResetEvery    = pool.DefaultDeflateResetEvery
+	DefaultCompressionResetInterval = pool.DefaultDeflateResetInterval
+)
+
+// DefaultLatestWinsTypes is the default of latest_wins_types: tickers,
+// depth and order-book snapshots and kline updates. Trades never are.
+var DefaultLatestWinsTypes = []string{"ticker", "depth", "orderbook", "kline*"}
+
+// Default returns the configuration with every default applied: what an
+// empty config.yaml and no environment give.
+func Default() Config {
+	var c Config
+	c.ApplyDefaults()
+	return c
+}
+
+// ApplyDefaults fills zero fields with their documented defaults. It is
+// idempotent. (Each source's own zero fields are filled by its constructor
+// in dataflow.)
+func (c *Config) ApplyDefaults() {
+	defString(&c.Listen, DefaultListen)
+	defInt(&c.MaxConnections, DefaultMaxConnections)
+	if c.MaxPayload <= 0 {
+		c.MaxPayload = DefaultMaxPayload
+	}
+	defDur(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	defDur(&c.ConnectionTimeout, DefaultConnectionTimeout)
+	defDur(&c.WriteTimeout, DefaultWriteTimeout)
+	defDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	defInt(&c.DispatchQueue, DefaultDispatchQueue)
+	defFloat(&c.ShutdownDrainShare, DefaultShutdownDrainShare)
+	defBool(&c.DemoPage, true)
+
+	defInt(&c.Queue.MaxMessages, DefaultQueueMaxMessages)
+	defInt(&c.Queue.MaxBytes, DefaultQueueMaxBytes)
+	defInt(&c.Batch.MaxMessages, DefaultBatchMaxMessages)
+	defInt(&c.Batch.MaxBytes, DefaultBatchMaxBytes)
+	defBool(&c.Compat.UnfilteredReceiveAll, true)
+
+	l := &c.Limits
+	defInt(&l.MaxFilters, DefaultMaxFilters)
+	defInt(&l.MaxSymbols, DefaultMaxSymbols)
+	defInt(&l.MaxExchanges, DefaultMaxExchanges)
+	defInt(&l.MaxIndexKeys, DefaultMaxIndexKeys)
+	if l.ConnectRate > 0 && l.ConnectBurst <= 0 {
+		l.ConnectBurst = max(1, int(2*l.ConnectRate))
+	}
+	if l.ConnectRatePerIP > 0 && l.ConnectBurstPerIP <= 0 {
+		l.ConnectBurstPerIP = max(1, int(2*l.ConnectRatePerIP))
+	}
+	if l.MessageRate == 0 { // negative: no limit
+		l.MessageRate = DefaultMessageRate
+	}
+	if l.MessageRate > 0 && l.MessageBurst <= 0 {
+		l.MessageBurst = max(1, int(2*l.MessageRate))
+	}
+	defInt(&l.RateLimitGrace, DefaultRateLimitGrace)
+	defInt(&l.StatsCost, DefaultStatsCost)
+	if l.MaxBadFramesPerMinute == 0 { // negative: no budget
+		l.MaxBadFramesPerMinute = DefaultMaxBadFramesPerMinute
+	}
+	defDur(&l.HandshakeTimeout, DefaultHandshakeTimeout)
+
+	defString(&c.Auth.Mode, AuthNone)
+	defString(&c.Auth.QueryParam, DefaultAuthQueryParam)
+	if c.Auth.Mode == AuthJWT {
+		defString(&c.Auth.JWT.Algorithm, DefaultJWTAlgorithm)
+	}
+
+	defString(&c.Log.Level, DefaultLogLevel)
+	defString(&c.Log.Format, DefaultLogFormat)
+
+	defBool(&c.SnapshotOnSubscribe, true)
+	defInt(&c.SnapshotMaxKeys, DefaultSnapshotMaxKeys)
+	defInt(&c.SnapshotRate, DefaultSnapshotRate)
+	if c.LatestWinsTypes == nil {
+		c.LatestWinsTypes = append([]string(nil), DefaultLatestWinsTypes...)
+	}
+
+	cl := &c.Cluster
+	defString(&cl.RedisAddr, DefaultClusterRedisAddr)
+	defString(&cl.KeyPrefix, DefaultClusterKeyPrefix)
+	defDur(&cl.Heartbeat, DefaultClusterHeartbeat)
+	defDur(&cl.TTL, DefaultClusterTTLBeats*cl.Heartbeat)
+
+	defDur(&c.Admin.DrainWindow, DefaultAdminDrainWindow)
+	defBool(&c.Admin.UI, true)
+	h := &c.Health
+	defDur(&h.LatencyDegraded, DefaultHealthLatencyDegraded)
+	defDur(&h.LatencyUnhealthy, DefaultHealthLatencyUnhealthy)
+	defFloat(&h.ErrorRateDegraded, DefaultHealthErrorRateDegraded)
+	defFloat(&h.ErrorRateUnhealthy, DefaultHealthErrorRateUnhealthy)
+	defFloat(&h.DecodeErrorRateDegraded, DefaultHealthDecodeErrorRateDegraded)
+	defFloat(&h.DecodeErrorRateUnhealthy, DefaultHealthDecodeErrorRateUnhealth)
+	defInt(&h.MinEvents, DefaultHealthMinEvents)
+	defDur(&h.SourceDownUnhealthyAfter, DefaultHealthSourceDownUnhealthy)
+	defBool(&h.ReadyRequiresSource, true)
+	defDur(&c.Metrics.Window, DefaultMetricsWindow)
+
+	defDur(&c.SlowConsumer.MaxLag, DefaultSlowConsumerMaxLag)
+	m := &c.Memory
+	if m.Threshold == 0 { // negative: no monitor
+		m.Threshold = DefaultMemoryThreshold
+	}
+	defDur(&m.SampleInterval, DefaultMemorySampleInterval)
+	defFloat(&m.ElevatedRatio, DefaultMemoryElevatedRatio)
+	defFloat(&m.CriticalRatio, DefaultMemoryCriticalRatio)
+	defFloat(&m.RecoverRatio, DefaultMemoryRecoverRatio)
+	defDur(&m.RecoverAfter, DefaultMemoryRecoverAfter)
+
+	defInt(&c.FanOut.ParallelMin, DefaultFanOutParallelMin)
+	defInt(&c.FanOut.ChunkSize, DefaultFanOutChunkSize)
+
+	u := &c.Upstream
+	defDur(&u.DialTimeout, DefaultUpstreamDialTimeout)
+	defDur(&u.ResponseTimeout, DefaultUpstreamResponseTimeout)
+	defDur(&u.IdleTimeout, DefaultUpstreamIdleTimeout)
+	defInt(&u.MaxBodyBytes, DefaultUpstreamMaxBodyBytes)
+	defInt(&u.MaxConnections, DefaultUpstreamMaxConnections)
+
+	z := &c.Compression
+	if z.Mode == "" {
+		z.Mode = DefaultCompressionMode
+	}
+	defInt(&z.MinSize, DefaultCompressionMinSize)
+	if z.Level == 0 { // out of range is Validate's
+		z.Level = DefaultCompressionLevel
+	}
+	if z.MessageLevel == 0 {
+		z.MessageLevel = DefaultCompressionMessageLevel
+	}
+	defInt(&z.MaxStreams, DefaultCompressionMaxStreams)
+	defInt(&z.ResetEvery, DefaultCompressionResetEvery)
+	defDur(&z.ResetInterval, DefaultCompressionResetInterval)
+}
+
+func defInt(v *int, d int) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+func defDur(v *time.Duration, d time.Duration) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+func defFloat(v *float64, d float64) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+func defString(v *string, d string) {
+	if *v == "" {
+		*v = d
+	}
+}
+
+// defBool sets an absent (nil) switch.
+func defBool(v **bool, d bool) {
+	if *v == nil {
+		*v = &d
+	}
+}
