@@ -121,3 +121,54 @@ func TestLoadDemoFeedCompression(t *testing.T) {
 		t.Fatalf("wire bytes per message: shared_stream %.1f, off %.1f; want fewer with shared_stream", shared.WireBytesPerMsg, off.WireBytesPerMsg)
 	}
 }
+
+// TestLoadCountOnlyClients runs the demo feed against wsproxy off,
+// per_message and shared_stream with only every third connection decoding
+// (loadtest.Config.InflateEvery): the others count data frames from their
+// headers. 300 connections (unfiltered, per exchange, per symbol); it
+// asserts that exactly what was published arrived on every connection —
+// no loss and no frame counted that was not a message — and that 100
+// connections decoded, in every mode.
+func TestLoadCountOnlyClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load smoke skipped with -short")
+	}
+	rds := loadRedis(t)
+	for _, tc := range []struct {
+		mode       string
+		env        []string
+		compressed int
+	}{
+		{mode: "off"},
+		{mode: "per_message", env: []string{"WSPROXY_COMPRESSION_ENABLED=true", "WSPROXY_COMPRESSION_MODE=per_message"}, compressed: 300},
+		{mode: "shared_stream", env: []string{"WSPROXY_COMPRESSION_ENABLED=true", "WSPROXY_COMPRESSION_MODE=shared_stream"}, compressed: 300},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			srv, addr := loadServer(t, rds.Addr, tc.env...)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			rep, err := loadtest.Run(ctx, loadtest.Config{
+				Name: tc.mode, URLs: []string{"ws://" + addr + "/ws"}, Conns: 300, Feed: loadtest.FeedDemo, Compress: true, InflateEvery: 3,
+				Mix:  loadtest.Mix{All: 1, Exchange: 1, Symbol: 1},
+				Rate: 50, Duration: 3 * time.Second, Idle: 500 * time.Millisecond, Drain: 10 * time.Second,
+				RedisAddr: rds.Addr, ServerPIDs: []int{srv.PID()},
+			})
+			if err != nil {
+				t.Fatalf("%v\nserver logs:\n%s", err, srv.Logs())
+			}
+			t.Logf("published %d, received %d of %d, %d compressing, %d decoding", rep.Published, rep.Received, rep.Expected, rep.Compressed, rep.Inflating)
+			if rep.Established != 300 || rep.Published != 150 || rep.Expected == 0 {
+				t.Fatalf("established %d (%v), published %d, expected %d", rep.Established, rep.Errors, rep.Published, rep.Expected)
+			}
+			if rep.Received != rep.Expected || rep.Disconnected != 0 {
+				t.Fatalf("received %d of %d messages, %d connections dropped", rep.Received, rep.Expected, rep.Disconnected)
+			}
+			if rep.Compressed != tc.compressed || rep.Inflating != 100 {
+				t.Fatalf("compressing %d, decoding %d connections; want %d, 100", rep.Compressed, rep.Inflating, tc.compressed)
+			}
+			if rep.Latency.Max <= 0 {
+				t.Fatalf("no latency recorded by the decoding connections: %+v", rep.Latency)
+			}
+		})
+	}
+}

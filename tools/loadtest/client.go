@@ -46,6 +46,9 @@ type wsConn struct {
 	sock     *sockCounter
 	sockMark uint64    // socket bytes consumed up to markReady
 	z        *inflater // permessage-deflate agreed (deflate.go)
+	// countOnly: the connection does not inflate compressed frames nor
+	// record latency; it counts data frames from their headers (countLoop).
+	countOnly bool
 }
 
 // sockCounter counts the bytes read from a socket.
@@ -129,40 +132,57 @@ func dialWS(ctx context.Context, rawURL, localIP string, timeout time.Duration, 
 	return &wsConn{nc: nc, br: br, sock: sock, payload: make([]byte, 0, 512), z: z}, nil
 }
 
-// readFrame returns the next frame; the payload is valid until the next call.
-// Server frames are unmasked and, from both servers measured, unfragmented.
-func (c *wsConn) readFrame() (op byte, payload []byte, err error) {
+// readHeader reads the next frame's header: the opcode, whether RSV1 marks
+// it compressed, and the payload length. Server frames are unmasked and, from
+// both servers measured, unfragmented.
+func (c *wsConn) readHeader() (op byte, compressed bool, n uint64, err error) {
 	var h [2]byte
 	if _, err = io.ReadFull(c.br, h[:]); err != nil {
-		return 0, nil, err
+		return 0, false, 0, err
 	}
-	op = h[0] & 0x0f
-	n := uint64(h[1] & 0x7f)
+	op, compressed = h[0]&0x0f, h[0]&0x40 != 0
+	n = uint64(h[1] & 0x7f)
 	switch n {
 	case 126:
 		var e [2]byte
 		if _, err = io.ReadFull(c.br, e[:]); err != nil {
-			return 0, nil, err
+			return 0, false, 0, err
 		}
 		n = uint64(binary.BigEndian.Uint16(e[:]))
 	case 127:
 		var e [8]byte
 		if _, err = io.ReadFull(c.br, e[:]); err != nil {
-			return 0, nil, err
+			return 0, false, 0, err
 		}
 		n = binary.BigEndian.Uint64(e[:])
 	}
 	if n > 16<<20 {
-		return 0, nil, fmt.Errorf("loadtest: frame of %d bytes", n)
+		return 0, false, 0, fmt.Errorf("loadtest: frame of %d bytes", n)
 	}
+	return op, compressed, n, nil
+}
+
+// readPayload reads n payload bytes into the reused buffer.
+func (c *wsConn) readPayload(n uint64) ([]byte, error) {
 	if uint64(cap(c.payload)) < n {
 		c.payload = make([]byte, n)
 	}
 	c.payload = c.payload[:n]
-	if _, err = io.ReadFull(c.br, c.payload); err != nil {
+	_, err := io.ReadFull(c.br, c.payload)
+	return c.payload, err
+}
+
+// readFrame returns the next frame, inflated; the payload is valid until the
+// next call.
+func (c *wsConn) readFrame() (op byte, payload []byte, err error) {
+	op, compressed, n, err := c.readHeader()
+	if err != nil {
 		return 0, nil, err
 	}
-	if h[0]&0x40 != 0 {
+	if _, err = c.readPayload(n); err != nil {
+		return 0, nil, err
+	}
+	if compressed {
 		if c.z == nil {
 			return 0, nil, errors.New("loadtest: compressed frame without permessage-deflate")
 		}

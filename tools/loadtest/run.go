@@ -62,6 +62,13 @@ type Config struct {
 	Feed string `json:"feed"`
 	// Compress offers permessage-deflate, as browsers do.
 	Compress bool `json:"compress"`
+	// InflateEvery > 1 makes only every InflateEvery-th connection (by
+	// global index) decode frames and record latency; the others count data
+	// frames from their headers and skip the payload (countLoop in
+	// worker.go), so that on a shared machine the clients' inflating does not
+	// take the CPU from the server measured. Loss is still counted on every
+	// connection. 0 or 1: every connection decodes.
+	InflateEvery int `json:"inflateEvery"`
 	// ServerPIDs are sampled for resident memory (summed); nil: not sampled.
 	ServerPIDs []int `json:"-"`
 	// Progress receives a live progress line; nil: none.
@@ -121,6 +128,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: feed %q: want %s or %s", ErrConfig, c.Feed, FeedTrades, FeedDemo)
 	case c.Feed == FeedDemo && c.PayloadBytes > 0:
 		return fmt.Errorf("%w: payload padding applies to the %s feed only", ErrConfig, FeedTrades)
+	case c.InflateEvery < 0:
+		return fmt.Errorf("%w: inflate-every must be >= 0", ErrConfig)
 	case c.Conns > c.PerProcess && c.WorkerCommand == nil:
 		return fmt.Errorf("%w: %d connections need worker processes (more than %d per process)", ErrConfig, c.Conns, c.PerProcess)
 	}
@@ -166,7 +175,10 @@ type Report struct {
 	// message: frames with their headers, pings included; ServerCPUPerMsgUS
 	// the servers' CPU time (user + system, /proc/PID/stat) from the start
 	// of publishing to the end of the drain, per delivered message.
-	Compressed        int     `json:"compressed"`
+	Compressed int `json:"compressed"`
+	// Inflating counts the connections that decoded every frame and gave
+	// the latency figures (Config.InflateEvery).
+	Inflating         int     `json:"inflating"`
 	WireBytesPerMsg   float64 `json:"wireBytesPerMsg"`
 	ServerCPUPerMsgUS float64 `json:"serverCpuPerMsgUs"`
 	KBPerConn         float64 `json:"kbPerConn"`
@@ -215,7 +227,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	for w := 0; w < nw; w++ {
 		wc := WorkerConfig{URLs: cfg.URLs, Offset: w * cfg.PerProcess, Conns: min(cfg.PerProcess, cfg.Conns-w*cfg.PerProcess),
 			SourceIPs: cfg.SourceIPs, Mix: cfg.Mix, Universe: cfg.Universe, ConnectTimeout: cfg.ConnectTimeout, Concurrency: cfg.Concurrency,
-			Compress: cfg.Compress}
+			Compress: cfg.Compress, InflateEvery: cfg.InflateEvery}
 		p, out, err := startWorker(cfg, wc, nw)
 		if err != nil {
 			for _, q := range procs[:w] {
@@ -410,6 +422,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	for _, r := range results {
 		wire += r.WireBytes
 		rep.Compressed += r.Compressed
+		rep.Inflating += r.Inflating
 		rep.Received += r.Received
 		rep.Disconnected += r.Disconnected
 		for i, h := range r.Hist {

@@ -60,6 +60,7 @@ type options struct {
 	serverPIDs                                     string
 	progress                                       bool
 	repeat                                         int
+	inflateEvery                                   int
 }
 
 func run(args []string) error {
@@ -72,6 +73,7 @@ func run(args []string) error {
 	fl.IntVar(&o.perProcess, "per-process", loadtest.DefaultPerProcess, "connections per load process; beyond it worker processes are started")
 	fl.IntVar(&o.payload, "payload", 0, "pad each message's data to about this many bytes")
 	fl.BoolVar(&o.compress, "compress", false, "offer permessage-deflate, as browsers do (the server decides; always on for wsproxy:MODE targets)")
+	fl.IntVar(&o.inflateEvery, "inflate-every", 0, "only every Nth connection decodes frames and records latency; the others count data frames from their headers (loss is counted on all); 0 or 1: all decode")
 	fl.StringVar(&o.feed, "feed", loadtest.FeedTrades, "what is published: trades, or demo (the demo source's mix of trades, tickers, depth and klines)")
 	fl.IntVar(&o.concurrency, "concurrency", 256, "handshakes in flight per load process")
 	fl.Float64Var(&o.rate, "rate", 5, "published messages per second")
@@ -140,7 +142,7 @@ func run(args []string) error {
 		cfg := loadtest.Config{
 			Name: rd.name, Conns: rd.conns, PerProcess: o.perProcess, Mix: mix, Rate: o.rate, Duration: o.duration,
 			Idle: o.idle, Drain: o.drain, Concurrency: o.concurrency, RedisAddr: redisAddr, PayloadBytes: o.payload, Compress: o.compress || offer,
-			Feed:          o.feed,
+			Feed: o.feed, InflateEvery: o.inflateEvery,
 			WorkerCommand: func() *exec.Cmd { return exec.Command(self, "-worker") },
 		}
 		if o.progress {
@@ -325,6 +327,7 @@ var figures = []loadtest.Figure{
 	{Name: "KB/conn (idle total)", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.KBPerConnTotal }},
 	{Name: "KB/conn (load-base)", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.KBPerConnLoad }},
 	{Name: "compressing conns", Format: "%.0f", Get: func(r loadtest.Report) float64 { return float64(r.Compressed) }},
+	{Name: "inflating conns", Format: "%.0f", Get: func(r loadtest.Report) float64 { return float64(r.Inflating) }},
 	{Name: "wire B/msg", Format: "%.1f", Get: func(r loadtest.Report) float64 { return r.WireBytesPerMsg }},
 	{Name: "server CPU µs/msg", Format: "%.3f", Get: func(r loadtest.Report) float64 { return r.ServerCPUPerMsgUS }},
 	{Name: "load avg start (1m)", Format: "%.2f", Get: func(r loadtest.Report) float64 { return r.LoadStart[0] }},
