@@ -16,7 +16,9 @@ import (
 	"github.com/mattn/go-isatty"
 
 	"wsproxy/config"
-	"wsproxy/proxy"
+	"wsproxy/dataflow"
+	"wsproxy/dataflow/sources"
+	"wsproxy/observe"
 	"wsproxy/tools/compare"
 	"wsproxy/tools/legacy"
 )
@@ -169,21 +171,21 @@ func runLegacy(args []string) error {
 	if err != nil {
 		return err
 	}
-	log := proxy.NewLogger(cfg.Log, os.Stderr)
+	log := observe.NewLogger(cfg.Log, os.Stderr)
 	lcfg := legacy.Config{Listen: *listen, ClientQueue: *clientQueue}
 	if lcfg.Listen == "" {
 		lcfg.Listen = cfg.Listen
 	}
-	sources, err := proxy.BuildSources(cfg.Sources)
+	srcs, err := sources.Build(cfg.Sources)
 	if err != nil {
 		return err
 	}
-	srv, err := legacy.New(lcfg, log, sources.All...)
+	srv, err := legacy.New(lcfg, log, srcs.All...)
 	if err != nil {
 		return err
 	}
-	if sources.Ingest != nil {
-		srv.Handle(proxy.IngestPath, sources.Ingest.Handler())
+	if srcs.Ingest != nil {
+		srv.Handle(dataflow.IngestPath, srcs.Ingest.Handler())
 	}
 	if err := srv.Start(); err != nil {
 		return err

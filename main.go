@@ -16,8 +16,11 @@ import (
 	"wsproxy/admin"
 	"wsproxy/cluster"
 	"wsproxy/config"
+	"wsproxy/dataflow"
+	"wsproxy/dataflow/sources"
 	"wsproxy/internal/pprof"
 	"wsproxy/internal/rlimit"
+	"wsproxy/observe"
 	"wsproxy/proxy"
 )
 
@@ -42,7 +45,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	log := proxy.NewLogger(cfg.Log, os.Stderr)
+	log := observe.NewLogger(cfg.Log, os.Stderr)
 	rlimit.RaiseOpenFiles(log)
 	pprof.Start(log)
 
@@ -75,16 +78,16 @@ type node struct {
 // build wires the sources, the server, the admin API and the cluster
 // registry of cfg; nothing listens yet.
 func build(cfg config.Config, log zerolog.Logger) (*node, error) {
-	sources, err := proxy.BuildSources(cfg.Sources)
+	srcs, err := sources.Build(cfg.Sources)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := proxy.New(cfg, log, sources.All...)
+	srv, err := proxy.New(cfg, log, srcs.All...)
 	if err != nil {
 		return nil, err
 	}
-	if sources.Ingest != nil {
-		srv.Handle(proxy.IngestPath, sources.Ingest.Handler())
+	if srcs.Ingest != nil {
+		srv.Handle(dataflow.IngestPath, srcs.Ingest.Handler())
 	}
 	api := admin.New(srv, cfg.Admin, log)
 	cluster := cluster.New(cfg.Cluster, srv.ClusterSample, srv.Logger())

@@ -48,7 +48,7 @@ type Lifecycle interface {
 	DrainState() proxy.DrainStatus
 	Draining() bool
 	Accepting() bool
-	Readiness() proxy.Readiness
+	Readiness() observe.Readiness
 	Flush() pool.FlushResult
 }
 

@@ -47,7 +47,7 @@ type Config struct {
 	// DispatchQueue is how many messages may wait between the sources and
 	// the dispatcher; beyond it messages are dropped and counted. 0: 65536.
 	DispatchQueue int `yaml:"dispatch_queue"`
-	// DemoPage serves a live-data demo page at / (proxy/web/index.html).
+	// DemoPage serves a live-data demo page at / (upstream/web/index.html).
 	// nil (absent): true.
 	DemoPage *bool `yaml:"demo_page"`
 	// Upstream is the collector's HTTP API, reverse-proxied on this origin.

@@ -11,8 +11,10 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// IngestConfig configures the HTTP ingest endpoint (POST
-// /api/dataflow/ingest).
+// IngestPath is where the HTTP ingest endpoint is served.
+const IngestPath = "/api/dataflow/ingest"
+
+// IngestConfig configures the HTTP ingest endpoint (POST IngestPath).
 type IngestConfig struct {
 	// Enabled turns the endpoint on. Zero value: off (404).
 	Enabled bool `yaml:"enabled"`

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"wsproxy/config"
+	"wsproxy/dataflow"
 	"wsproxy/internal/wstest"
 	"wsproxy/observe"
-	"wsproxy/proxy"
 )
 
 // ingestEnv is a node fed only by HTTP ingest.
@@ -32,7 +32,7 @@ func ingestEnv(extra ...string) []string {
 func ingest(t testing.TB, p *proc, lines []string) {
 	t.Helper()
 	body := strings.Join(lines, "\n")
-	resp, err := http.Post(p.httpURL(proxy.IngestPath), "application/x-ndjson", strings.NewReader(body))
+	resp, err := http.Post(p.httpURL(dataflow.IngestPath), "application/x-ndjson", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

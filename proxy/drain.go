@@ -2,12 +2,23 @@ package proxy
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fasthttp/websocket"
 
 	"wsproxy/pool"
 )
+
+// operations is the drain's state, apart from Server's core fields so that
+// the data path stays readable.
+type operations struct {
+	draining atomic.Bool
+	drainMu  sync.Mutex      // taken before Server.mu
+	drain    *DrainStatus    // guarded by drainMu; nil until Drain
+	runCtx   context.Context // guarded by Server.mu; set by Serve
+}
 
 // DrainStatus answers a drain request. Connections is how many clients the
 // drain set out to close; Remaining how many are still connected.

@@ -9,7 +9,7 @@ import (
 
 	"wsproxy/config"
 	"wsproxy/internal/wstest"
-	"wsproxy/proxy"
+	"wsproxy/observe"
 )
 
 // syncBuffer collects log output from many goroutines.
@@ -48,7 +48,7 @@ func startLogged(t testing.TB, level string) (*harness, *syncBuffer) {
 	buf := &syncBuffer{}
 	cfg := config.Config{Log: config.LogConfig{Level: level}}
 	cfg.ApplyDefaults()
-	return startWith(t, cfg, proxy.NewLogger(cfg.Log, buf)), buf
+	return startWith(t, cfg, observe.NewLogger(cfg.Log, buf)), buf
 }
 
 // TestInfoLevelLogsNothingPerMessage floods three clients, which also send
@@ -108,31 +108,5 @@ func TestDebugLevelLogsConnectionLifecycle(t *testing.T) {
 		if l["conn_id"] != conn["conn_id"] || l["level"] != "debug" {
 			t.Fatalf("%q: %v", msg, l)
 		}
-	}
-}
-
-func TestLogFormats(t *testing.T) {
-	tests := []struct {
-		name, format string
-		json         bool
-	}{
-		{"default is json", "", true},
-		{"json", "json", true},
-		{"pretty", "pretty", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var b bytes.Buffer
-			log := proxy.NewLogger(config.LogConfig{Format: tt.format}, &b)
-			log.Info().Str("k", "v").Msg("hello")
-			var m map[string]any
-			isJSON := json.Unmarshal(b.Bytes(), &m) == nil
-			if isJSON != tt.json || !strings.Contains(b.String(), "hello") {
-				t.Fatalf("output %q (json %v)", b.String(), isJSON)
-			}
-			if tt.json && (m["level"] != "info" || m["time"] == nil || m["k"] != "v") {
-				t.Fatalf("json line %v", m)
-			}
-		})
 	}
 }

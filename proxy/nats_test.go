@@ -13,11 +13,11 @@ import (
 
 	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/dataflow/sources"
 	"wsproxy/internal/natstest"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
 	"wsproxy/observe"
-	"wsproxy/proxy"
 )
 
 // natsSources builds the NATS and JetStream sources through the
@@ -31,7 +31,7 @@ func natsSources(t testing.TB, env map[string]string) []dataflow.Source {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := proxy.BuildSources(cfg.Sources)
+	b, err := sources.Build(cfg.Sources)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestNATSSourceConfigKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := proxy.BuildSources(cfg.Sources); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := sources.Build(cfg.Sources); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})

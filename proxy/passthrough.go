@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"wsproxy/dataflow"
 	"wsproxy/upstream"
 
 	"github.com/valyala/fasthttp"
@@ -27,7 +28,7 @@ import (
 // endpoint, the operator API, the ingest endpoint and the probes.
 func ownedPath(path string) bool {
 	switch path {
-	case "/ws", "/api/websocket", IngestPath, "/metrics", "/livez", "/readyz":
+	case "/ws", "/api/websocket", dataflow.IngestPath, "/metrics", "/livez", "/readyz":
 		return true
 	}
 	return strings.HasPrefix(path, "/api/websocket/")

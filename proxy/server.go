@@ -55,18 +55,10 @@ type Server struct {
 	// closingAll is set by Shutdown before it collects the connections to
 	// close: a connection registered after that closes itself (openConn).
 	closingAll atomic.Bool
-	channels   atomic.Int64 // legacy channel subscriptions, all connections
-	chanNames  channelSet
-	lastAct    atomic.Int64
 	handlers   sync.WaitGroup  // upgrade handlers and connections being served
 	upgrades   pendingUpgrades // answered upgrades not yet handed over (upgrades.go)
 	// intake orders handlers.Add against stopping intake (session.go).
 	intake sync.RWMutex
-
-	// internalErrors counts requests the server failed to answer (a
-	// server-side failure for health); clientErrs what clients did wrong.
-	internalErrors atomic.Uint64
-	clientErrs     clientErrors
 
 	mu      sync.Mutex
 	ln      net.Listener
@@ -74,8 +66,8 @@ type Server struct {
 	bg      sync.WaitGroup
 	stopped bool
 
-	op    operations         // admin-facing: latency, rate window, memory level, drain
-	stats observe.StatsCache // getStats answers; Build set by New
+	obs *observe.Node // STATS, metrics, health, client errors; set by New
+	op  operations    // the drain
 	// staticStop ends static.dir's file cache cleaners at Shutdown.
 	staticStop chan struct{}
 }
@@ -107,9 +99,7 @@ func New(cfg config.Config, log zerolog.Logger, sources ...dataflow.Source) (*Se
 		return nil, err
 	}
 	s.guard = g
-	s.op.latency = histogram.New(nil)
-	s.op.win.Init(cfg.Metrics.Window)
-	s.stats.Build = s.buildStats
+	latency := histogram.New(nil)
 	s.pool = pool.New(pool.Config{
 		QueueMaxMessages:  cfg.Queue.MaxMessages,
 		QueueMaxBytes:     cfg.Queue.MaxBytes,
@@ -124,8 +114,10 @@ func New(cfg config.Config, log zerolog.Logger, sources ...dataflow.Source) (*Se
 		Memory:             cfg.Memory,
 		Deflate:            cfg.Compression,
 		Log:                log.With().Str("component", "pool").Logger(),
-	}, s.op.latency)
+	}, latency)
 	s.disp = dispatch.New(s.index, dispatch.OptionsOf(cfg))
+	s.obs = observe.NewNode(observe.NodeParts{Config: cfg, Pool: s.pool, Index: s.index, Disp: s.disp, Sources: sources,
+		Latency: latency, Rejections: g.Rejections, Server: s, Started: s.started})
 	s.upgrader = websocket.FastHTTPUpgrader{
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   1024,
@@ -176,6 +168,10 @@ type prefixRoute struct {
 // HandleFallback registers the handler for paths with no exact route.
 func (s *Server) HandleFallback(h fasthttp.RequestHandler) { s.fallback = h }
 
+// RegisterDemoPage serves the demo page (upstream/demopage.go) at / unless
+// demo_page is off or static.dir serves a frontend there. Call before Start.
+func RegisterDemoPage(s *Server) { upstream.RegisterDemoPage(s.Handle, s.cfg) }
+
 // Pool, Index and Dispatcher expose the parts for admin and tools.
 func (s *Server) Pool() *pool.Pool { return s.pool }
 
@@ -224,12 +220,12 @@ func (s *Server) Serve(ln net.Listener) {
 	s.mu.Lock()
 	s.ln, s.cancel, s.op.runCtx = ln, cancel, ctx
 	s.mu.Unlock()
-	s.recordSample(time.Now())
+	s.obs.RecordSample(time.Now())
 
 	dctx, dcancel := context.WithCancel(context.Background())
 	s.bg.Add(3)
 	go func() { defer s.bg.Done(); s.pool.Run(ctx) }()
-	go func() { defer s.bg.Done(); s.runSampler(ctx) }()
+	go func() { defer s.bg.Done(); s.obs.RunSampler(ctx) }()
 	go func() { defer s.bg.Done(); <-ctx.Done(); dcancel() }()
 	go s.disp.Run(dctx)
 	for _, src := range s.sources {

@@ -8,11 +8,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/fasthttp/websocket"
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
 	"wsproxy/compat"
 	"wsproxy/dispatch"
 	"wsproxy/internal/admission"
+	"wsproxy/internal/wsframe"
 	"wsproxy/observe"
 	"wsproxy/pool"
 	"wsproxy/subscription"
@@ -71,11 +73,11 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		// Serve from a goroutine of our own on the raw socket, so that the
-		// upgrade's buffers and request context are released now (wsread.go).
+		// upgrade's buffers and request context are released now (internal/wsframe).
 		// The connection is set up here, on the upgrade's short-lived
 		// goroutine, so that the read goroutine's stack stays small
 		// (shallow.go).
-		nc, pre := detach(ws)
+		nc, pre := wsframe.Detach(ws)
 		ss, fr := s.openConn(nc, pre, remote, batch, zc)
 		go func() {
 			defer done()
@@ -91,6 +93,11 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 		done()
 	}
 }
+
+// maxChannelLen bounds a legacy channel name: the channel form accepts any
+// string (as the legacy server did), so names are bounded and a longer one
+// is a bad client frame.
+const maxChannelLen = 64
 
 // session is the protocol state of one connection. Only its read loop
 // touches it.
@@ -112,7 +119,7 @@ type session struct {
 
 // openConn registers a connection, queues its welcome and starts its
 // writer; readLoop then serves it and ends it.
-func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression) (*session, *frameReader) {
+func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression) (*session, *wsframe.Reader) {
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
 	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true, Compression: zc})
 	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: admission.NewMessageRate(s.cfg.Limits), zc: zc,
@@ -120,10 +127,11 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 
 	// Control replies go through the connection's writer so that frame
 	// order holds.
-	ws := &frameReader{nc: nc, pre: pre, limit: s.cfg.MaxPayload, inflate: zc != pool.CompressNone,
-		onPing: func(data string) { shallow(func() { ss.onPing(data) }) },
-		onPong: c.Touch,
-		onClose: func(code int) {
+	ws := &wsframe.Reader{Conn: nc, Pre: pre, Limit: s.cfg.MaxPayload, Inflate: zc != pool.CompressNone,
+		OnPing: func(data string) { shallow(func() { ss.onPing(data) }) },
+		OnPong: c.Touch,
+		Run:    shallow, // inflation off the read goroutine's stack (shallow.go)
+		OnClose: func(code int) {
 			if code == websocket.CloseNoStatusReceived {
 				c.CloseNow(0, "")
 			} else {
@@ -135,7 +143,7 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 	now := time.Now().UnixMilli()
 	c.Send(pool.NewControl(compat.AppendWelcome(nil, id, now, now)))
 	ss.updateDelivery()
-	s.stats.Changed()
+	s.obs.Cache().Changed()
 	c.Start() // welcome first, and the client is registered by the time it reads it
 	if s.closingAll.Load() {
 		// Registered after Shutdown collected the connections to close.
@@ -149,13 +157,13 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 // answered with its close code before the socket lingers.
 func (ss *session) readEnded(nc net.Conn, err error) {
 	ss.logEnd(err)
-	if pe, ok := asProtocolError(err); ok {
+	if pe, ok := wsframe.AsProtocolError(err); ok {
 		r := observe.ClientProtocolError
-		if pe.code == websocket.CloseMessageTooBig {
+		if pe.Code == websocket.CloseMessageTooBig {
 			r = observe.ClientTooBig
 		}
 		ss.clientError(r)
-		ss.c.CloseNow(pe.code, pe.reason)
+		ss.c.CloseNow(pe.Code, pe.Reason)
 		ss.linger(nc)
 	}
 }
@@ -164,7 +172,7 @@ func (ss *session) readEnded(nc net.Conn, err error) {
 func (ss *session) onMessage(mt int, msg []byte) {
 	c := ss.c
 	c.Touch()
-	ss.s.lastAct.Store(time.Now().UnixMilli())
+	ss.s.obs.Touch()
 	if mt == websocket.TextMessage && !utf8.Valid(msg) {
 		ss.clientError(observe.ClientInvalidUTF8)
 		c.CloseNow(websocket.CloseInvalidFramePayloadData, reasonInvalidUTF)
@@ -205,11 +213,10 @@ func (ss *session) logEnd(err error) {
 }
 
 func (ss *session) end() {
-	defer ss.s.stats.Changed()
+	defer ss.s.obs.Cache().Changed()
 	ss.s.index.RemoveSubscriber(ss.c)
-	ss.s.channels.Add(-int64(len(ss.channels)))
 	for ch := range ss.channels {
-		ss.s.chanNames.remove(ch)
+		ss.s.obs.RemoveChannel(ch)
 	}
 	ss.s.pool.Remove(ss.c)
 }
@@ -246,7 +253,7 @@ func (ss *session) handle(msg []byte) {
 	case compat.KindPing:
 		ss.reply(compat.AppendPong(nil, now))
 	case compat.KindSubscribe:
-		defer ss.s.stats.Changed()
+		defer ss.s.obs.Cache().Changed()
 		if m.Channel != "" {
 			if len(m.Channel) > maxChannelLen || (!ss.channels[m.Channel] && len(ss.channels) >= ss.s.limits.MaxFilters) {
 				ss.badFrame(&compat.Error{Code: compat.CodeLimitExceeded, Message: "channel too long or too many channels", Silent: true})
@@ -257,8 +264,7 @@ func (ss *session) handle(msg []byte) {
 					ss.channels = make(map[string]bool, 1)
 				}
 				ss.channels[m.Channel] = true
-				ss.s.channels.Add(1)
-				ss.s.chanNames.add(m.Channel)
+				ss.s.obs.AddChannel(m.Channel)
 			}
 			ss.updateDelivery()
 			ss.reply(compat.AppendSubscribedChannel(nil, m.Channel, now))
@@ -269,13 +275,12 @@ func (ss *session) handle(msg []byte) {
 		}
 		ss.subscribe(m.Filter, now)
 	case compat.KindUnsubscribe:
-		defer ss.s.stats.Changed()
+		defer ss.s.obs.Cache().Changed()
 		switch {
 		case m.Channel != "":
 			if ss.channels[m.Channel] {
 				delete(ss.channels, m.Channel)
-				ss.s.channels.Add(-1)
-				ss.s.chanNames.remove(m.Channel)
+				ss.s.obs.RemoveChannel(m.Channel)
 			}
 			ss.updateDelivery()
 			ss.reply(compat.AppendUnsubscribedChannel(nil, m.Channel, now))
@@ -298,9 +303,9 @@ func (ss *session) handle(msg []byte) {
 		if !ss.allowCost(ss.s.cfg.Limits.StatsCost - 1) { // one was taken with the frame
 			return
 		}
-		f, err := ss.s.stats.Reply(now)
+		f, err := ss.s.obs.Cache().Reply(now)
 		if err != nil {
-			ss.s.internalErrors.Add(1)
+			ss.s.obs.InternalError()
 			ss.sendError(compat.CodeInternalError, "stats unavailable")
 			return
 		}
@@ -352,3 +357,17 @@ func (ss *session) updateDelivery() {
 	}
 	ss.updateStream()
 }
+
+// connLog is a connection's logger: the server's, with conn_id added to each
+// event. Unlike a zerolog child logger it holds no buffer of its own (a child
+// logger costs 512 bytes per idle connection), and a disabled level costs
+// nothing.
+type connLog struct {
+	l  *zerolog.Logger
+	id string
+}
+
+func (c connLog) Debug() *zerolog.Event { return c.l.Debug().Str("conn_id", c.id) }
+func (c connLog) Info() *zerolog.Event  { return c.l.Info().Str("conn_id", c.id) }
+func (c connLog) Warn() *zerolog.Event  { return c.l.Warn().Str("conn_id", c.id) }
+func (c connLog) Error() *zerolog.Event { return c.l.Error().Str("conn_id", c.id) }

@@ -41,7 +41,7 @@ func (ss *session) allowCost(n int) bool {
 	if v == admission.Allow {
 		return true
 	}
-	ss.s.clientErrs.n[observe.ClientRateLimited].Add(1)
+	ss.s.obs.ClientError(observe.ClientRateLimited)
 	ss.c.CountError()
 	switch v {
 	case admission.Warn:
@@ -97,4 +97,26 @@ func (ss *session) linger(nc net.Conn) {
 
 // RateLimited returns how many client messages (pings included) were refused
 // by limits.message_rate.
-func (s *Server) RateLimited() uint64 { return s.clientErrs.n[observe.ClientRateLimited].Load() }
+func (s *Server) RateLimited() uint64 { return s.obs.ClientErrorCount(observe.ClientRateLimited) }
+
+// reasonErrorBudget is the close reason of a client over
+// limits.max_bad_frames_per_minute.
+const reasonErrorBudget = "Too many invalid messages"
+
+// clientError counts one client error of this connection, whatever reply
+// (if any) the protocol gives it, and closes the connection with 1008 once
+// its bad frames go over the budget. It reports whether the connection may
+// go on.
+func (ss *session) clientError(r observe.ClientErrorReason) bool {
+	ss.s.obs.ClientError(r)
+	ss.c.CountError()
+	if !r.BadFrame() || ss.budget.Take() {
+		return true
+	}
+	if !ss.c.Closing() {
+		ss.s.obs.BudgetClose()
+		ss.log.Info().Int("per_minute", ss.budget.PerMinute()).Msg("closing: bad-frame budget exceeded")
+		ss.c.Close(websocket.ClosePolicyViolation, reasonErrorBudget)
+	}
+	return false
+}

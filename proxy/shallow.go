@@ -1,5 +1,7 @@
 package proxy
 
+import "wsproxy/internal/wsframe"
+
 // A connection's read goroutine lives as long as the connection and spends
 // nearly all of it parked in a socket read. Go keeps a goroutine's stack at
 // the largest size it grew to until a garbage collection finds it mostly
@@ -26,15 +28,15 @@ func shallow(f func()) {
 // readLoop is the connection's read goroutine: it reads client frames until
 // the connection ends, handing every message to a short-lived goroutine, and
 // holds no message buffer between frames.
-func (ss *session) readLoop(fr *frameReader) {
+func (ss *session) readLoop(fr *wsframe.Reader) {
 	defer ss.end()
 	for {
 		mt, msg, err := fr.ReadMessage()
 		if err != nil {
-			ss.readEnded(fr.nc, err)
+			ss.readEnded(fr.Conn, err)
 			return
 		}
 		shallow(func() { ss.onMessage(mt, msg) })
-		fr.release()
+		fr.Release()
 	}
 }

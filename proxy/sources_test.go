@@ -18,6 +18,7 @@ import (
 	"wsproxy/admin"
 	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/dataflow/sources"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
 	"wsproxy/observe"
@@ -33,7 +34,7 @@ func serve(t testing.TB, cfg config.Config, ingest *dataflow.Ingest, sources ...
 		t.Fatal(err)
 	}
 	if ingest != nil {
-		srv.Handle(proxy.IngestPath, ingest.Handler())
+		srv.Handle(dataflow.IngestPath, ingest.Handler())
 	}
 	admin.New(srv, srv.Config().Admin, zerolog.Nop()).Register(srv)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -157,14 +158,14 @@ func TestDroppedMessagesVisibleInStats(t *testing.T) {
 
 // TestIngestToWebSocketClient posts NDJSON through the real server.
 func TestIngestToWebSocketClient(t *testing.T) {
-	b, err := proxy.BuildSources(config.SourcesConfig{Ingest: dataflow.IngestConfig{Enabled: true, Token: "tok"}})
+	b, err := sources.Build(config.SourcesConfig{Ingest: dataflow.IngestConfig{Enabled: true, Token: "tok"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, host := serve(t, config.Config{}, b.Ingest, b.All...)
 	c := wstest.Dial(t, "ws://"+host+"/ws")
 	c.NextOfType(t, "welcome", wait)
-	url := "http://" + host + proxy.IngestPath
+	url := "http://" + host + dataflow.IngestPath
 	wstest.Eventually(t, wait, "ingest running", func() bool { return b.Ingest.Stats().Connected })
 	body := mdJSON("binance", "trade", "BTC/USDT", 1) + "\n{bad}\n" + mdJSON("binance", "ticker", "ETH/USDT", 2) + "\n"
 	if code, _ := httpDo(t, "POST", url, body); code != 401 {
@@ -242,7 +243,7 @@ cluster: {enabled: true, redis_addr: "127.0.0.1:1", heartbeat: 1s, ttl: 4s, key_
 		len(cfg.Sources.Streams.Keys) != 3 || cfg.Sources.Redis.DB != 2 {
 		t.Fatalf("config = %+v", cfg)
 	}
-	b, err := proxy.BuildSources(cfg.Sources)
+	b, err := sources.Build(cfg.Sources)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +259,7 @@ cluster: {enabled: true, redis_addr: "127.0.0.1:1", heartbeat: 1s, ttl: 4s, key_
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := proxy.BuildSources(shipped.Sources); len(b.All) != 1 || b.Ingest != nil || shipped.Cluster.Enabled || !*shipped.SnapshotOnSubscribe {
+	if b, _ := sources.Build(shipped.Sources); len(b.All) != 1 || b.Ingest != nil || shipped.Cluster.Enabled || !*shipped.SnapshotOnSubscribe {
 		t.Fatalf("shipped config: only the demo should be on: %+v", shipped.Sources)
 	}
 }
@@ -275,7 +276,7 @@ func TestSourceConfigErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := proxy.BuildSources(cfg.Sources); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := sources.Build(cfg.Sources); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})

@@ -21,6 +21,7 @@ import (
 	"wsproxy/admin"
 	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/dataflow/sources"
 	"wsproxy/internal/proxytest"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
@@ -577,7 +578,7 @@ func TestUpstreamOwnedPathsStayLocal(t *testing.T) {
 		{"/api/websocket/stats", 200, `"connection"`},
 		{"/api/websocket/status", 200, `"endpoint":"/ws"`},
 		{"/api/websocket/unknown", 404, ""},
-		{proxy.IngestPath, 404, ""}, // no ingest source configured: still wsproxy's
+		{dataflow.IngestPath, 404, ""}, // no ingest source configured: still wsproxy's
 	}
 	for _, tc := range tests {
 		r := f.do(t, "GET", tc.path, "")
@@ -688,7 +689,7 @@ func TestUpstreamShutdownEndsStreams(t *testing.T) {
 // body whole, chunked or not, and still refuses one past the server limit.
 func TestUpstreamKeepsIngestBounded(t *testing.T) {
 	up := newCollector(t)
-	b, err := proxy.BuildSources(config.SourcesConfig{Ingest: dataflow.IngestConfig{Enabled: true}})
+	b, err := sources.Build(config.SourcesConfig{Ingest: dataflow.IngestConfig{Enabled: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -696,7 +697,7 @@ func TestUpstreamKeepsIngestBounded(t *testing.T) {
 	wstest.Eventually(t, wait, "ingest running", func() bool { return b.Ingest.Stats().Connected })
 	c := wstest.Dial(t, "ws://"+host+"/ws")
 	c.NextOfType(t, "welcome", wait)
-	url := "http://" + host + proxy.IngestPath
+	url := "http://" + host + dataflow.IngestPath
 	client := &http.Client{Timeout: 2 * wait}
 
 	body := mdJSON("binance", "trade", "BTC/USDT", 1) + "\n" + mdJSON("binance", "trade", "BTC/USDT", 2) + "\n"
@@ -727,7 +728,7 @@ func TestUpstreamKeepsIngestBounded(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(wait))
-	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", proxy.IngestPath, 9<<20)
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", dataflow.IngestPath, 9<<20)
 	if _, err := conn.Write(make([]byte, 16<<10)); err != nil {
 		t.Fatal(err)
 	}
@@ -739,7 +740,7 @@ func TestUpstreamKeepsIngestBounded(t *testing.T) {
 	if big.StatusCode != 413 {
 		t.Fatalf("9 MiB ingest = %d, want 413", big.StatusCode)
 	}
-	if n := up.hitCount(proxy.IngestPath); n != 0 {
+	if n := up.hitCount(dataflow.IngestPath); n != 0 {
 		t.Fatalf("ingest reached the upstream %d times", n)
 	}
 }
@@ -833,7 +834,7 @@ func TestUpstreamOwnedPathsWithoutTheirRoutes(t *testing.T) {
 	up := newCollector(t)
 	h := start(t, func(c *config.Config) { c.Upstream.URL = up.srv.URL })
 	base := "http://" + h.srv.Addr().String()
-	for _, path := range []string{"/metrics", "/livez", "/readyz", "/api/websocket/stats", "/api/websocket", proxy.IngestPath} {
+	for _, path := range []string{"/metrics", "/livez", "/readyz", "/api/websocket/stats", "/api/websocket", dataflow.IngestPath} {
 		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)

@@ -33,8 +33,8 @@ func (c *tlsCloseGuardConn) ConnectionState() tls.ConnectionState { return c.tc.
 
 // closeGuardConn enforces, at the socket, RFC 6455's "nothing after the
 // close frame", whoever writes. After the upgrade only the connection's
-// pool writer writes (protocol errors found by the read loop, wsread.go,
-// are answered through it: session.go); a connection refused at capacity
+// pool writer writes (protocol errors found by the read loop,
+// internal/wsframe, are answered through it: session.go); a connection refused at capacity
 // gets its 1013 from the WebSocket library during the upgrade. Every write
 // is one whole buffer of whole frames, and a write that starts with a close
 // frame is the last one that matters: later writes are swallowed (reported

@@ -207,3 +207,19 @@ func TestRawFramesEarlyBytesAreKept(t *testing.T) {
 		}
 	}
 }
+
+// TestRawFramesNegativeLengthControlFrameClose1002: a control frame whose
+// 64-bit length has its most significant bit set (RFC 6455 5.2 forbids it)
+// is a protocol error, not a crash of the server.
+func TestRawFramesNegativeLengthControlFrameClose1002(t *testing.T) {
+	h := start(t, nil)
+	c := dialRaw(t, h.url)
+	if _, err := c.nc.Write([]byte{0x89, 0x80 | 127, 0xff, 0, 0, 0, 0, 0, 0, 1, 0x11, 0x22, 0x33, 0x44}); err != nil {
+		t.Fatal(err)
+	}
+	p := c.readUntil(t, 0x8)
+	if len(p) < 2 || binary.BigEndian.Uint16(p) != 1002 {
+		t.Fatalf("close %q, want 1002", p)
+	}
+	wstest.Eventually(t, wait, "connection released", func() bool { return h.srv.Pool().Len() == 0 })
+}

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME="${FUZZTIME:-5s}"
-TARGETS="${FUZZ_TARGETS:-./compat:FuzzDecodeClient ./compat:FuzzAppendJSONString ./subscription:FuzzNewFilter ./dataflow:FuzzDecode ./dataflow:FuzzIngestBody ./config:FuzzParseConfig ./config:FuzzConfigEnv ./internal/wsdeflate:FuzzInflate}"
+TARGETS="${FUZZ_TARGETS:-./compat:FuzzDecodeClient ./compat:FuzzAppendJSONString ./subscription:FuzzNewFilter ./dataflow:FuzzDecode ./dataflow:FuzzIngestBody ./config:FuzzParseConfig ./config:FuzzConfigEnv ./internal/wsdeflate:FuzzInflate ./internal/wsframe:FuzzReadMessage}"
 summary=""
 for t in $TARGETS; do
 	pkg="${t%%:*}" name="${t##*:}"

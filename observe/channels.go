@@ -1,4 +1,4 @@
-package proxy
+package observe
 
 import (
 	"slices"
@@ -6,14 +6,8 @@ import (
 	"time"
 
 	"wsproxy/compat"
-	"wsproxy/observe"
 	"wsproxy/pool"
 )
-
-// maxChannelLen bounds a legacy channel name: the channel form accepts any
-// string (as the legacy server did), so names are bounded and a longer one
-// is a bad client frame.
-const maxChannelLen = 64
 
 // channelSet counts the legacy channel subscriptions of every connection,
 // for getStats (A's subscriptions.total and channels). Safe for concurrent
@@ -54,24 +48,36 @@ func (cs *channelSet) names() []string {
 	return out
 }
 
+// AddChannel counts a connection's subscription to the legacy channel name.
+func (n *Node) AddChannel(name string) {
+	n.channels.Add(1)
+	n.chanNames.add(name)
+}
+
+// RemoveChannel undoes one AddChannel of name.
+func (n *Node) RemoveChannel(name string) {
+	n.channels.Add(-1)
+	n.chanNames.remove(name)
+}
+
 // legacyStats gathers the deployed legacy server's part of the getStats
 // reply (compat.LegacyStats). It is the one place that data is collected.
-func (s *Server) legacyStats(now time.Time) compat.LegacyStats {
+func (n *Node) legacyStats(now time.Time) compat.LegacyStats {
 	var ls compat.LegacyStats
-	var n int64
+	var count int64
 	var age time.Duration
-	s.pool.Each(func(c *pool.Conn) {
-		n++
+	n.p.Pool.Each(func(c *pool.Conn) {
+		count++
 		age += now.Sub(c.ConnectedAt())
 	})
-	ls.Connections.Total, ls.Connections.Active = n, n
-	if n > 0 {
-		ls.Connections.AvgDuration = float64(age.Milliseconds()) / float64(n)
+	ls.Connections.Total, ls.Connections.Active = count, count
+	if count > 0 {
+		ls.Connections.AvgDuration = float64(age.Milliseconds()) / float64(count)
 	}
-	ls.Subscriptions.Total = s.channels.Load()
-	ls.Subscriptions.Channels = s.chanNames.names()
-	ls.Server.Uptime = now.Sub(s.started).Seconds()
-	ls.Server.Memory = observe.ProcessMemory()
+	ls.Subscriptions.Total = n.channels.Load()
+	ls.Subscriptions.Channels = n.chanNames.names()
+	ls.Server.Uptime = now.Sub(n.p.Started).Seconds()
+	ls.Server.Memory = ProcessMemory()
 	ls.Server.Timestamp = now.UnixMilli()
 	return ls
 }

@@ -1,4 +1,7 @@
-package proxy
+// Package sources builds the dataflow sources a configuration asks for. It
+// is shared by every program that feeds from the pipeline (the server and
+// the legacy reference server), so that they all read the same keys.
+package sources
 
 import (
 	"fmt"
@@ -7,22 +10,18 @@ import (
 	"wsproxy/dataflow"
 )
 
-// BuiltSources are the sources a SourcesConfig asks for. Ingest is also in
-// All; it is non-nil when enabled, and its Handler must be mounted at
-// IngestPath by whoever owns the HTTP server.
-type BuiltSources struct {
+// Built are the sources a SourcesConfig asks for. Ingest is also in All; it
+// is non-nil when enabled, and its Handler must be mounted at
+// dataflow.IngestPath by whoever owns the HTTP server.
+type Built struct {
 	All    []dataflow.Source
 	Ingest *dataflow.Ingest
 }
 
-// IngestPath is where the HTTP ingest endpoint is served.
-const IngestPath = "/api/dataflow/ingest"
-
-// BuildSources constructs every enabled source of cfg, in a fixed order
-// (demo, redis, redis_sharded, streams, nats, jetstream, ingest). It is shared by every program that feeds
-// from the pipeline, so that they all read the same configuration keys.
-func BuildSources(cfg config.SourcesConfig) (BuiltSources, error) {
-	var b BuiltSources
+// Build constructs every enabled source of cfg, in a fixed order (demo,
+// redis, redis_sharded, streams, nats, jetstream, ingest).
+func Build(cfg config.SourcesConfig) (Built, error) {
+	var b Built
 	if cfg.Demo.Enabled {
 		b.All = append(b.All, dataflow.NewDemo(cfg.Demo))
 	}

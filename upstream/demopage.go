@@ -1,9 +1,11 @@
-package proxy
+package upstream
 
 import (
 	_ "embed"
 
 	"github.com/valyala/fasthttp"
+
+	"wsproxy/config"
 )
 
 // demoPage is a plain HTML+JS page that connects to /ws exactly as the
@@ -13,13 +15,13 @@ import (
 //go:embed web/index.html
 var demoPage []byte
 
-// RegisterDemoPage serves the demo page at / unless demo_page is off or
-// static.dir serves a frontend there. Call before Start.
-func RegisterDemoPage(s *Server) {
-	if s.cfg.DemoPage != nil && !*s.cfg.DemoPage || s.cfg.Static.Dir != "" {
+// RegisterDemoPage serves the demo page at / through handle unless
+// demo_page is off or static.dir serves a frontend there.
+func RegisterDemoPage(handle func(path string, h fasthttp.RequestHandler), cfg config.Config) {
+	if cfg.DemoPage != nil && !*cfg.DemoPage || cfg.Static.Dir != "" {
 		return
 	}
-	s.Handle("/", serveDemoPage)
+	handle("/", serveDemoPage)
 }
 
 func serveDemoPage(ctx *fasthttp.RequestCtx) {

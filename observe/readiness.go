@@ -1,26 +1,20 @@
-package proxy
-
-import "wsproxy/observe"
+package observe
 
 // SetMemoryLevel installs the function that reports the memory monitor's
-// level (observe.MemoryNormal, MemoryElevated, MemoryCritical) to health and
+// level (MemoryNormal, MemoryElevated, MemoryCritical) to health and
 // metrics. Until one is installed the level is the pool's. Safe to call at
 // any time.
-func (s *Server) SetMemoryLevel(level func() string) { s.op.memLevel.Store(&level) }
+func (n *Node) SetMemoryLevel(level func() string) { n.memLevel.Store(&level) }
 
 // MemoryLevel returns the memory monitor's current level.
-func (s *Server) MemoryLevel() string {
-	if f := s.op.memLevel.Load(); f != nil && *f != nil {
+func (n *Node) MemoryLevel() string {
+	if f := n.memLevel.Load(); f != nil && *f != nil {
 		if l := (*f)(); l != "" {
 			return l
 		}
 	}
-	return s.pool.MemoryLevel()
+	return n.p.Pool.MemoryLevel()
 }
-
-// Accepting reports whether new WebSocket upgrades are accepted: false once
-// a drain or the shutdown has started.
-func (s *Server) Accepting() bool { return s.accepting.Load() }
 
 // Readiness is the answer of /readyz: whether the node can serve new
 // clients, and why not.
@@ -36,20 +30,20 @@ type Readiness struct {
 // Nothing a client sends and no latency or error-rate figure enters it:
 // those are health's business, and taking a node out of rotation for them
 // would let one client take every node out in turn.
-func (s *Server) Readiness() Readiness {
+func (n *Node) Readiness() Readiness {
 	var r Readiness
 	switch {
-	case s.Draining():
+	case n.p.Server.Draining():
 		r.Reasons = append(r.Reasons, "draining")
-	case !s.Accepting():
+	case !n.p.Server.Accepting():
 		r.Reasons = append(r.Reasons, "shutting down")
 	}
-	if s.MemoryLevel() == observe.MemoryCritical {
+	if n.MemoryLevel() == MemoryCritical {
 		r.Reasons = append(r.Reasons, "memory level critical")
 	}
-	if *s.cfg.Health.ReadyRequiresSource && len(s.sources) > 0 {
+	if *n.p.Config.Health.ReadyRequiresSource && len(n.p.Sources) > 0 {
 		up := false
-		for _, src := range s.sources {
+		for _, src := range n.p.Sources {
 			if src.Stats().Connected {
 				up = true
 				break

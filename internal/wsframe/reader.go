@@ -1,4 +1,4 @@
-package proxy
+package wsframe
 
 import (
 	"encoding/binary"
@@ -12,63 +12,67 @@ import (
 	"wsproxy/internal/wsdeflate"
 
 	"github.com/fasthttp/websocket"
-	"github.com/rs/zerolog"
 )
 
-// Client frames are read by frameReader straight from the raw socket, not
+// Package wsframe reads a WebSocket client's frames (RFC 6455, with
+// permessage-deflate from RFC 7692) straight from the raw socket, not
 // through websocket.Conn: once the handshake is done, the upgrade's request
 // context, fasthttp's 4 KiB connection reader, the library's own read and
 // write buffers and the hijack wrapper are all released, and an idle
 // connection costs its read goroutine's (small) stack and a few hundred bytes
-// of state. Replies and close frames still go through the connection's pool
-// writer, so there is one writer per socket.
+// of state. The reader only reads: replies and close frames go through
+// whatever writes to the socket, so there is one writer per socket.
 
-// protocolError is a client frame the protocol forbids; the connection is
+// ProtocolError is a client frame the protocol forbids; the connection is
 // closed with code.
-type protocolError struct {
-	code   int
-	reason string
+type ProtocolError struct {
+	Code   int    // the close code to answer with
+	Reason string // the close reason
 }
 
-func (e *protocolError) Error() string { return "proxy: " + e.reason }
+func (e *ProtocolError) Error() string { return "proxy: " + e.Reason }
 
 var (
-	errTooBig       = &protocolError{websocket.CloseMessageTooBig, "Message too big"}
-	errUnmasked     = &protocolError{websocket.CloseProtocolError, "Client frames must be masked"}
-	errReserved     = &protocolError{websocket.CloseProtocolError, "Reserved bits set"}
-	errBadOpcode    = &protocolError{websocket.CloseProtocolError, "Unknown opcode"}
-	errBadControl   = &protocolError{websocket.CloseProtocolError, "Invalid control frame"}
-	errContinuation = &protocolError{websocket.CloseProtocolError, "Unexpected continuation frame"}
-	errFragmented   = &protocolError{websocket.CloseProtocolError, "Expected continuation frame"}
-	errBadCloseCode = &protocolError{websocket.CloseProtocolError, "Invalid close code"}
-	errBadCloseText = &protocolError{websocket.CloseProtocolError, "Invalid UTF-8 in close reason"}
-	errBadDeflate   = &protocolError{websocket.CloseInvalidFramePayloadData, "Invalid compressed data"}
+	errTooBig       = &ProtocolError{websocket.CloseMessageTooBig, "Message too big"}
+	errUnmasked     = &ProtocolError{websocket.CloseProtocolError, "Client frames must be masked"}
+	errReserved     = &ProtocolError{websocket.CloseProtocolError, "Reserved bits set"}
+	errBadOpcode    = &ProtocolError{websocket.CloseProtocolError, "Unknown opcode"}
+	errBadControl   = &ProtocolError{websocket.CloseProtocolError, "Invalid control frame"}
+	errContinuation = &ProtocolError{websocket.CloseProtocolError, "Unexpected continuation frame"}
+	errFragmented   = &ProtocolError{websocket.CloseProtocolError, "Expected continuation frame"}
+	errBadCloseCode = &ProtocolError{websocket.CloseProtocolError, "Invalid close code"}
+	errBadCloseText = &ProtocolError{websocket.CloseProtocolError, "Invalid UTF-8 in close reason"}
+	errBadDeflate   = &ProtocolError{websocket.CloseInvalidFramePayloadData, "Invalid compressed data"}
 )
 
-// frameReader reads a client's frames. It is used only by the connection's
+// Reader reads a client's frames. It is used only by the connection's
 // read loop.
-type frameReader struct {
-	nc    net.Conn
-	pre   []byte // bytes read ahead during the handshake, consumed first
-	limit int64  // largest message; larger ones fail with errTooBig
+type Reader struct {
+	Conn  net.Conn
+	Pre   []byte // bytes read ahead during the handshake, consumed first
+	Limit int64  // largest message; larger ones fail with errTooBig
 	msg   []byte // reassembly buffer, dropped when it grew large
 	// ahead takes small reads: a typical client frame (header and a short
 	// JSON request) arrives in one read instead of three.
 	ahead [128]byte
-	// inflate: permessage-deflate was agreed; RSV1 on a message's first
+	// Inflate: permessage-deflate was agreed; RSV1 on a message's first
 	// frame marks it compressed (internal/wsdeflate).
-	inflate bool
+	Inflate bool
 	out     []byte // inflated message, dropped when it grew large
 
-	onPing  func(data string)
-	onPong  func()
-	onClose func(code int)
+	OnPing  func(data string) // a ping arrived
+	OnPong  func()            // a pong arrived
+	OnClose func(code int)    // a valid close frame arrived
+	// Run runs f, the inflation of a compressed message, and returns when
+	// it did; the caller may run it off the read goroutine's stack. Nil
+	// runs f directly.
+	Run func(f func())
 }
 
-// detach returns the raw socket under ws together with any bytes already
+// Detach returns the raw socket under ws together with any bytes already
 // buffered above it (none for a conforming client, which waits for the 101
 // before sending). ws and its buffers are not used again.
-func detach(ws *websocket.Conn) (net.Conn, []byte) {
+func Detach(ws *websocket.Conn) (net.Conn, []byte) {
 	hj := ws.NetConn()
 	raw := hj
 	if u, ok := hj.(interface{ UnsafeConn() net.Conn }); ok {
@@ -94,24 +98,24 @@ func detach(ws *websocket.Conn) (net.Conn, []byte) {
 	return raw, pre
 }
 
-func (r *frameReader) readFull(b []byte) error {
-	if len(r.pre) > 0 {
-		n := copy(b, r.pre)
-		r.pre = r.pre[n:]
+func (r *Reader) readFull(b []byte) error {
+	if len(r.Pre) > 0 {
+		n := copy(b, r.Pre)
+		r.Pre = r.Pre[n:]
 		b = b[n:]
 		if len(b) == 0 {
 			return nil
 		}
 	}
 	if len(b) >= len(r.ahead)/2 {
-		_, err := io.ReadFull(r.nc, b)
+		_, err := io.ReadFull(r.Conn, b)
 		return err
 	}
 	// io.ReadAtLeast, inline: one stack frame less under the read that
-	// an idle connection is parked in (shallow.go).
+	// an idle connection is parked in (the caller keeps it small).
 	n := 0
 	for n < len(b) {
-		m, err := r.nc.Read(r.ahead[n:])
+		m, err := r.Conn.Read(r.ahead[n:])
 		n += m
 		if err != nil && n < len(b) {
 			if err == io.EOF && n > 0 {
@@ -121,18 +125,18 @@ func (r *frameReader) readFull(b []byte) error {
 		}
 	}
 	copy(b, r.ahead[:n])
-	r.pre = r.ahead[len(b):n]
+	r.Pre = r.ahead[len(b):n]
 	return nil
 }
 
-// release drops the message buffers once the message was handled, so that
+// Release drops the message buffers once the message was handled, so that
 // an idle connection holds none.
-func (r *frameReader) release() { r.msg, r.out = nil, nil }
+func (r *Reader) Release() { r.msg, r.out = nil, nil }
 
 // ReadMessage returns the next text or binary message, handling control
 // frames through the callbacks. A close frame ends it with a
-// *websocket.CloseError; a forbidden frame with a *protocolError.
-func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
+// *websocket.CloseError; a forbidden frame with a *ProtocolError.
+func (r *Reader) ReadMessage() (messageType int, p []byte, err error) {
 	if cap(r.msg) > 4096 {
 		r.msg = nil
 	}
@@ -151,7 +155,7 @@ func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
 		if rsv := h[0] & 0x70; rsv != 0 {
 			// RSV1 is permessage-deflate's, on the first frame of a
 			// data message only (RFC 7692 6).
-			if !r.inflate || rsv != 0x40 || (op != 1 && op != 2) {
+			if !r.Inflate || rsv != 0x40 || (op != 1 && op != 2) {
 				return 0, nil, errReserved
 			}
 			compressed = true
@@ -179,7 +183,7 @@ func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
 		mask := h[2+ext : 2+ext+4]
 		control := op >= 8
 		switch {
-		case control && (!fin || n > 125):
+		case control && (!fin || n < 0 || n > 125): // n < 0: the 64-bit length's top bit set
 			return 0, nil, errBadControl
 		case op != 0 && op != 1 && op != 2 && op != 8 && op != 9 && op != 10:
 			return 0, nil, errBadOpcode
@@ -187,13 +191,13 @@ func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
 			return 0, nil, errContinuation
 		case (op == 1 || op == 2) && messageType != 0:
 			return 0, nil, errFragmented
-		case !control && (n < 0 || int64(len(r.msg))+n > r.limit):
+		case !control && (n < 0 || int64(len(r.msg))+n > r.Limit):
 			return 0, nil, errTooBig
 		}
 		var payload []byte
 		if control {
 			// On the heap, not in this frame: the read goroutine's stack
-			// stays at its smallest size (shallow.go); pings are rare.
+			// stays at its smallest size (the caller keeps it small); pings are rare.
 			payload = make([]byte, n)
 		} else {
 			start := len(r.msg)
@@ -208,10 +212,10 @@ func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
 		}
 		switch op {
 		case websocket.PingMessage:
-			r.onPing(string(payload))
+			r.OnPing(string(payload))
 			continue
 		case websocket.PongMessage:
-			r.onPong()
+			r.OnPong()
 			continue
 		case websocket.CloseMessage:
 			code := websocket.CloseNoStatusReceived
@@ -228,15 +232,19 @@ func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
 			if !utf8.ValidString(text) {
 				return 0, nil, errBadCloseText
 			}
-			r.onClose(code)
+			r.OnClose(code)
 			return 0, nil, &websocket.CloseError{Code: code, Text: text}
 		case 1, 2:
 			messageType = op
 		}
 		if fin {
 			if compressed {
-				// Off the read goroutine's stack (shallow.go).
-				shallow(func() { r.out, err = wsdeflate.Inflate(r.out[:0], r.msg, r.limit) })
+				inflate := func() { r.out, err = wsdeflate.Inflate(r.out[:0], r.msg, r.Limit) }
+				if r.Run != nil {
+					r.Run(inflate)
+				} else {
+					inflate()
+				}
 				switch {
 				case errors.Is(err, wsdeflate.ErrTooBig):
 					return 0, nil, errTooBig
@@ -250,26 +258,12 @@ func (r *frameReader) ReadMessage() (messageType int, p []byte, err error) {
 	}
 }
 
-// asProtocolError reports whether err is a forbidden client frame.
-func asProtocolError(err error) (*protocolError, bool) {
-	var pe *protocolError
+// AsProtocolError reports whether err is a forbidden client frame.
+func AsProtocolError(err error) (*ProtocolError, bool) {
+	var pe *ProtocolError
 	ok := errors.As(err, &pe)
 	return pe, ok
 }
-
-// connLog is a connection's logger: the server's, with conn_id added to each
-// event. Unlike a zerolog child logger it holds no buffer of its own (a child
-// logger costs 512 bytes per idle connection), and a disabled level costs
-// nothing.
-type connLog struct {
-	l  *zerolog.Logger
-	id string
-}
-
-func (c connLog) Debug() *zerolog.Event { return c.l.Debug().Str("conn_id", c.id) }
-func (c connLog) Info() *zerolog.Event  { return c.l.Info().Str("conn_id", c.id) }
-func (c connLog) Warn() *zerolog.Event  { return c.l.Warn().Str("conn_id", c.id) }
-func (c connLog) Error() *zerolog.Event { return c.l.Error().Str("conn_id", c.id) }
 
 // validCloseCode reports whether a peer may send code in a close frame
 // (RFC 6455 section 7.4): 1000–1003, 1007–1014 and the registered and
