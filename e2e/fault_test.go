@@ -138,7 +138,9 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	}
 	took := time.Since(start)
 	wg.Wait()
-	if took > grace+time.Second {
+	// The server's own bound is the grace; the margin covers signal
+	// delivery, process teardown and reaping on a busy machine.
+	if took > grace+2*time.Second {
 		t.Fatalf("exit took %s, grace %s", took, grace)
 	}
 	final := map[string]int64{}
