@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
 	"wsproxy/internal/rlimit"
 
 	"github.com/fasthttp/websocket"

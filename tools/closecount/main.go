@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
 	"wsproxy/internal/rlimit"
 
 	"github.com/fasthttp/websocket"

@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
 	"wsproxy/internal/rlimit"
 
 	"github.com/redis/go-redis/v9"

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
 	"wsproxy/internal/rlimit"
 
 	"github.com/fasthttp/websocket"
