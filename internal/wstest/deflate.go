@@ -8,11 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -33,19 +31,7 @@ func DialDeflateBuf(t testing.TB, rawURL, offer string, rcvBuf int) (*Raw, strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := net.Dialer{Timeout: 5 * time.Second}
-	if rcvBuf > 0 {
-		d.Control = func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			if err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvBuf)
-			}); err != nil {
-				return err
-			}
-			return serr
-		}
-	}
-	nc, err := d.Dial("tcp", u.Host)
+	nc, err := dialTCP(u.Host, rcvBuf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,6 +80,21 @@ func TryDialRaw(rawURL string, rcvBuf int) (*Raw, error) {
 	if err != nil {
 		return nil, err
 	}
+	nc, err := dialTCP(u.Host, rcvBuf)
+	if err != nil {
+		return nil, err
+	}
+	r := &Raw{Conn: nc, br: bufio.NewReaderSize(nc, 4096)}
+	if err := r.handshake(u); err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// dialTCP connects to host; rcvBuf > 0 sets the socket's receive buffer
+// before connecting (0: the system default).
+func dialTCP(host string, rcvBuf int) (net.Conn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	if rcvBuf > 0 {
 		d.Control = func(_, _ string, c syscall.RawConn) error {
@@ -92,16 +107,7 @@ func TryDialRaw(rawURL string, rcvBuf int) (*Raw, error) {
 			return serr
 		}
 	}
-	nc, err := d.Dial("tcp", u.Host)
-	if err != nil {
-		return nil, err
-	}
-	r := &Raw{Conn: nc, br: bufio.NewReaderSize(nc, 4096)}
-	if err := r.handshake(u); err != nil {
-		_ = nc.Close()
-		return nil, err
-	}
-	return r, nil
+	return d.Dial("tcp", host)
 }
 
 func (r *Raw) handshake(u *url.URL) error { return r.handshakeWith(u, "", nil) }
