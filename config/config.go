@@ -50,6 +50,11 @@ type Config struct {
 	// DemoPage serves a live-data demo page at / (upstream/web/index.html).
 	// nil (absent): true.
 	DemoPage *bool `yaml:"demo_page"`
+	// ParkIdleReaders parks an idle connection's socket in an epoll set
+	// instead of keeping a read goroutine blocked on it (Linux, plain TCP;
+	// TLS connections and other systems always keep the goroutine): an idle
+	// connection then costs no goroutine stack. nil (absent): true.
+	ParkIdleReaders *bool `yaml:"park_idle_readers"`
 	// Upstream is the collector's HTTP API, reverse-proxied on this origin.
 	Upstream UpstreamConfig `yaml:"upstream"`
 	// Static serves a built frontend at / (replaces the demo page).

@@ -115,6 +115,7 @@ func (c *Config) ApplyDefaults() {
 	defInt(&c.DispatchQueue, DefaultDispatchQueue)
 	defFloat(&c.ShutdownDrainShare, DefaultShutdownDrainShare)
 	defBool(&c.DemoPage, true)
+	defBool(&c.ParkIdleReaders, true)
 
 	defInt(&c.Queue.MaxMessages, DefaultQueueMaxMessages)
 	defInt(&c.Queue.MaxBytes, DefaultQueueMaxBytes)

@@ -1,7 +1,5 @@
 package proxy
 
-import "wsproxy/internal/wsframe"
-
 // A connection's read goroutine lives as long as the connection and spends
 // nearly all of it parked in a socket read. Go keeps a goroutine's stack at
 // the largest size it grew to until a garbage collection finds it mostly
@@ -25,18 +23,30 @@ func shallow(f func()) {
 	<-done
 }
 
-// readLoop is the connection's read goroutine: it reads client frames until
-// the connection ends, handing every message to a short-lived goroutine, and
-// holds no message buffer between frames.
-func (ss *session) readLoop(fr *wsframe.Reader) {
-	defer ss.end()
+// readLoop is the connection's reader: it reads client frames until the
+// connection ends, and holds no message buffer between frames. With a
+// parked reader (park.go) it returns whenever nothing is left to read, and
+// runs again on a new goroutine when the socket becomes readable: it is
+// short-lived itself, so messages are handled on it directly. Otherwise it
+// is the connection's one read goroutine and hands every message to a
+// short-lived one.
+func (ss *session) readLoop() {
+	fr := ss.fr
 	for {
+		if ss.park != nil && len(fr.Pre) == 0 && !ss.park.Ready() && ss.park.Park() {
+			return
+		}
 		mt, msg, err := fr.ReadMessage()
 		if err != nil {
 			ss.readEnded(fr.Conn, err)
+			ss.end()
 			return
 		}
-		shallow(func() { ss.onMessage(mt, msg) })
+		if ss.park != nil {
+			ss.onMessage(mt, msg)
+		} else {
+			shallow(func() { ss.onMessage(mt, msg) })
+		}
 		fr.Release()
 	}
 }
