@@ -139,6 +139,8 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 		OnPing: func(data string) { shallow(func() { ss.onPing(data) }) },
 		OnPong: c.Touch,
 		Run:    shallow, // inflation off the read goroutine's stack (shallow.go)
+		// A parked reader must get control back after a heartbeat's pong.
+		ControlReturns: ss.park != nil,
 		OnClose: func(code int) {
 			if code == websocket.CloseNoStatusReceived {
 				c.CloseNow(0, "")

@@ -42,6 +42,9 @@ func (ss *session) readLoop() {
 			ss.end()
 			return
 		}
+		if mt == 0 {
+			continue // a ping or pong, handled (wsframe.Reader.ControlReturns)
+		}
 		if ss.park != nil {
 			ss.onMessage(mt, msg)
 		} else {
