@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"wsproxy/dataflow"
+	"wsproxy/internal/wstest"
 )
 
 // ingestServer serves in's handler over an in-memory listener.
@@ -94,7 +95,7 @@ func TestIngest(t *testing.T) {
 			}
 			s := &sink{full: tc.full}
 			run(t, in, s)
-			eventually(t, "running", func() bool { return in.Stats().Connected })
+			wstest.Eventually(t, wait, "running", func() bool { return in.Stats().Connected })
 			c := ingestServer(t, in)
 			if tc.call.method == "" {
 				tc.call.method = "POST"
@@ -135,7 +136,7 @@ func TestIngestNotRunning(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = in.Run(ctx, &sink{}); close(done) }()
-	eventually(t, "running", func() bool { return in.Stats().Connected })
+	wstest.Eventually(t, wait, "running", func() bool { return in.Stats().Connected })
 	cancel()
 	select {
 	case <-done:
@@ -153,7 +154,7 @@ func TestIngestErrorListIsCapped(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, in, &sink{})
-	eventually(t, "running", func() bool { return in.Stats().Connected })
+	wstest.Eventually(t, wait, "running", func() bool { return in.Stats().Connected })
 	status, res := post(t, ingestServer(t, in), ingestCall{method: "POST", body: strings.Repeat("x\n", 10)})
 	if status != 200 || res.Rejected != 10 || len(res.Errors) != 3 {
 		t.Fatalf("status %d, %+v", status, res)
@@ -175,7 +176,7 @@ func FuzzIngestBody(f *testing.F) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.Cleanup(cancel)
 	go func() { _ = in.Run(ctx, s) }()
-	eventually(f, "running", func() bool { return in.Stats().Connected })
+	wstest.Eventually(f, wait, "running", func() bool { return in.Stats().Connected })
 	h := in.Handler()
 	f.Fuzz(func(t *testing.T, body string) {
 		var rc fasthttp.RequestCtx

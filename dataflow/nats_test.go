@@ -15,6 +15,7 @@ import (
 
 	"wsproxy/dataflow"
 	"wsproxy/internal/natstest"
+	"wsproxy/internal/wstest"
 )
 
 // gateSink delivers the first n messages, then blocks every Deliver until
@@ -62,7 +63,7 @@ func TestNATSDeliversAndCountsBadMessages(t *testing.T) {
 	}
 	s := &sink{}
 	run(t, src, s)
-	eventually(t, "subscribed", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "subscribed", func() bool { return src.Stats().Connected })
 	nc := srv.Conn(t)
 	bad := []string{
 		`not json`,
@@ -80,8 +81,8 @@ func TestNATSDeliversAndCountsBadMessages(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "50 messages", func() bool { return s.len() >= 50 })
-	eventually(t, "5 rejections", func() bool { return src.Stats().Rejected == 5 })
+	wstest.Eventually(t, wait, "50 messages", func() bool { return s.len() >= 50 })
+	wstest.Eventually(t, wait, "5 rejections", func() bool { return src.Stats().Rejected == 5 })
 	wantSeqs(t, s.seqs(t), 1, 50)
 	st := src.Stats()
 	if st.Received != 50 || st.Dropped != 0 || !strings.Contains(st.LastReject, "market-data.trade.binance") ||
@@ -106,12 +107,12 @@ func TestNATSReadPathNeverBlocks(t *testing.T) {
 			t.Fatal(err)
 		}
 		run(t, src, &sink{full: true})
-		eventually(t, "subscribed", func() bool { return src.Stats().Connected })
+		wstest.Eventually(t, wait, "subscribed", func() bool { return src.Stats().Connected })
 		const n = 2000
 		for i := 1; i <= n; i++ {
 			natsPublish(t, nc, "full.trade.binance", msg(i))
 		}
-		eventually(t, "every message read and dropped", func() bool { return src.Stats().Dropped == n })
+		wstest.Eventually(t, wait, "every message read and dropped", func() bool { return src.Stats().Dropped == n })
 		if st := src.Stats(); st.Received != n || !st.Connected || st.SlowConsumer != 0 {
 			t.Fatalf("stats = %+v", st)
 		}
@@ -124,7 +125,7 @@ func TestNATSReadPathNeverBlocks(t *testing.T) {
 		s := newGateSink(5)
 		run(t, src, s)
 		t.Cleanup(s.open)
-		eventually(t, "subscribed", func() bool { return src.Stats().Connected })
+		wstest.Eventually(t, wait, "subscribed", func() bool { return src.Stats().Connected })
 		const n = 200
 		for i := 1; i <= n; i++ {
 			natsPublish(t, nc, "stall.trade.binance", msg(i))
@@ -133,9 +134,9 @@ func TestNATSReadPathNeverBlocks(t *testing.T) {
 			t.Fatal(err)
 		}
 		<-s.blocked
-		eventually(t, "slow consumer counted", func() bool { return src.Stats().SlowConsumer >= 1 })
+		wstest.Eventually(t, wait, "slow consumer counted", func() bool { return src.Stats().SlowConsumer >= 1 })
 		s.open()
-		eventually(t, "all accounted for", func() bool {
+		wstest.Eventually(t, wait, "all accounted for", func() bool {
 			st := src.Stats()
 			return st.Received+st.Dropped == n
 		})
@@ -166,7 +167,7 @@ func TestNATSReconnectsAfterRestart(t *testing.T) {
 	// publishUntil publishes seq until the source has it: core NATS keeps
 	// no history, so only messages published while subscribed arrive.
 	publishUntil := func(seq int) {
-		eventually(t, fmt.Sprintf("message %d delivered", seq), func() bool {
+		wstest.Eventually(t, wait, fmt.Sprintf("message %d delivered", seq), func() bool {
 			_ = nc.Publish("market-data.trade.binance", []byte(msg(seq)))
 			_ = nc.FlushTimeout(100 * time.Millisecond)
 			for _, v := range s.seqs(t) {
@@ -179,12 +180,12 @@ func TestNATSReconnectsAfterRestart(t *testing.T) {
 	}
 	publishUntil(1)
 	srv.Kill9(t)
-	eventually(t, "disconnected", func() bool { st := src.Stats(); return !st.Connected && st.LastError != "" })
+	wstest.Eventually(t, wait, "disconnected", func() bool { st := src.Stats(); return !st.Connected && st.LastError != "" })
 	srv.Restart(t)
-	eventually(t, "reconnected", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "reconnected", func() bool { return src.Stats().Connected })
 	publishUntil(2)
 	srv.Kill9(t)
-	eventually(t, "disconnected again", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "disconnected again", func() bool { return !src.Stats().Connected })
 	srv.Restart(t)
 	publishUntil(3)
 	if st := src.Stats(); !st.Connected || !strings.Contains(st.LastError, "nats") {
@@ -233,27 +234,27 @@ func TestJetStreamResumeAfterKill9AndCut(t *testing.T) {
 	s := newGateSink(50)
 	run(t, src, s)
 	t.Cleanup(s.open)
-	eventually(t, "connected", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "connected", func() bool { return src.Stats().Connected })
 	publish(300) // 11..310
 
 	// Mid-stream: the proxy has taken 50 of 300 when the server dies.
 	<-s.blocked
 	srv.Kill9(t)
 	s.open()
-	eventually(t, "kill noticed", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "kill noticed", func() bool { return !src.Stats().Connected })
 	srv.Restart(t)
 	publish(50) // 311..360, while the source may still be reconnecting
-	eventually(t, "310 delivered", func() bool { return s.len() >= 300 })
+	wstest.Eventually(t, wait, "310 delivered", func() bool { return s.len() >= 300 })
 
 	// Network cut: messages stored while the source cannot reach the server.
 	relay.SetDown(true)
 	relay.Cut()
-	eventually(t, "cut noticed", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "cut noticed", func() bool { return !src.Stats().Connected })
 	publish(40) // 361..400
 	relay.SetDown(false)
-	eventually(t, "reconnected", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "reconnected", func() bool { return src.Stats().Connected })
 	publish(10) // 401..410
-	eventually(t, "every message", func() bool { return s.len() >= 400 })
+	wstest.Eventually(t, wait, "every message", func() bool { return s.len() >= 400 })
 	wantSeqs(t, s.seqs(t), 11, 410)
 	st := src.Stats()
 	if st.Received != 400 || st.Gaps != 0 || st.Rejected != 0 || st.Sequence != 410 || src.Sequence() != 410 || st.LastError == "" {
@@ -282,15 +283,15 @@ func TestJetStreamTrimmedGapReported(t *testing.T) {
 	for i := 1; i <= 10; i++ {
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
-	eventually(t, "10 delivered", func() bool { return s.len() == 10 })
+	wstest.Eventually(t, wait, "10 delivered", func() bool { return s.len() == 10 })
 	relay.SetDown(true)
 	relay.Cut()
-	eventually(t, "cut noticed", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "cut noticed", func() bool { return !src.Stats().Connected })
 	for i := 11; i <= 60; i++ { // the stream keeps 41..60
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
 	relay.SetDown(false)
-	eventually(t, "resumed after the gap", func() bool { return s.len() == 30 })
+	wstest.Eventually(t, wait, "resumed after the gap", func() bool { return s.len() == 30 })
 	got := s.seqs(t)
 	wantSeqs(t, got[:10], 1, 10)
 	wantSeqs(t, got[10:], 41, 60)
@@ -307,7 +308,7 @@ func TestJetStreamTrimmedGapReported(t *testing.T) {
 	// is a gap too.
 	relay.SetDown(true)
 	relay.Cut()
-	eventually(t, "second cut noticed", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "second cut noticed", func() bool { return !src.Stats().Connected })
 	for i := 61; i <= 70; i++ {
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
@@ -319,7 +320,7 @@ func TestJetStreamTrimmedGapReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	relay.SetDown(false)
-	eventually(t, "resumed after the deleted message", func() bool { return s.len() == 39 })
+	wstest.Eventually(t, wait, "resumed after the deleted message", func() bool { return s.len() == 39 })
 	got = s.seqs(t)
 	wantSeqs(t, got[30:34], 61, 64)
 	wantSeqs(t, got[34:], 66, 70)
@@ -344,14 +345,14 @@ func TestJetStreamStreamRecreated(t *testing.T) {
 	}
 	s := &sink{}
 	run(t, src, s)
-	eventually(t, "connected", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "connected", func() bool { return src.Stats().Connected })
 	for i := 1; i <= 30; i++ {
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
-	eventually(t, "30 delivered", func() bool { return s.len() == 30 })
+	wstest.Eventually(t, wait, "30 delivered", func() bool { return s.len() == 30 })
 	relay.SetDown(true)
 	relay.Cut()
-	eventually(t, "cut noticed", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "cut noticed", func() bool { return !src.Stats().Connected })
 	if err := js.DeleteStream(context.Background(), "MD"); err != nil {
 		t.Fatal(err)
 	}
@@ -360,9 +361,9 @@ func TestJetStreamStreamRecreated(t *testing.T) {
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
 	relay.SetDown(false)
-	eventually(t, "the new stream's messages", func() bool { return s.len() == 40 })
+	wstest.Eventually(t, wait, "the new stream's messages", func() bool { return s.len() == 40 })
 	natstest.Publish(t, js, "md.trade.binance", "41", []byte(msg(41)))
-	eventually(t, "live again", func() bool { return s.len() == 41 })
+	wstest.Eventually(t, wait, "live again", func() bool { return s.len() == 41 })
 	wantSeqs(t, s.seqs(t), 1, 41)
 	if st := src.Stats(); st.Sequence != 11 || st.Gaps != 0 {
 		t.Fatalf("stats = %+v", st)
@@ -392,24 +393,24 @@ func TestNATSSourcesNoticeSilentNetworkLoss(t *testing.T) {
 	cs, jsink := &sink{}, &sink{}
 	run(t, core, cs)
 	run(t, jsrc, jsink)
-	eventually(t, "connected", func() bool { return core.Stats().Connected && jsrc.Stats().Connected })
+	wstest.Eventually(t, wait, "connected", func() bool { return core.Stats().Connected && jsrc.Stats().Connected })
 	for i := 1; i <= 10; i++ {
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
-	eventually(t, "10 delivered", func() bool { return jsink.len() == 10 })
+	wstest.Eventually(t, wait, "10 delivered", func() bool { return jsink.len() == 10 })
 	relay.Stall(true)
 	for i := 11; i <= 20; i++ {
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
-	eventually(t, "silent loss noticed", func() bool { return !core.Stats().Connected && !jsrc.Stats().Connected })
+	wstest.Eventually(t, wait, "silent loss noticed", func() bool { return !core.Stats().Connected && !jsrc.Stats().Connected })
 	relay.Cut() // the held connections are gone for good
 	relay.Stall(false)
-	eventually(t, "reconnected", func() bool { return core.Stats().Connected && jsrc.Stats().Connected })
+	wstest.Eventually(t, wait, "reconnected", func() bool { return core.Stats().Connected && jsrc.Stats().Connected })
 	natstest.Publish(t, js, "md.trade.binance", "21", []byte(msg(21)))
-	eventually(t, "21 delivered", func() bool { return jsink.len() == 21 })
+	wstest.Eventually(t, wait, "21 delivered", func() bool { return jsink.len() == 21 })
 	wantSeqs(t, jsink.seqs(t), 1, 21)
 	nc := srv.Conn(t)
-	eventually(t, "core NATS delivers again", func() bool {
+	wstest.Eventually(t, wait, "core NATS delivers again", func() bool {
 		_ = nc.Publish("core.trade.binance", []byte(msg(1)))
 		_ = nc.FlushTimeout(100 * time.Millisecond)
 		return cs.len() > 0
@@ -430,14 +431,14 @@ func TestJetStreamMissingStream(t *testing.T) {
 	}
 	s := &sink{}
 	run(t, src, s)
-	eventually(t, "error naming the stream", func() bool {
+	wstest.Eventually(t, wait, "error naming the stream", func() bool {
 		st := src.Stats()
 		return !st.Connected && strings.Contains(st.LastError, "stream LATER") && strings.Contains(st.LastError, "not found")
 	})
 	js := srv.JetStream(t)
 	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: "LATER", Subjects: []string{"later.>"}})
 	natstest.Publish(t, js, "later.trade.binance", "1", []byte(msg(1)))
-	eventually(t, "delivered once the stream exists", func() bool { return s.len() == 1 })
+	wstest.Eventually(t, wait, "delivered once the stream exists", func() bool { return s.len() == 1 })
 	if !src.Stats().Connected {
 		t.Fatalf("stats = %+v", src.Stats())
 	}
@@ -501,7 +502,7 @@ func TestJetStreamStartPositions(t *testing.T) {
 			}
 			s := &sink{}
 			run(t, src, s)
-			eventually(t, "connected", func() bool { return src.Stats().Connected })
+			wstest.Eventually(t, wait, "connected", func() bool { return src.Stats().Connected })
 			// One more message per case; each case also reads the earlier
 			// cases' (stored before it started), except "new".
 			natstest.Publish(t, js, "md.trade.binance", fmt.Sprint("extra", i), []byte(msg(100+i)))
@@ -511,9 +512,9 @@ func TestJetStreamStartPositions(t *testing.T) {
 					want = append(want, 100+k)
 				}
 			}
-			eventually(t, fmt.Sprintf("%d messages", len(want)), func() bool { return s.len() >= len(want) })
+			wstest.Eventually(t, wait, fmt.Sprintf("%d messages", len(want)), func() bool { return s.len() >= len(want) })
 			if tc.start != "new" {
-				eventually(t, "bad message rejected", func() bool { return src.Stats().Rejected == 1 })
+				wstest.Eventually(t, wait, "bad message rejected", func() bool { return src.Stats().Rejected == 1 })
 			}
 			if got := s.seqs(t); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("got %v, want %v", got, want)
