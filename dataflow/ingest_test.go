@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"wsproxy/dataflow"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/wstest"
 )
 
@@ -89,7 +90,7 @@ func TestIngest(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			in, err := dataflow.NewIngest(dataflow.IngestConfig{Enabled: true, Token: tc.token, MaxBodyBytes: 4096})
+			in, err := dataflow.NewIngest(configtest.Ingest(dataflow.IngestConfig{Enabled: true, Token: tc.token, MaxBodyBytes: 4096}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +126,7 @@ func TestIngest(t *testing.T) {
 }
 
 func TestIngestNotRunning(t *testing.T) {
-	in, err := dataflow.NewIngest(dataflow.IngestConfig{Enabled: true})
+	in, err := dataflow.NewIngest(configtest.Ingest(dataflow.IngestConfig{Enabled: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestIngestNotRunning(t *testing.T) {
 }
 
 func TestIngestErrorListIsCapped(t *testing.T) {
-	in, err := dataflow.NewIngest(dataflow.IngestConfig{Enabled: true, MaxErrors: 3})
+	in, err := dataflow.NewIngest(configtest.Ingest(dataflow.IngestConfig{Enabled: true, MaxErrors: 3}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +169,7 @@ func FuzzIngestBody(f *testing.F) {
 	f.Add("[" + msg(1) + ",1]")
 	f.Add("\n\n{")
 	f.Add("[")
-	in, err := dataflow.NewIngest(dataflow.IngestConfig{Enabled: true})
+	in, err := dataflow.NewIngest(configtest.Ingest(dataflow.IngestConfig{Enabled: true}))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"wsproxy/dataflow"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/natstest"
 	"wsproxy/internal/wstest"
 )
@@ -57,7 +58,7 @@ func natsPublish(t testing.TB, nc *nats.Conn, subj string, body string) {
 
 func TestNATSDeliversAndCountsBadMessages(t *testing.T) {
 	srv := natstest.Start(t)
-	src, err := dataflow.NewNATS(dataflow.NATSConfig{URL: srv.URL})
+	src, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: srv.URL}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestNATSReadPathNeverBlocks(t *testing.T) {
 	srv := natstest.Start(t)
 	nc := srv.Conn(t)
 	t.Run("full", func(t *testing.T) {
-		src, err := dataflow.NewNATS(dataflow.NATSConfig{URL: srv.URL, Subjects: []string{"full.>"}})
+		src, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: srv.URL, Subjects: []string{"full.>"}}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +119,7 @@ func TestNATSReadPathNeverBlocks(t *testing.T) {
 		}
 	})
 	t.Run("stalled", func(t *testing.T) {
-		src, err := dataflow.NewNATS(dataflow.NATSConfig{URL: srv.URL, Subjects: []string{"stall.>"}, PendingMessages: 10})
+		src, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: srv.URL, Subjects: []string{"stall.>"}, PendingMessages: 10}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,8 +157,8 @@ func TestNATSReadPathNeverBlocks(t *testing.T) {
 
 func TestNATSReconnectsAfterRestart(t *testing.T) {
 	srv := natstest.Start(t)
-	src, err := dataflow.NewNATS(dataflow.NATSConfig{URL: srv.URL,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+	src, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: srv.URL,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,8 +227,8 @@ func TestJetStreamResumeAfterKill9AndCut(t *testing.T) {
 		}
 	}
 	publish(10) // before the source starts: skipped with start "new"
-	src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD", BatchSize: 16,
-		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+	src, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD", BatchSize: 16,
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,8 +273,8 @@ func TestJetStreamTrimmedGapReported(t *testing.T) {
 	srv, js := jsSetup(t, jetstream.StreamConfig{MaxMsgs: 20})
 	relay := natstest.NewRelay(t, srv.URL)
 	var logs syncBuffer
-	src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD", Start: "first",
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	src, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD", Start: "first",
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,8 +339,8 @@ func TestJetStreamTrimmedGapReported(t *testing.T) {
 func TestJetStreamStreamRecreated(t *testing.T) {
 	srv, js := jsSetup(t, jetstream.StreamConfig{})
 	relay := natstest.NewRelay(t, srv.URL)
-	src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD",
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	src, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD",
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,15 +379,15 @@ func TestJetStreamStreamRecreated(t *testing.T) {
 func TestNATSSourcesNoticeSilentNetworkLoss(t *testing.T) {
 	srv, js := jsSetup(t, jetstream.StreamConfig{})
 	relay := natstest.NewRelay(t, srv.URL)
-	core, err := dataflow.NewNATS(dataflow.NATSConfig{URL: relay.URL, Subjects: []string{"core.>"},
+	core, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: relay.URL, Subjects: []string{"core.>"},
 		PingInterval: 200 * time.Millisecond, ConnectTimeout: 500 * time.Millisecond,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsrc, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD",
+	jsrc, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD",
 		Heartbeat: 500 * time.Millisecond, PingInterval: time.Minute, ConnectTimeout: 500 * time.Millisecond,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,8 +425,8 @@ func TestNATSSourcesNoticeSilentNetworkLoss(t *testing.T) {
 // source error naming it, retried until the collector creates the stream.
 func TestJetStreamMissingStream(t *testing.T) {
 	srv := natstest.Start(t)
-	src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: srv.URL, Stream: "LATER", Start: "first",
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	src, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: srv.URL, Stream: "LATER", Start: "first",
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +497,7 @@ func TestJetStreamStartPositions(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: srv.URL, Stream: "MD", Start: tc.start, Subjects: tc.subjects})
+			src, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: srv.URL, Stream: "MD", Start: tc.start, Subjects: tc.subjects}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -532,32 +533,35 @@ func TestNATSSourceConfigErrors(t *testing.T) {
 		make       func() error
 	}{
 		{"nats bad url", "sources.nats.url", func() error {
-			_, err := dataflow.NewNATS(dataflow.NATSConfig{URL: "http://x:1"})
+			_, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: "http://x:1"}))
 			return err
 		}},
-		{"nats no host", "sources.nats.url", func() error { _, err := dataflow.NewNATS(dataflow.NATSConfig{URL: "nohost"}); return err }},
+		{"nats no host", "sources.nats.url", func() error {
+			_, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: "nohost"}))
+			return err
+		}},
 		{"nats overlapping subjects", "overlap", func() error {
-			_, err := dataflow.NewNATS(dataflow.NATSConfig{Subjects: []string{"market-data.>", "market-data.trade.*"}})
+			_, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{Subjects: []string{"market-data.>", "market-data.trade.*"}}))
 			return err
 		}},
 		{"nats bad subject", "sources.nats.subjects", func() error {
-			_, err := dataflow.NewNATS(dataflow.NATSConfig{Subjects: []string{"a.>.b"}})
+			_, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{Subjects: []string{"a.>.b"}}))
 			return err
 		}},
 		{"jetstream bad start", "sources.jetstream.start", func() error {
-			_, err := dataflow.NewJetStream(dataflow.JetStreamConfig{Start: "latest"})
+			_, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{Start: "latest"}))
 			return err
 		}},
 		{"jetstream zero sequence", "sources.jetstream.start", func() error {
-			_, err := dataflow.NewJetStream(dataflow.JetStreamConfig{Start: "0"})
+			_, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{Start: "0"}))
 			return err
 		}},
 		{"jetstream heartbeat too short", "sources.jetstream.heartbeat", func() error {
-			_, err := dataflow.NewJetStream(dataflow.JetStreamConfig{Heartbeat: 100 * time.Millisecond})
+			_, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{Heartbeat: 100 * time.Millisecond}))
 			return err
 		}},
 		{"jetstream bad stream", "sources.jetstream.stream", func() error {
-			_, err := dataflow.NewJetStream(dataflow.JetStreamConfig{Stream: "market.data"})
+			_, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{Stream: "market.data"}))
 			return err
 		}},
 	}
@@ -569,7 +573,7 @@ func TestNATSSourceConfigErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := dataflow.NewNATS(dataflow.NATSConfig{Subjects: []string{"market-data.trade.*", "market-data.ticker.*"}}); err != nil {
+	if _, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{Subjects: []string{"market-data.trade.*", "market-data.ticker.*"}})); err != nil {
 		t.Fatalf("disjoint subjects: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"wsproxy/dataflow"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
 )
@@ -77,7 +78,7 @@ func wantSeqs(t testing.TB, got []int, from, to int) {
 func TestRedisPubSubDeliversAndCountsBadMessages(t *testing.T) {
 	addr := redistest.Addr(t)
 	prefix := redistest.Prefix(t)
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestRedisPubSubDeliversAndCountsBadMessages(t *testing.T) {
 func TestRedisPubSubCountsDropsWithoutBlocking(t *testing.T) {
 	addr := redistest.Addr(t)
 	prefix := redistest.Prefix(t)
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +156,8 @@ func TestRedisPubSubCountsDropsWithoutBlocking(t *testing.T) {
 func TestRedisPubSubReconnectsWithBackoff(t *testing.T) {
 	srv := redistest.Start(t)
 	prefix := redistest.Prefix(t)
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: srv.Addr, Pattern: prefix + "*",
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: srv.Addr, Pattern: prefix + "*",
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,8 +212,8 @@ func TestRedisStreamsResumeWithoutGapAfterKillAndRestart(t *testing.T) {
 		}
 	}
 	add(10) // before the proxy starts: skipped with start "$"
-	src, err := dataflow.NewRedisStreams(dataflow.StreamConfig{Addr: srv.Addr, Keys: keys,
-		Block: 100 * time.Millisecond, Count: 7, BackoffMin: 150 * time.Millisecond, BackoffMax: 300 * time.Millisecond})
+	src, err := dataflow.NewRedisStreams(configtest.Streams(dataflow.StreamConfig{Addr: srv.Addr, Keys: keys,
+		Block: 100 * time.Millisecond, Count: 7, BackoffMin: 150 * time.Millisecond, BackoffMax: 300 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func TestRedisStreamsCountsMalformedEntries(t *testing.T) {
 		}
 	}
 	// start "0": the whole history.
-	src, err := dataflow.NewRedisStreams(dataflow.StreamConfig{Addr: addr, Keys: []string{key}, Start: "0", Block: 100 * time.Millisecond})
+	src, err := dataflow.NewRedisStreams(configtest.Streams(dataflow.StreamConfig{Addr: addr, Keys: []string{key}, Start: "0", Block: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,17 +316,20 @@ func TestSourceConfigErrors(t *testing.T) {
 		name string
 		make func() error
 	}{
-		{"pubsub bad addr", func() error { _, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: "nohost"}); return err }},
+		{"pubsub bad addr", func() error {
+			_, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: "nohost"}))
+			return err
+		}},
 		{"streams bad start", func() error {
-			_, err := dataflow.NewRedisStreams(dataflow.StreamConfig{Start: "latest"})
+			_, err := dataflow.NewRedisStreams(configtest.Streams(dataflow.StreamConfig{Start: "latest"}))
 			return err
 		}},
 		{"streams empty key", func() error {
-			_, err := dataflow.NewRedisStreams(dataflow.StreamConfig{Keys: []string{"a", ""}})
+			_, err := dataflow.NewRedisStreams(configtest.Streams(dataflow.StreamConfig{Keys: []string{"a", ""}}))
 			return err
 		}},
 		{"ingest body too large", func() error {
-			_, err := dataflow.NewIngest(dataflow.IngestConfig{MaxBodyBytes: dataflow.MaxIngestBody + 1})
+			_, err := dataflow.NewIngest(configtest.Ingest(dataflow.IngestConfig{MaxBodyBytes: dataflow.MaxIngestBody + 1}))
 			return err
 		}},
 	}
@@ -352,8 +356,10 @@ func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
 	if d := b.Next(); d > 10*time.Millisecond {
 		t.Fatalf("after Reset: %s", d)
 	}
-	var zero dataflow.Backoff
-	if d := zero.Next(); d < 50*time.Millisecond || d > 100*time.Millisecond {
-		t.Fatalf("zero value first delay %s", d)
+	// The configuration's delays (the sources apply no defaults of their own).
+	r := configtest.Sources().Redis
+	def := dataflow.Backoff{Min: r.BackoffMin, Max: r.BackoffMax}
+	if d := def.Next(); d < 50*time.Millisecond || d > 100*time.Millisecond {
+		t.Fatalf("default first delay %s", d)
 	}
 }

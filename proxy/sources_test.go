@@ -17,6 +17,7 @@ import (
 	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/dataflow/sources"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
 	"wsproxy/observe"
@@ -83,7 +84,7 @@ func sourceStatus(st observe.Stats, name string) dataflow.SourceStatus {
 func TestRedisPubSubToWebSocketClient(t *testing.T) {
 	addr := redistest.Addr(t)
 	prefix := redistest.Prefix(t)
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func TestRedisPubSubToWebSocketClient(t *testing.T) {
 func TestDroppedMessagesVisibleInStats(t *testing.T) {
 	addr := redistest.Addr(t)
 	prefix := redistest.Prefix(t)
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "*"})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "*"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +157,7 @@ func TestDroppedMessagesVisibleInStats(t *testing.T) {
 
 // TestIngestToWebSocketClient posts NDJSON through the real server.
 func TestIngestToWebSocketClient(t *testing.T) {
-	b, err := sources.Build(config.SourcesConfig{Ingest: dataflow.IngestConfig{Enabled: true, Token: "tok"}})
+	b, err := sources.Build(config.SourcesConfig{Ingest: configtest.Ingest(dataflow.IngestConfig{Enabled: true, Token: "tok"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +189,7 @@ func TestIngestToWebSocketClient(t *testing.T) {
 func TestSourceDownHealth(t *testing.T) {
 	rs := redistest.Start(t)
 	rs.Stop(t) // the source starts against a Redis that is down
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: rs.Addr, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: rs.Addr, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,8 +223,8 @@ func TestSourceDownHealth(t *testing.T) {
 func TestStreamsResumeToWebSocketClient(t *testing.T) {
 	rs := redistest.Start(t)
 	key := redistest.Prefix(t) + "market-data"
-	src, err := dataflow.NewRedisStreams(dataflow.StreamConfig{Addr: rs.Addr, Keys: []string{key},
-		Block: 200 * time.Millisecond, BackoffMin: 300 * time.Millisecond, BackoffMax: 600 * time.Millisecond})
+	src, err := dataflow.NewRedisStreams(configtest.Streams(dataflow.StreamConfig{Addr: rs.Addr, Keys: []string{key},
+		Block: 200 * time.Millisecond, BackoffMin: 300 * time.Millisecond, BackoffMax: 600 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,7 @@ func TestSourceConfigErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			cfg.ApplyDefaults()
 			if _, err := sources.Build(cfg.Sources); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
@@ -78,5 +79,20 @@ func TestSourceConfigErrors(t *testing.T) {
 	cfg.ApplyDefaults()
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cluster.ttl") {
 		t.Fatalf("cluster ttl below heartbeat: %v", err)
+	}
+}
+
+// Every source of the defaulted configuration can be built: config.ApplyDefaults
+// fills everything the constructors need.
+func TestBuildEverySourceFromDefaults(t *testing.T) {
+	cfg := config.Default()
+	s := &cfg.Sources
+	s.Demo.Enabled, s.Redis.Enabled, s.Streams.Enabled, s.NATS.Enabled, s.JetStream.Enabled, s.Ingest.Enabled = true, true, true, true, true, true
+	b, err := sources.Build(cfg.Sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.All) != 6 || b.Ingest == nil {
+		t.Fatalf("built %d sources", len(b.All))
 	}
 }
