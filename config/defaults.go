@@ -23,12 +23,18 @@ const (
 	DefaultQueueMaxMessages = 4096
 	DefaultQueueMaxBytes    = 1 << 20
 	DefaultBatchMaxMessages = 100
-	DefaultBatchMaxBytes    = pool.DefaultBatchMaxBytes
+	DefaultBatchMaxBytes    = 64 << 10
+	// DefaultCloseGrace is how long a connection waits for the client's
+	// close reply (pool.Config.CloseGrace; not a key).
+	DefaultCloseGrace = 2 * time.Second
 
-	DefaultMaxFilters            = 16
-	DefaultMaxSymbols            = 100
-	DefaultMaxExchanges          = 32
-	DefaultMaxIndexKeys          = 10000
+	DefaultMaxFilters   = 16
+	DefaultMaxSymbols   = 100
+	DefaultMaxExchanges = 32
+	DefaultMaxIndexKeys = 10000
+	// DefaultMaxValueLen bounds one exchange, symbol or data type of a
+	// filter (subscription.Limits.MaxValueLen; not a key).
+	DefaultMaxValueLen           = 64
 	DefaultMessageRate           = 50
 	DefaultRateLimitGrace        = 20
 	DefaultStatsCost             = 10
@@ -61,13 +67,13 @@ const (
 	DefaultHealthSourceDownUnhealthy     = 60 * time.Second
 	DefaultMetricsWindow                 = 10 * time.Second
 
-	DefaultSlowConsumerMaxLag   = pool.DefaultSlowConsumerMaxLag
-	DefaultMemoryThreshold      = pool.DefaultMemoryThreshold
-	DefaultMemorySampleInterval = pool.DefaultMemorySampleInterval
-	DefaultMemoryElevatedRatio  = pool.DefaultMemoryElevatedRatio
-	DefaultMemoryCriticalRatio  = pool.DefaultMemoryCriticalRatio
-	DefaultMemoryRecoverRatio   = pool.DefaultMemoryRecoverRatio
-	DefaultMemoryRecoverAfter   = pool.DefaultMemoryRecoverAfter
+	DefaultSlowConsumerMaxLag   = 10 * time.Second
+	DefaultMemoryThreshold      = 512 << 20
+	DefaultMemorySampleInterval = 100 * time.Millisecond
+	DefaultMemoryElevatedRatio  = 0.8
+	DefaultMemoryCriticalRatio  = 1.0
+	DefaultMemoryRecoverRatio   = 0.7
+	DefaultMemoryRecoverAfter   = time.Second
 
 	DefaultFanOutParallelMin = 4096
 	DefaultFanOutChunkSize   = 1024
@@ -79,13 +85,51 @@ const (
 	DefaultUpstreamMaxConnections  = 512
 
 	DefaultCompressionMode          = pool.DeflatePerMessage
-	DefaultCompressionMinSize       = pool.DefaultDeflateMinSize
-	DefaultCompressionLevel         = pool.DefaultDeflateLevel
-	DefaultCompressionMessageLevel  = pool.DefaultDeflateMessageLevel
-	DefaultCompressionMaxStreams    = pool.DefaultDeflateMaxStreams
-	DefaultCompressionResetEvery    = pool.DefaultDeflateResetEvery
-	DefaultCompressionResetInterval = pool.DefaultDeflateResetInterval
+	DefaultCompressionMinSize       = 128
+	DefaultCompressionLevel         = 2
+	DefaultCompressionMessageLevel  = 1
+	DefaultCompressionMaxStreams    = 16
+	DefaultCompressionResetEvery    = 1000
+	DefaultCompressionResetInterval = 5 * time.Second
+
+	// Sources (sources.*): the reconnect delays of every source but
+	// redis_sharded, then each source's own.
+	DefaultSourceBackoffMin = 100 * time.Millisecond
+	DefaultSourceBackoffMax = 10 * time.Second
+
+	DefaultDemoExchange = "demo"
+	DefaultDemoInterval = 200 * time.Millisecond
+
+	DefaultRedisAddr        = "127.0.0.1:6379"
+	DefaultRedisPattern     = "market-data-*"
+	DefaultRedisHealthCheck = 15 * time.Second
+
+	DefaultRedisShardedMaxBackoff = 5 * time.Second
+
+	DefaultStreamsKey   = "market-data"
+	DefaultStreamsStart = "$"
+	DefaultStreamsBlock = 2 * time.Second
+	DefaultStreamsCount = 512
+
+	DefaultIngestMaxBodyBytes = 1 << 20
+	DefaultIngestMaxErrors    = 100
+
+	DefaultNATSURL             = "nats://127.0.0.1:4222"
+	DefaultNATSSubject         = "market-data.>"
+	DefaultNATSName            = "wsproxy"
+	DefaultNATSPendingMessages = 65536
+	DefaultNATSPendingBytes    = 64 << 20
+	DefaultNATSConnectTimeout  = 5 * time.Second
+	DefaultNATSPingInterval    = 10 * time.Second
+
+	DefaultJetStreamStream    = "MARKET_DATA"
+	DefaultJetStreamStart     = "new"
+	DefaultJetStreamBatchSize = 512
+	DefaultJetStreamHeartbeat = 5 * time.Second
 )
+
+// DefaultDemoSymbols are the demo feed's symbols when none are configured.
+var DefaultDemoSymbols = []string{"BTC/USDT", "ETH/USDT", "SOL/USDT"}
 
 // DefaultLatestWinsTypes is the default of latest_wins_types: tickers,
 // depth and order-book snapshots and kline updates. Trades never are.
@@ -100,8 +144,9 @@ func Default() Config {
 }
 
 // ApplyDefaults fills zero fields with their documented defaults. It is
-// idempotent. (Each source's own zero fields are filled by its constructor
-// in dataflow.)
+// idempotent, and the only place defaults are applied: pool, subscription
+// and dataflow take the values it produced (PoolConfig, SubscriptionLimits,
+// Sources) and apply none of their own.
 func (c *Config) ApplyDefaults() {
 	defString(&c.Listen, DefaultListen)
 	defInt(&c.MaxConnections, DefaultMaxConnections)
@@ -218,6 +263,69 @@ func (c *Config) ApplyDefaults() {
 	defInt(&z.MaxStreams, DefaultCompressionMaxStreams)
 	defInt(&z.ResetEvery, DefaultCompressionResetEvery)
 	defDur(&z.ResetInterval, DefaultCompressionResetInterval)
+
+	c.Sources.applyDefaults()
+}
+
+func (s *SourcesConfig) applyDefaults() {
+	d := &s.Demo
+	defString(&d.Exchange, DefaultDemoExchange)
+	defList(&d.Symbols, DefaultDemoSymbols...)
+	defDur(&d.Interval, DefaultDemoInterval)
+
+	r := &s.Redis
+	defString(&r.Addr, DefaultRedisAddr)
+	defString(&r.Pattern, DefaultRedisPattern)
+	defDur(&r.HealthCheck, DefaultRedisHealthCheck)
+	defBackoff(&r.BackoffMin, &r.BackoffMax)
+
+	defDur(&s.RedisSharded.MaxBackoff, DefaultRedisShardedMaxBackoff)
+
+	st := &s.Streams
+	defString(&st.Addr, DefaultRedisAddr)
+	defList(&st.Keys, DefaultStreamsKey)
+	defString(&st.Start, DefaultStreamsStart)
+	defDur(&st.Block, DefaultStreamsBlock)
+	if st.Count <= 0 {
+		st.Count = DefaultStreamsCount
+	}
+	defBackoff(&st.BackoffMin, &st.BackoffMax)
+
+	in := &s.Ingest
+	defInt(&in.MaxBodyBytes, DefaultIngestMaxBodyBytes)
+	defInt(&in.MaxErrors, DefaultIngestMaxErrors)
+
+	n := &s.NATS
+	defString(&n.URL, DefaultNATSURL)
+	defList(&n.Subjects, DefaultNATSSubject)
+	defString(&n.Name, DefaultNATSName)
+	defInt(&n.PendingMessages, DefaultNATSPendingMessages)
+	defInt(&n.PendingBytes, DefaultNATSPendingBytes)
+	defDur(&n.ConnectTimeout, DefaultNATSConnectTimeout)
+	defDur(&n.PingInterval, DefaultNATSPingInterval)
+	defBackoff(&n.BackoffMin, &n.BackoffMax)
+
+	j := &s.JetStream
+	defString(&j.URL, DefaultNATSURL)
+	defString(&j.Stream, DefaultJetStreamStream)
+	defString(&j.Start, DefaultJetStreamStart)
+	defString(&j.Name, DefaultNATSName)
+	defInt(&j.BatchSize, DefaultJetStreamBatchSize)
+	defDur(&j.Heartbeat, DefaultJetStreamHeartbeat)
+	defDur(&j.ConnectTimeout, DefaultNATSConnectTimeout)
+	defDur(&j.PingInterval, DefaultNATSPingInterval)
+	defBackoff(&j.BackoffMin, &j.BackoffMax)
+}
+
+func defBackoff(lo, hi *time.Duration) {
+	defDur(lo, DefaultSourceBackoffMin)
+	defDur(hi, DefaultSourceBackoffMax)
+}
+
+func defList(v *[]string, d ...string) {
+	if len(*v) == 0 {
+		*v = append([]string(nil), d...)
+	}
 }
 
 func defInt(v *int, d int) {

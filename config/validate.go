@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-
-	"wsproxy/subscription"
 )
 
 // Validate checks values and combinations after defaults. The error names
@@ -70,9 +68,4 @@ func (c *Config) validateCluster() []error {
 		errs = append(errs, fmt.Errorf("cluster.ttl (%s) must exceed cluster.heartbeat (%s)", cl.TTL, cl.Heartbeat))
 	}
 	return errs
-}
-
-// SubscriptionLimits converts the limits section.
-func (c *Config) SubscriptionLimits() subscription.Limits {
-	return subscription.Limits{MaxFilters: c.Limits.MaxFilters, MaxSymbols: c.Limits.MaxSymbols, MaxExchanges: c.Limits.MaxExchanges}
 }

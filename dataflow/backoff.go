@@ -8,12 +8,11 @@ import (
 
 // Backoff computes reconnect delays: exponential from Min, capped at Max,
 // with jitter so that many nodes reconnecting to one Redis after a restart
-// do not arrive in lockstep. The zero value uses 100ms and 10s. A Backoff is
-// owned by one goroutine.
+// do not arrive in lockstep. A Backoff is owned by one goroutine.
 type Backoff struct {
-	// Min is the first delay. Zero: 100ms.
+	// Min is the first delay; the sources check that it is positive.
 	Min time.Duration
-	// Max caps the delay. Zero: 10s.
+	// Max caps the delay (Min if it is lower).
 	Max time.Duration
 
 	attempt int
@@ -23,12 +22,6 @@ type Backoff struct {
 // [d/2, d] where d doubles with every call up to Max.
 func (b *Backoff) Next() time.Duration {
 	lo, hi := b.Min, b.Max
-	if lo <= 0 {
-		lo = 100 * time.Millisecond
-	}
-	if hi <= 0 {
-		hi = 10 * time.Second
-	}
 	if hi < lo {
 		hi = lo
 	}

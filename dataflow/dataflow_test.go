@@ -12,6 +12,7 @@ import (
 
 	"wsproxy/compat"
 	"wsproxy/dataflow"
+	"wsproxy/internal/configtest"
 )
 
 func TestDecodeRejects(t *testing.T) {
@@ -195,7 +196,10 @@ func TestInProcessOutputChannel(t *testing.T) {
 }
 
 func TestDemoFeedProducesEveryType(t *testing.T) {
-	d := dataflow.NewDemo(dataflow.DemoConfig{Enabled: true, Interval: time.Millisecond, Symbols: []string{"BTC/USDT", "XRP/USDT"}})
+	d, err := dataflow.NewDemo(configtest.Demo(dataflow.DemoConfig{Enabled: true, Interval: time.Millisecond, Symbols: []string{"BTC/USDT", "XRP/USDT"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &sink{}
 	done := make(chan struct{})
@@ -242,7 +246,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 func TestDemoGeneratorTicks(t *testing.T) {
-	g := dataflow.NewDemoGenerator(dataflow.DemoConfig{Exchange: "x", Symbols: []string{"BTC/USDT", "XRP/USDT"}})
+	g := dataflow.NewDemoGenerator(configtest.Demo(dataflow.DemoConfig{Exchange: "x", Symbols: []string{"BTC/USDT", "XRP/USDT"}}))
 	now := time.UnixMilli(1723190400123)
 	var types []string
 	for tick := 1; tick <= 10; tick++ {

@@ -12,6 +12,8 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 
 	"wsproxy/dataflow"
+	"wsproxy/internal/configtest"
+	"wsproxy/internal/wstest"
 )
 
 // ingestServer serves in's handler over an in-memory listener.
@@ -88,13 +90,13 @@ func TestIngest(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			in, err := dataflow.NewIngest(dataflow.IngestConfig{Enabled: true, Token: tc.token, MaxBodyBytes: 4096})
+			in, err := dataflow.NewIngest(configtest.Ingest(dataflow.IngestConfig{Enabled: true, Token: tc.token, MaxBodyBytes: 4096}))
 			if err != nil {
 				t.Fatal(err)
 			}
 			s := &sink{full: tc.full}
 			run(t, in, s)
-			eventually(t, "running", func() bool { return in.Stats().Connected })
+			wstest.Eventually(t, wait, "running", func() bool { return in.Stats().Connected })
 			c := ingestServer(t, in)
 			if tc.call.method == "" {
 				tc.call.method = "POST"
@@ -124,7 +126,7 @@ func TestIngest(t *testing.T) {
 }
 
 func TestIngestNotRunning(t *testing.T) {
-	in, err := dataflow.NewIngest(dataflow.IngestConfig{Enabled: true})
+	in, err := dataflow.NewIngest(configtest.Ingest(dataflow.IngestConfig{Enabled: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +137,7 @@ func TestIngestNotRunning(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = in.Run(ctx, &sink{}); close(done) }()
-	eventually(t, "running", func() bool { return in.Stats().Connected })
+	wstest.Eventually(t, wait, "running", func() bool { return in.Stats().Connected })
 	cancel()
 	select {
 	case <-done:
@@ -148,12 +150,12 @@ func TestIngestNotRunning(t *testing.T) {
 }
 
 func TestIngestErrorListIsCapped(t *testing.T) {
-	in, err := dataflow.NewIngest(dataflow.IngestConfig{Enabled: true, MaxErrors: 3})
+	in, err := dataflow.NewIngest(configtest.Ingest(dataflow.IngestConfig{Enabled: true, MaxErrors: 3}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	run(t, in, &sink{})
-	eventually(t, "running", func() bool { return in.Stats().Connected })
+	wstest.Eventually(t, wait, "running", func() bool { return in.Stats().Connected })
 	status, res := post(t, ingestServer(t, in), ingestCall{method: "POST", body: strings.Repeat("x\n", 10)})
 	if status != 200 || res.Rejected != 10 || len(res.Errors) != 3 {
 		t.Fatalf("status %d, %+v", status, res)
@@ -167,7 +169,7 @@ func FuzzIngestBody(f *testing.F) {
 	f.Add("[" + msg(1) + ",1]")
 	f.Add("\n\n{")
 	f.Add("[")
-	in, err := dataflow.NewIngest(dataflow.IngestConfig{Enabled: true})
+	in, err := dataflow.NewIngest(configtest.Ingest(dataflow.IngestConfig{Enabled: true}))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -175,7 +177,7 @@ func FuzzIngestBody(f *testing.F) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.Cleanup(cancel)
 	go func() { _ = in.Run(ctx, s) }()
-	eventually(f, "running", func() bool { return in.Stats().Connected })
+	wstest.Eventually(f, wait, "running", func() bool { return in.Stats().Connected })
 	h := in.Handler()
 	f.Fuzz(func(t *testing.T, body string) {
 		var rc fasthttp.RequestCtx

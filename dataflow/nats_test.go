@@ -14,7 +14,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"wsproxy/dataflow"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/natstest"
+	"wsproxy/internal/wstest"
 )
 
 // gateSink delivers the first n messages, then blocks every Deliver until
@@ -56,13 +58,13 @@ func natsPublish(t testing.TB, nc *nats.Conn, subj string, body string) {
 
 func TestNATSDeliversAndCountsBadMessages(t *testing.T) {
 	srv := natstest.Start(t)
-	src, err := dataflow.NewNATS(dataflow.NATSConfig{URL: srv.URL})
+	src, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: srv.URL}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &sink{}
 	run(t, src, s)
-	eventually(t, "subscribed", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "subscribed", func() bool { return src.Stats().Connected })
 	nc := srv.Conn(t)
 	bad := []string{
 		`not json`,
@@ -80,8 +82,8 @@ func TestNATSDeliversAndCountsBadMessages(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "50 messages", func() bool { return s.len() >= 50 })
-	eventually(t, "5 rejections", func() bool { return src.Stats().Rejected == 5 })
+	wstest.Eventually(t, wait, "50 messages", func() bool { return s.len() >= 50 })
+	wstest.Eventually(t, wait, "5 rejections", func() bool { return src.Stats().Rejected == 5 })
 	wantSeqs(t, s.seqs(t), 1, 50)
 	st := src.Stats()
 	if st.Received != 50 || st.Dropped != 0 || !strings.Contains(st.LastReject, "market-data.trade.binance") ||
@@ -101,30 +103,30 @@ func TestNATSReadPathNeverBlocks(t *testing.T) {
 	srv := natstest.Start(t)
 	nc := srv.Conn(t)
 	t.Run("full", func(t *testing.T) {
-		src, err := dataflow.NewNATS(dataflow.NATSConfig{URL: srv.URL, Subjects: []string{"full.>"}})
+		src, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: srv.URL, Subjects: []string{"full.>"}}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		run(t, src, &sink{full: true})
-		eventually(t, "subscribed", func() bool { return src.Stats().Connected })
+		wstest.Eventually(t, wait, "subscribed", func() bool { return src.Stats().Connected })
 		const n = 2000
 		for i := 1; i <= n; i++ {
 			natsPublish(t, nc, "full.trade.binance", msg(i))
 		}
-		eventually(t, "every message read and dropped", func() bool { return src.Stats().Dropped == n })
+		wstest.Eventually(t, wait, "every message read and dropped", func() bool { return src.Stats().Dropped == n })
 		if st := src.Stats(); st.Received != n || !st.Connected || st.SlowConsumer != 0 {
 			t.Fatalf("stats = %+v", st)
 		}
 	})
 	t.Run("stalled", func(t *testing.T) {
-		src, err := dataflow.NewNATS(dataflow.NATSConfig{URL: srv.URL, Subjects: []string{"stall.>"}, PendingMessages: 10})
+		src, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: srv.URL, Subjects: []string{"stall.>"}, PendingMessages: 10}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		s := newGateSink(5)
 		run(t, src, s)
 		t.Cleanup(s.open)
-		eventually(t, "subscribed", func() bool { return src.Stats().Connected })
+		wstest.Eventually(t, wait, "subscribed", func() bool { return src.Stats().Connected })
 		const n = 200
 		for i := 1; i <= n; i++ {
 			natsPublish(t, nc, "stall.trade.binance", msg(i))
@@ -133,9 +135,9 @@ func TestNATSReadPathNeverBlocks(t *testing.T) {
 			t.Fatal(err)
 		}
 		<-s.blocked
-		eventually(t, "slow consumer counted", func() bool { return src.Stats().SlowConsumer >= 1 })
+		wstest.Eventually(t, wait, "slow consumer counted", func() bool { return src.Stats().SlowConsumer >= 1 })
 		s.open()
-		eventually(t, "all accounted for", func() bool {
+		wstest.Eventually(t, wait, "all accounted for", func() bool {
 			st := src.Stats()
 			return st.Received+st.Dropped == n
 		})
@@ -155,8 +157,8 @@ func TestNATSReadPathNeverBlocks(t *testing.T) {
 
 func TestNATSReconnectsAfterRestart(t *testing.T) {
 	srv := natstest.Start(t)
-	src, err := dataflow.NewNATS(dataflow.NATSConfig{URL: srv.URL,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+	src, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: srv.URL,
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func TestNATSReconnectsAfterRestart(t *testing.T) {
 	// publishUntil publishes seq until the source has it: core NATS keeps
 	// no history, so only messages published while subscribed arrive.
 	publishUntil := func(seq int) {
-		eventually(t, fmt.Sprintf("message %d delivered", seq), func() bool {
+		wstest.Eventually(t, wait, fmt.Sprintf("message %d delivered", seq), func() bool {
 			_ = nc.Publish("market-data.trade.binance", []byte(msg(seq)))
 			_ = nc.FlushTimeout(100 * time.Millisecond)
 			for _, v := range s.seqs(t) {
@@ -179,12 +181,12 @@ func TestNATSReconnectsAfterRestart(t *testing.T) {
 	}
 	publishUntil(1)
 	srv.Kill9(t)
-	eventually(t, "disconnected", func() bool { st := src.Stats(); return !st.Connected && st.LastError != "" })
+	wstest.Eventually(t, wait, "disconnected", func() bool { st := src.Stats(); return !st.Connected && st.LastError != "" })
 	srv.Restart(t)
-	eventually(t, "reconnected", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "reconnected", func() bool { return src.Stats().Connected })
 	publishUntil(2)
 	srv.Kill9(t)
-	eventually(t, "disconnected again", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "disconnected again", func() bool { return !src.Stats().Connected })
 	srv.Restart(t)
 	publishUntil(3)
 	if st := src.Stats(); !st.Connected || !strings.Contains(st.LastError, "nats") {
@@ -225,35 +227,35 @@ func TestJetStreamResumeAfterKill9AndCut(t *testing.T) {
 		}
 	}
 	publish(10) // before the source starts: skipped with start "new"
-	src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD", BatchSize: 16,
-		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+	src, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD", BatchSize: 16,
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := newGateSink(50)
 	run(t, src, s)
 	t.Cleanup(s.open)
-	eventually(t, "connected", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "connected", func() bool { return src.Stats().Connected })
 	publish(300) // 11..310
 
 	// Mid-stream: the proxy has taken 50 of 300 when the server dies.
 	<-s.blocked
 	srv.Kill9(t)
 	s.open()
-	eventually(t, "kill noticed", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "kill noticed", func() bool { return !src.Stats().Connected })
 	srv.Restart(t)
 	publish(50) // 311..360, while the source may still be reconnecting
-	eventually(t, "310 delivered", func() bool { return s.len() >= 300 })
+	wstest.Eventually(t, wait, "310 delivered", func() bool { return s.len() >= 300 })
 
 	// Network cut: messages stored while the source cannot reach the server.
 	relay.SetDown(true)
 	relay.Cut()
-	eventually(t, "cut noticed", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "cut noticed", func() bool { return !src.Stats().Connected })
 	publish(40) // 361..400
 	relay.SetDown(false)
-	eventually(t, "reconnected", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "reconnected", func() bool { return src.Stats().Connected })
 	publish(10) // 401..410
-	eventually(t, "every message", func() bool { return s.len() >= 400 })
+	wstest.Eventually(t, wait, "every message", func() bool { return s.len() >= 400 })
 	wantSeqs(t, s.seqs(t), 11, 410)
 	st := src.Stats()
 	if st.Received != 400 || st.Gaps != 0 || st.Rejected != 0 || st.Sequence != 410 || src.Sequence() != 410 || st.LastError == "" {
@@ -271,8 +273,8 @@ func TestJetStreamTrimmedGapReported(t *testing.T) {
 	srv, js := jsSetup(t, jetstream.StreamConfig{MaxMsgs: 20})
 	relay := natstest.NewRelay(t, srv.URL)
 	var logs syncBuffer
-	src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD", Start: "first",
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	src, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD", Start: "first",
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,15 +284,15 @@ func TestJetStreamTrimmedGapReported(t *testing.T) {
 	for i := 1; i <= 10; i++ {
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
-	eventually(t, "10 delivered", func() bool { return s.len() == 10 })
+	wstest.Eventually(t, wait, "10 delivered", func() bool { return s.len() == 10 })
 	relay.SetDown(true)
 	relay.Cut()
-	eventually(t, "cut noticed", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "cut noticed", func() bool { return !src.Stats().Connected })
 	for i := 11; i <= 60; i++ { // the stream keeps 41..60
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
 	relay.SetDown(false)
-	eventually(t, "resumed after the gap", func() bool { return s.len() == 30 })
+	wstest.Eventually(t, wait, "resumed after the gap", func() bool { return s.len() == 30 })
 	got := s.seqs(t)
 	wantSeqs(t, got[:10], 1, 10)
 	wantSeqs(t, got[10:], 41, 60)
@@ -307,7 +309,7 @@ func TestJetStreamTrimmedGapReported(t *testing.T) {
 	// is a gap too.
 	relay.SetDown(true)
 	relay.Cut()
-	eventually(t, "second cut noticed", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "second cut noticed", func() bool { return !src.Stats().Connected })
 	for i := 61; i <= 70; i++ {
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
@@ -319,7 +321,7 @@ func TestJetStreamTrimmedGapReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	relay.SetDown(false)
-	eventually(t, "resumed after the deleted message", func() bool { return s.len() == 39 })
+	wstest.Eventually(t, wait, "resumed after the deleted message", func() bool { return s.len() == 39 })
 	got = s.seqs(t)
 	wantSeqs(t, got[30:34], 61, 64)
 	wantSeqs(t, got[34:], 66, 70)
@@ -337,21 +339,21 @@ func TestJetStreamTrimmedGapReported(t *testing.T) {
 func TestJetStreamStreamRecreated(t *testing.T) {
 	srv, js := jsSetup(t, jetstream.StreamConfig{})
 	relay := natstest.NewRelay(t, srv.URL)
-	src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD",
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	src, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD",
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &sink{}
 	run(t, src, s)
-	eventually(t, "connected", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "connected", func() bool { return src.Stats().Connected })
 	for i := 1; i <= 30; i++ {
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
-	eventually(t, "30 delivered", func() bool { return s.len() == 30 })
+	wstest.Eventually(t, wait, "30 delivered", func() bool { return s.len() == 30 })
 	relay.SetDown(true)
 	relay.Cut()
-	eventually(t, "cut noticed", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "cut noticed", func() bool { return !src.Stats().Connected })
 	if err := js.DeleteStream(context.Background(), "MD"); err != nil {
 		t.Fatal(err)
 	}
@@ -360,9 +362,9 @@ func TestJetStreamStreamRecreated(t *testing.T) {
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
 	relay.SetDown(false)
-	eventually(t, "the new stream's messages", func() bool { return s.len() == 40 })
+	wstest.Eventually(t, wait, "the new stream's messages", func() bool { return s.len() == 40 })
 	natstest.Publish(t, js, "md.trade.binance", "41", []byte(msg(41)))
-	eventually(t, "live again", func() bool { return s.len() == 41 })
+	wstest.Eventually(t, wait, "live again", func() bool { return s.len() == 41 })
 	wantSeqs(t, s.seqs(t), 1, 41)
 	if st := src.Stats(); st.Sequence != 11 || st.Gaps != 0 {
 		t.Fatalf("stats = %+v", st)
@@ -377,39 +379,39 @@ func TestJetStreamStreamRecreated(t *testing.T) {
 func TestNATSSourcesNoticeSilentNetworkLoss(t *testing.T) {
 	srv, js := jsSetup(t, jetstream.StreamConfig{})
 	relay := natstest.NewRelay(t, srv.URL)
-	core, err := dataflow.NewNATS(dataflow.NATSConfig{URL: relay.URL, Subjects: []string{"core.>"},
+	core, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: relay.URL, Subjects: []string{"core.>"},
 		PingInterval: 200 * time.Millisecond, ConnectTimeout: 500 * time.Millisecond,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsrc, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD",
+	jsrc, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: relay.URL, Stream: "MD",
 		Heartbeat: 500 * time.Millisecond, PingInterval: time.Minute, ConnectTimeout: 500 * time.Millisecond,
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cs, jsink := &sink{}, &sink{}
 	run(t, core, cs)
 	run(t, jsrc, jsink)
-	eventually(t, "connected", func() bool { return core.Stats().Connected && jsrc.Stats().Connected })
+	wstest.Eventually(t, wait, "connected", func() bool { return core.Stats().Connected && jsrc.Stats().Connected })
 	for i := 1; i <= 10; i++ {
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
-	eventually(t, "10 delivered", func() bool { return jsink.len() == 10 })
+	wstest.Eventually(t, wait, "10 delivered", func() bool { return jsink.len() == 10 })
 	relay.Stall(true)
 	for i := 11; i <= 20; i++ {
 		natstest.Publish(t, js, "md.trade.binance", fmt.Sprint(i), []byte(msg(i)))
 	}
-	eventually(t, "silent loss noticed", func() bool { return !core.Stats().Connected && !jsrc.Stats().Connected })
+	wstest.Eventually(t, wait, "silent loss noticed", func() bool { return !core.Stats().Connected && !jsrc.Stats().Connected })
 	relay.Cut() // the held connections are gone for good
 	relay.Stall(false)
-	eventually(t, "reconnected", func() bool { return core.Stats().Connected && jsrc.Stats().Connected })
+	wstest.Eventually(t, wait, "reconnected", func() bool { return core.Stats().Connected && jsrc.Stats().Connected })
 	natstest.Publish(t, js, "md.trade.binance", "21", []byte(msg(21)))
-	eventually(t, "21 delivered", func() bool { return jsink.len() == 21 })
+	wstest.Eventually(t, wait, "21 delivered", func() bool { return jsink.len() == 21 })
 	wantSeqs(t, jsink.seqs(t), 1, 21)
 	nc := srv.Conn(t)
-	eventually(t, "core NATS delivers again", func() bool {
+	wstest.Eventually(t, wait, "core NATS delivers again", func() bool {
 		_ = nc.Publish("core.trade.binance", []byte(msg(1)))
 		_ = nc.FlushTimeout(100 * time.Millisecond)
 		return cs.len() > 0
@@ -423,21 +425,21 @@ func TestNATSSourcesNoticeSilentNetworkLoss(t *testing.T) {
 // source error naming it, retried until the collector creates the stream.
 func TestJetStreamMissingStream(t *testing.T) {
 	srv := natstest.Start(t)
-	src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: srv.URL, Stream: "LATER", Start: "first",
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond})
+	src, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: srv.URL, Stream: "LATER", Start: "first",
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &sink{}
 	run(t, src, s)
-	eventually(t, "error naming the stream", func() bool {
+	wstest.Eventually(t, wait, "error naming the stream", func() bool {
 		st := src.Stats()
 		return !st.Connected && strings.Contains(st.LastError, "stream LATER") && strings.Contains(st.LastError, "not found")
 	})
 	js := srv.JetStream(t)
 	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: "LATER", Subjects: []string{"later.>"}})
 	natstest.Publish(t, js, "later.trade.binance", "1", []byte(msg(1)))
-	eventually(t, "delivered once the stream exists", func() bool { return s.len() == 1 })
+	wstest.Eventually(t, wait, "delivered once the stream exists", func() bool { return s.len() == 1 })
 	if !src.Stats().Connected {
 		t.Fatalf("stats = %+v", src.Stats())
 	}
@@ -495,13 +497,13 @@ func TestJetStreamStartPositions(t *testing.T) {
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: srv.URL, Stream: "MD", Start: tc.start, Subjects: tc.subjects})
+			src, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: srv.URL, Stream: "MD", Start: tc.start, Subjects: tc.subjects}))
 			if err != nil {
 				t.Fatal(err)
 			}
 			s := &sink{}
 			run(t, src, s)
-			eventually(t, "connected", func() bool { return src.Stats().Connected })
+			wstest.Eventually(t, wait, "connected", func() bool { return src.Stats().Connected })
 			// One more message per case; each case also reads the earlier
 			// cases' (stored before it started), except "new".
 			natstest.Publish(t, js, "md.trade.binance", fmt.Sprint("extra", i), []byte(msg(100+i)))
@@ -511,9 +513,9 @@ func TestJetStreamStartPositions(t *testing.T) {
 					want = append(want, 100+k)
 				}
 			}
-			eventually(t, fmt.Sprintf("%d messages", len(want)), func() bool { return s.len() >= len(want) })
+			wstest.Eventually(t, wait, fmt.Sprintf("%d messages", len(want)), func() bool { return s.len() >= len(want) })
 			if tc.start != "new" {
-				eventually(t, "bad message rejected", func() bool { return src.Stats().Rejected == 1 })
+				wstest.Eventually(t, wait, "bad message rejected", func() bool { return src.Stats().Rejected == 1 })
 			}
 			if got := s.seqs(t); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("got %v, want %v", got, want)
@@ -531,32 +533,35 @@ func TestNATSSourceConfigErrors(t *testing.T) {
 		make       func() error
 	}{
 		{"nats bad url", "sources.nats.url", func() error {
-			_, err := dataflow.NewNATS(dataflow.NATSConfig{URL: "http://x:1"})
+			_, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: "http://x:1"}))
 			return err
 		}},
-		{"nats no host", "sources.nats.url", func() error { _, err := dataflow.NewNATS(dataflow.NATSConfig{URL: "nohost"}); return err }},
+		{"nats no host", "sources.nats.url", func() error {
+			_, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: "nohost"}))
+			return err
+		}},
 		{"nats overlapping subjects", "overlap", func() error {
-			_, err := dataflow.NewNATS(dataflow.NATSConfig{Subjects: []string{"market-data.>", "market-data.trade.*"}})
+			_, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{Subjects: []string{"market-data.>", "market-data.trade.*"}}))
 			return err
 		}},
 		{"nats bad subject", "sources.nats.subjects", func() error {
-			_, err := dataflow.NewNATS(dataflow.NATSConfig{Subjects: []string{"a.>.b"}})
+			_, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{Subjects: []string{"a.>.b"}}))
 			return err
 		}},
 		{"jetstream bad start", "sources.jetstream.start", func() error {
-			_, err := dataflow.NewJetStream(dataflow.JetStreamConfig{Start: "latest"})
+			_, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{Start: "latest"}))
 			return err
 		}},
 		{"jetstream zero sequence", "sources.jetstream.start", func() error {
-			_, err := dataflow.NewJetStream(dataflow.JetStreamConfig{Start: "0"})
+			_, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{Start: "0"}))
 			return err
 		}},
 		{"jetstream heartbeat too short", "sources.jetstream.heartbeat", func() error {
-			_, err := dataflow.NewJetStream(dataflow.JetStreamConfig{Heartbeat: 100 * time.Millisecond})
+			_, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{Heartbeat: 100 * time.Millisecond}))
 			return err
 		}},
 		{"jetstream bad stream", "sources.jetstream.stream", func() error {
-			_, err := dataflow.NewJetStream(dataflow.JetStreamConfig{Stream: "market.data"})
+			_, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{Stream: "market.data"}))
 			return err
 		}},
 	}
@@ -568,7 +573,7 @@ func TestNATSSourceConfigErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := dataflow.NewNATS(dataflow.NATSConfig{Subjects: []string{"market-data.trade.*", "market-data.ticker.*"}}); err != nil {
+	if _, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{Subjects: []string{"market-data.trade.*", "market-data.ticker.*"}})); err != nil {
 		t.Fatalf("disjoint subjects: %v", err)
 	}
 }

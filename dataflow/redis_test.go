@@ -11,22 +11,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"wsproxy/dataflow"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/redistest"
+	"wsproxy/internal/wstest"
 )
 
 const wait = 10 * time.Second
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", wait, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // run starts src against s and stops it at the end of the test.
 func run(t testing.TB, src dataflow.Source, s dataflow.Sink) {
@@ -88,13 +78,13 @@ func wantSeqs(t testing.TB, got []int, from, to int) {
 func TestRedisPubSubDeliversAndCountsBadMessages(t *testing.T) {
 	addr := redistest.Addr(t)
 	prefix := redistest.Prefix(t)
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &sink{}
 	run(t, src, s)
-	eventually(t, "subscribed", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "subscribed", func() bool { return src.Stats().Connected })
 	rdb := redistest.Client(t, addr)
 	ctx := context.Background()
 	bad := []string{
@@ -113,8 +103,8 @@ func TestRedisPubSubDeliversAndCountsBadMessages(t *testing.T) {
 		}
 	}
 	rdb.Publish(ctx, "other-"+prefix+"market-data-x", msg(99)) // not matching the pattern
-	eventually(t, "50 messages", func() bool { return s.len() >= 50 })
-	eventually(t, "5 rejections", func() bool { return src.Stats().Rejected == 5 })
+	wstest.Eventually(t, wait, "50 messages", func() bool { return s.len() >= 50 })
+	wstest.Eventually(t, wait, "5 rejections", func() bool { return src.Stats().Rejected == 5 })
 	wantSeqs(t, s.seqs(t), 1, 50)
 	st := src.Stats()
 	if st.Received != 50 || st.Dropped != 0 || st.LastReject == "" || st.LastError != "" || st.Type != "redis" {
@@ -127,7 +117,7 @@ func TestRedisPubSubDeliversAndCountsBadMessages(t *testing.T) {
 	// A message naming no exchange takes the channel's, as the legacy
 	// collector took its adapter's name.
 	rdb.Publish(ctx, prefix+"market-data-kline_1m-okx", `{"symbol":"BTC/USDT","type":"kline_1m","timestamp":1,"data":{"seq":51}}`)
-	eventually(t, "51 messages", func() bool { return s.len() >= 51 })
+	wstest.Eventually(t, wait, "51 messages", func() bool { return s.len() >= 51 })
 	s.mu.Lock()
 	last := s.got[50]
 	s.mu.Unlock()
@@ -141,13 +131,13 @@ func TestRedisPubSubDeliversAndCountsBadMessages(t *testing.T) {
 func TestRedisPubSubCountsDropsWithoutBlocking(t *testing.T) {
 	addr := redistest.Addr(t)
 	prefix := redistest.Prefix(t)
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &sink{full: true}
 	run(t, src, s)
-	eventually(t, "subscribed", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "subscribed", func() bool { return src.Stats().Connected })
 	rdb := redistest.Client(t, addr)
 	const n = 2000
 	pipe := rdb.Pipeline()
@@ -157,7 +147,7 @@ func TestRedisPubSubCountsDropsWithoutBlocking(t *testing.T) {
 	if _, err := pipe.Exec(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "every message read and dropped", func() bool { return src.Stats().Dropped == n })
+	wstest.Eventually(t, wait, "every message read and dropped", func() bool { return src.Stats().Dropped == n })
 	if st := src.Stats(); st.Received != n || !st.Connected {
 		t.Fatalf("stats = %+v", st)
 	}
@@ -166,8 +156,8 @@ func TestRedisPubSubCountsDropsWithoutBlocking(t *testing.T) {
 func TestRedisPubSubReconnectsWithBackoff(t *testing.T) {
 	srv := redistest.Start(t)
 	prefix := redistest.Prefix(t)
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: srv.Addr, Pattern: prefix + "*",
-		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: srv.Addr, Pattern: prefix + "*",
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +168,7 @@ func TestRedisPubSubReconnectsWithBackoff(t *testing.T) {
 	// publishUntil publishes seq until the source has it: Pub/Sub keeps no
 	// history, so only messages published while subscribed can arrive.
 	publishUntil := func(seq int) {
-		eventually(t, fmt.Sprintf("message %d delivered", seq), func() bool {
+		wstest.Eventually(t, wait, fmt.Sprintf("message %d delivered", seq), func() bool {
 			_ = rdb.Publish(ctx, prefix+"x", msg(seq)).Err()
 			time.Sleep(5 * time.Millisecond)
 			for _, v := range s.seqs(t) {
@@ -193,10 +183,10 @@ func TestRedisPubSubReconnectsWithBackoff(t *testing.T) {
 	if n := srv.KillClients(t, "pubsub"); n != 1 {
 		t.Fatalf("killed %d pubsub clients, want 1", n)
 	}
-	eventually(t, "disconnect recorded", func() bool { return src.Stats().LastError != "" })
+	wstest.Eventually(t, wait, "disconnect recorded", func() bool { return src.Stats().LastError != "" })
 	publishUntil(2)
 	srv.Stop(t)
-	eventually(t, "disconnected", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "disconnected", func() bool { return !src.Stats().Connected })
 	srv.Restart(t)
 	publishUntil(3)
 	if st := src.Stats(); !st.Connected || st.LastError == "" {
@@ -222,16 +212,16 @@ func TestRedisStreamsResumeWithoutGapAfterKillAndRestart(t *testing.T) {
 		}
 	}
 	add(10) // before the proxy starts: skipped with start "$"
-	src, err := dataflow.NewRedisStreams(dataflow.StreamConfig{Addr: srv.Addr, Keys: keys,
-		Block: 100 * time.Millisecond, Count: 7, BackoffMin: 150 * time.Millisecond, BackoffMax: 300 * time.Millisecond})
+	src, err := dataflow.NewRedisStreams(configtest.Streams(dataflow.StreamConfig{Addr: srv.Addr, Keys: keys,
+		Block: 100 * time.Millisecond, Count: 7, BackoffMin: 150 * time.Millisecond, BackoffMax: 300 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &sink{}
 	run(t, src, s)
-	eventually(t, "connected", func() bool { return src.Stats().Connected })
+	wstest.Eventually(t, wait, "connected", func() bool { return src.Stats().Connected })
 	add(40) // 11..50
-	eventually(t, "40 entries", func() bool { return s.len() >= 40 })
+	wstest.Eventually(t, wait, "40 entries", func() bool { return s.len() >= 40 })
 
 	// Network cut: the proxy's connection is killed, entries arrive while it
 	// waits out its backoff.
@@ -239,19 +229,19 @@ func TestRedisStreamsResumeWithoutGapAfterKillAndRestart(t *testing.T) {
 		t.Fatal("no proxy connection to kill")
 	}
 	add(50) // 51..100
-	eventually(t, "kill recorded", func() bool { return src.Stats().LastError != "" })
-	eventually(t, "100 entries", func() bool { return s.len() >= 90 })
+	wstest.Eventually(t, wait, "kill recorded", func() bool { return src.Stats().LastError != "" })
+	wstest.Eventually(t, wait, "100 entries", func() bool { return s.len() >= 90 })
 
 	// Redis restart: entries written just before the shutdown and just
 	// after the restart, while the proxy is disconnected.
 	add(20) // 101..120
 	srv.Stop(t)
-	eventually(t, "disconnected", func() bool { return !src.Stats().Connected })
+	wstest.Eventually(t, wait, "disconnected", func() bool { return !src.Stats().Connected })
 	srv.Restart(t)
 	add(30) // 121..150
-	eventually(t, "150 entries", func() bool { return s.len() >= 140 })
+	wstest.Eventually(t, wait, "150 entries", func() bool { return s.len() >= 140 })
 	add(10) // 151..160, live again
-	eventually(t, "all entries", func() bool { return s.len() >= 150 })
+	wstest.Eventually(t, wait, "all entries", func() bool { return s.len() >= 150 })
 
 	got := s.seqs(t)
 	// Per-stream order is what Redis guarantees; across the two streams
@@ -307,14 +297,14 @@ func TestRedisStreamsCountsMalformedEntries(t *testing.T) {
 		}
 	}
 	// start "0": the whole history.
-	src, err := dataflow.NewRedisStreams(dataflow.StreamConfig{Addr: addr, Keys: []string{key}, Start: "0", Block: 100 * time.Millisecond})
+	src, err := dataflow.NewRedisStreams(configtest.Streams(dataflow.StreamConfig{Addr: addr, Keys: []string{key}, Start: "0", Block: 100 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &sink{}
 	run(t, src, s)
-	eventually(t, "3 valid entries", func() bool { return s.len() >= 3 })
-	eventually(t, "3 rejections", func() bool { return src.Stats().Rejected == 3 })
+	wstest.Eventually(t, wait, "3 valid entries", func() bool { return s.len() >= 3 })
+	wstest.Eventually(t, wait, "3 rejections", func() bool { return src.Stats().Rejected == 3 })
 	wantSeqs(t, s.seqs(t), 1, 3)
 	if st := src.Stats(); st.Received != 3 || !strings.Contains(st.LastReject, "entry") {
 		t.Fatalf("stats = %+v", st)
@@ -326,17 +316,20 @@ func TestSourceConfigErrors(t *testing.T) {
 		name string
 		make func() error
 	}{
-		{"pubsub bad addr", func() error { _, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: "nohost"}); return err }},
+		{"pubsub bad addr", func() error {
+			_, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: "nohost"}))
+			return err
+		}},
 		{"streams bad start", func() error {
-			_, err := dataflow.NewRedisStreams(dataflow.StreamConfig{Start: "latest"})
+			_, err := dataflow.NewRedisStreams(configtest.Streams(dataflow.StreamConfig{Start: "latest"}))
 			return err
 		}},
 		{"streams empty key", func() error {
-			_, err := dataflow.NewRedisStreams(dataflow.StreamConfig{Keys: []string{"a", ""}})
+			_, err := dataflow.NewRedisStreams(configtest.Streams(dataflow.StreamConfig{Keys: []string{"a", ""}}))
 			return err
 		}},
 		{"ingest body too large", func() error {
-			_, err := dataflow.NewIngest(dataflow.IngestConfig{MaxBodyBytes: dataflow.MaxIngestBody + 1})
+			_, err := dataflow.NewIngest(configtest.Ingest(dataflow.IngestConfig{MaxBodyBytes: dataflow.MaxIngestBody + 1}))
 			return err
 		}},
 	}
@@ -363,8 +356,10 @@ func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
 	if d := b.Next(); d > 10*time.Millisecond {
 		t.Fatalf("after Reset: %s", d)
 	}
-	var zero dataflow.Backoff
-	if d := zero.Next(); d < 50*time.Millisecond || d > 100*time.Millisecond {
-		t.Fatalf("zero value first delay %s", d)
+	// The configuration's delays (the sources apply no defaults of their own).
+	r := configtest.Sources().Redis
+	def := dataflow.Backoff{Min: r.BackoffMin, Max: r.BackoffMax}
+	if d := def.Next(); d < 50*time.Millisecond || d > 100*time.Millisecond {
+		t.Fatalf("default first delay %s", d)
 	}
 }

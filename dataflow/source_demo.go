@@ -2,6 +2,7 @@ package dataflow
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -12,25 +13,13 @@ import (
 type DemoConfig struct {
 	// Enabled turns the feed on. Zero value: off.
 	Enabled bool `yaml:"enabled"`
-	// Exchange is the exchange name stamped on every message. Empty: "demo".
+	// Exchange is the exchange name stamped on every message. Default "demo".
 	Exchange string `yaml:"exchange"`
-	// Symbols to generate. Empty: BTC/USDT, ETH/USDT, SOL/USDT.
+	// Symbols to generate. Default BTC/USDT, ETH/USDT, SOL/USDT.
 	Symbols []string `yaml:"symbols"`
-	// Interval between trade ticks per symbol. Zero: 200ms (5 trades/s per
+	// Interval between trade ticks per symbol. Default 200ms (5 trades/s per
 	// symbol). Tickers and depth follow every 5th tick, klines every 10th.
 	Interval time.Duration `yaml:"interval"`
-}
-
-func (c *DemoConfig) applyDefaults() {
-	if c.Exchange == "" {
-		c.Exchange = "demo"
-	}
-	if len(c.Symbols) == 0 {
-		c.Symbols = []string{"BTC/USDT", "ETH/USDT", "SOL/USDT"}
-	}
-	if c.Interval <= 0 {
-		c.Interval = 200 * time.Millisecond
-	}
 }
 
 // Demo generates realistic-looking trades, tickers, depth and 1-minute
@@ -42,12 +31,18 @@ type Demo struct {
 
 var _ Source = (*Demo)(nil)
 
-// NewDemo returns a demo feed; zero fields of cfg take their defaults.
-func NewDemo(cfg DemoConfig) *Demo {
-	cfg.applyDefaults()
+// NewDemo returns a demo feed; cfg comes with its defaults applied
+// (config.ApplyDefaults).
+func NewDemo(cfg DemoConfig) (*Demo, error) {
+	if cfg.Exchange == "" || len(cfg.Symbols) == 0 {
+		return nil, fmt.Errorf("%w: sources.demo.exchange %q and symbols %q must be set", ErrConfig, cfg.Exchange, cfg.Symbols)
+	}
+	if err := checkPositive(setting{"sources.demo.interval", int64(cfg.Interval)}); err != nil {
+		return nil, err
+	}
 	d := &Demo{cfg: cfg}
 	d.c.name, d.c.typ = "demo", "demo"
-	return d
+	return d, nil
 }
 
 // Name implements Source.
@@ -92,10 +87,9 @@ type DemoGenerator struct {
 	tick     int
 }
 
-// NewDemoGenerator returns a generator over cfg's exchange and symbols (zero
-// fields take their defaults; Enabled and Interval are not used).
+// NewDemoGenerator returns a generator over cfg's exchange and symbols, as
+// they are (Enabled and Interval are not used; no symbols, no messages).
 func NewDemoGenerator(cfg DemoConfig) *DemoGenerator {
-	cfg.applyDefaults()
 	base := map[string]float64{"BTC/USDT": 50000, "ETH/USDT": 3000, "SOL/USDT": 150}
 	g := &DemoGenerator{exchange: cfg.Exchange, syms: make([]*demoSymbol, len(cfg.Symbols))}
 	for i, s := range cfg.Symbols {

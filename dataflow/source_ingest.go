@@ -22,10 +22,10 @@ type IngestConfig struct {
 	// the X-Ingest-Token header). "": no token required.
 	Token string `yaml:"token"`
 	// MaxBodyBytes is the largest request body accepted (413 beyond). The
-	// HTTP server never reads more than 8 MiB. 0: 1 MiB.
+	// HTTP server never reads more than 8 MiB. Default 1 MiB.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// MaxErrors is how many per-line errors one answer lists (all are
-	// counted in "rejected"). 0: 100.
+	// counted in "rejected"). Default 100.
 	MaxErrors int `yaml:"max_errors"`
 	// DefaultExchange is the exchange of a message that names none (the
 	// legacy collector used its adapter's name). "": such messages are
@@ -35,15 +35,6 @@ type IngestConfig struct {
 
 // MaxIngestBody is the largest body the HTTP server reads at all.
 const MaxIngestBody = 8 << 20
-
-func (c *IngestConfig) applyDefaults() {
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 1 << 20
-	}
-	if c.MaxErrors <= 0 {
-		c.MaxErrors = 100
-	}
-}
 
 // Ingest is the HTTP ingest source for collectors that cannot reach Redis:
 // each request carries NDJSON (one MarketData per line) or a JSON array of
@@ -58,9 +49,13 @@ type Ingest struct {
 
 var _ Source = (*Ingest)(nil)
 
-// NewIngest returns the endpoint; zero fields of cfg take their defaults.
+// NewIngest returns the endpoint; cfg comes with its defaults applied
+// (config.ApplyDefaults).
 func NewIngest(cfg IngestConfig) (*Ingest, error) {
-	cfg.applyDefaults()
+	if err := checkPositive(setting{"sources.ingest.max_body_bytes", int64(cfg.MaxBodyBytes)},
+		setting{"sources.ingest.max_errors", int64(cfg.MaxErrors)}); err != nil {
+		return nil, err
+	}
 	if cfg.MaxBodyBytes > MaxIngestBody {
 		return nil, fmt.Errorf("%w: sources.ingest.max_body_bytes %d exceeds %d", ErrConfig, cfg.MaxBodyBytes, MaxIngestBody)
 	}

@@ -18,10 +18,10 @@ type JetStreamConfig struct {
 	// Enabled turns the source on. Zero value: off.
 	Enabled bool `yaml:"enabled"`
 	// URL of the server, or several comma-separated, as for NATSConfig.
-	// "": nats://127.0.0.1:4222.
+	// Default nats://127.0.0.1:4222.
 	URL string `yaml:"url"`
 	// Stream is the JetStream stream read (the collector creates it, e.g.
-	// over the subjects market-data.>). "": "MARKET_DATA".
+	// over the subjects market-data.>). Default "MARKET_DATA".
 	Stream string `yaml:"stream"`
 	// Subjects filter the stream (market-data.trade.>, ...); more than one
 	// needs nats-server 2.10 or later. Empty: the whole stream.
@@ -30,58 +30,31 @@ type JetStreamConfig struct {
 	// messages stored from now on, "first" everything the stream holds, a
 	// stream sequence ("12345"), or an RFC 3339 time ("2026-12-01T10:00:00Z").
 	// After that the source always resumes from the last stream sequence it
-	// delivered, across reconnects and server restarts. "": "new".
+	// delivered, across reconnects and server restarts. Default "new".
 	Start string `yaml:"start"`
-	// Name is the client connection name the server shows. "": "wsproxy".
+	// Name is the client connection name the server shows. Default "wsproxy".
 	Name string `yaml:"name"`
 	// User and Password, or Token, authenticate. Empty: none.
 	User     string `yaml:"user"`
 	Password string `yaml:"password"`
 	Token    string `yaml:"token"`
 	// BatchSize is how many messages one pull request asks for (what the
-	// client buffers at most). 0: 512.
+	// client buffers at most). Default 512.
 	BatchSize int `yaml:"batch_size"`
 	// Heartbeat is the idle heartbeat of pull requests, 500ms to 15s; two
 	// missed ones make the source recreate its consumer (a silent network
-	// is noticed within about twice this). 0: 5s.
+	// is noticed within about twice this). Default 5s.
 	Heartbeat time.Duration `yaml:"heartbeat"`
 	// ConnectTimeout bounds one connection attempt and each JetStream API
-	// request. 0: 5s.
+	// request. Default 5s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// PingInterval between client pings; two unanswered pings close the
-	// connection. 0: 10s.
+	// connection. Default 10s.
 	PingInterval time.Duration `yaml:"ping_interval"`
-	// BackoffMin is the first reconnect delay. 0: 100ms.
+	// BackoffMin is the first reconnect delay. Default 100ms.
 	BackoffMin time.Duration `yaml:"backoff_min"`
-	// BackoffMax caps the reconnect delay. 0: 10s.
+	// BackoffMax caps the reconnect delay. Default 10s.
 	BackoffMax time.Duration `yaml:"backoff_max"`
-}
-
-func (c *JetStreamConfig) applyDefaults() {
-	if c.URL == "" {
-		c.URL = defaultNATSURL
-	}
-	if c.Stream == "" {
-		c.Stream = "MARKET_DATA"
-	}
-	if c.Start == "" {
-		c.Start = "new"
-	}
-	if c.Name == "" {
-		c.Name = "wsproxy"
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = 512
-	}
-	if c.Heartbeat <= 0 {
-		c.Heartbeat = 5 * time.Second
-	}
-	if c.ConnectTimeout <= 0 {
-		c.ConnectTimeout = 5 * time.Second
-	}
-	if c.PingInterval <= 0 {
-		c.PingInterval = 10 * time.Second
-	}
 }
 
 // consumerInactive is how long the server keeps a consumer of a source
@@ -108,9 +81,18 @@ type JetStream struct {
 
 var _ Source = (*JetStream)(nil)
 
-// NewJetStream returns the source; zero fields of cfg take their defaults.
+// NewJetStream returns the source; cfg comes with its defaults applied
+// (config.ApplyDefaults).
 func NewJetStream(cfg JetStreamConfig) (*JetStream, error) {
-	cfg.applyDefaults()
+	if err := checkPositive(setting{"sources.jetstream.batch_size", int64(cfg.BatchSize)},
+		setting{"sources.jetstream.connect_timeout", int64(cfg.ConnectTimeout)},
+		setting{"sources.jetstream.ping_interval", int64(cfg.PingInterval)},
+		setting{"sources.jetstream.backoff_min", int64(cfg.BackoffMin)}, setting{"sources.jetstream.backoff_max", int64(cfg.BackoffMax)}); err != nil {
+		return nil, err
+	}
+	if cfg.Stream == "" || cfg.Start == "" || cfg.Name == "" {
+		return nil, fmt.Errorf("%w: sources.jetstream.stream %q, start %q and name %q must be set", ErrConfig, cfg.Stream, cfg.Start, cfg.Name)
+	}
 	if err := checkNATSURL("sources.jetstream.url", cfg.URL); err != nil {
 		return nil, err
 	}

@@ -19,15 +19,15 @@ type NATSConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// URL of the server, or several comma-separated ("nats://h1:4222,
 	// nats://h2:4222"); credentials may be embedded (nats://user:pass@h:4222).
-	// "": nats://127.0.0.1:4222.
+	// Default nats://127.0.0.1:4222.
 	URL string `yaml:"url"`
 	// Subjects subscribed, each message body one MarketData JSON. The
 	// collector publishes to market-data.<type>.<exchange>
 	// (market-data.trade.binance). There is no queue group: every node
 	// receives every message. Subjects must not overlap (a message matching
-	// two would arrive twice). Empty: ["market-data.>"].
+	// two would arrive twice). Default ["market-data.>"].
 	Subjects []string `yaml:"subjects"`
-	// Name is the client connection name the server shows. "": "wsproxy".
+	// Name is the client connection name the server shows. Default "wsproxy".
 	Name string `yaml:"name"`
 	// User and Password, or Token, authenticate. Empty: none.
 	User     string `yaml:"user"`
@@ -35,45 +35,19 @@ type NATSConfig struct {
 	Token    string `yaml:"token"`
 	// PendingMessages and PendingBytes bound what the client library
 	// buffers per subject between the socket and the proxy; beyond either
-	// the library drops (a slow-consumer event, counted). 0: 65536
+	// the library drops (a slow-consumer event, counted). Default 65536
 	// messages, 64 MiB.
 	PendingMessages int `yaml:"pending_messages"`
 	PendingBytes    int `yaml:"pending_bytes"`
-	// ConnectTimeout bounds one connection attempt. 0: 5s.
+	// ConnectTimeout bounds one connection attempt. Default 5s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// PingInterval between client pings; two unanswered pings close the
-	// connection (a silently dead server is noticed). 0: 10s.
+	// connection (a silently dead server is noticed). Default 10s.
 	PingInterval time.Duration `yaml:"ping_interval"`
-	// BackoffMin is the first reconnect delay. 0: 100ms.
+	// BackoffMin is the first reconnect delay. Default 100ms.
 	BackoffMin time.Duration `yaml:"backoff_min"`
-	// BackoffMax caps the reconnect delay. 0: 10s.
+	// BackoffMax caps the reconnect delay. Default 10s.
 	BackoffMax time.Duration `yaml:"backoff_max"`
-}
-
-const defaultNATSURL = "nats://127.0.0.1:4222"
-
-func (c *NATSConfig) applyDefaults() {
-	if c.URL == "" {
-		c.URL = defaultNATSURL
-	}
-	if len(c.Subjects) == 0 {
-		c.Subjects = []string{"market-data.>"}
-	}
-	if c.Name == "" {
-		c.Name = "wsproxy"
-	}
-	if c.PendingMessages <= 0 {
-		c.PendingMessages = 65536
-	}
-	if c.PendingBytes <= 0 {
-		c.PendingBytes = 64 << 20
-	}
-	if c.ConnectTimeout <= 0 {
-		c.ConnectTimeout = 5 * time.Second
-	}
-	if c.PingInterval <= 0 {
-		c.PingInterval = 10 * time.Second
-	}
 }
 
 // checkNATSURL checks a comma-separated list of server URLs.
@@ -264,13 +238,23 @@ type NATS struct {
 
 var _ Source = (*NATS)(nil)
 
-// NewNATS returns the source; zero fields of cfg take their defaults.
+// NewNATS returns the source; cfg comes with its defaults applied
+// (config.ApplyDefaults).
 func NewNATS(cfg NATSConfig) (*NATS, error) {
-	cfg.applyDefaults()
 	if err := checkNATSURL("sources.nats.url", cfg.URL); err != nil {
 		return nil, err
 	}
+	if len(cfg.Subjects) == 0 {
+		return nil, fmt.Errorf("%w: sources.nats.subjects: none", ErrConfig)
+	}
 	if err := checkSubjects("sources.nats.subjects", cfg.Subjects); err != nil {
+		return nil, err
+	}
+	if err := checkPositive(setting{"sources.nats.pending_messages", int64(cfg.PendingMessages)},
+		setting{"sources.nats.pending_bytes", int64(cfg.PendingBytes)},
+		setting{"sources.nats.connect_timeout", int64(cfg.ConnectTimeout)},
+		setting{"sources.nats.ping_interval", int64(cfg.PingInterval)},
+		setting{"sources.nats.backoff_min", int64(cfg.BackoffMin)}, setting{"sources.nats.backoff_max", int64(cfg.BackoffMax)}); err != nil {
 		return nil, err
 	}
 	n := &NATS{cfg: cfg, libDrop: map[*nats.Subscription]int{}}

@@ -18,7 +18,7 @@ var ErrConfig = errors.New("dataflow: invalid source configuration")
 type RedisConfig struct {
 	// Enabled turns the source on. Zero value: off.
 	Enabled bool `yaml:"enabled"`
-	// Addr of the Redis server (host:port). "": 127.0.0.1:6379.
+	// Addr of the Redis server (host:port). Default 127.0.0.1:6379.
 	Addr string `yaml:"addr"`
 	// Password for AUTH. "": none.
 	Password string `yaml:"password"`
@@ -26,27 +26,33 @@ type RedisConfig struct {
 	// connection setup shared with the other Redis users). 0: database 0.
 	DB int `yaml:"db"`
 	// Pattern is PSUBSCRIBEd; the collector publishes to
-	// market-data-<type>-<exchange>. "": "market-data-*".
+	// market-data-<type>-<exchange>. Default "market-data-*".
 	Pattern string `yaml:"pattern"`
-	// BackoffMin is the first reconnect delay. 0: 100ms.
+	// BackoffMin is the first reconnect delay. Default 100ms.
 	BackoffMin time.Duration `yaml:"backoff_min"`
-	// BackoffMax caps the reconnect delay. 0: 10s.
+	// BackoffMax caps the reconnect delay. Default 10s.
 	BackoffMax time.Duration `yaml:"backoff_max"`
 	// HealthCheck: a subscription silent for this long is pinged, and
-	// reconnected when the ping fails. 0: 15s.
+	// reconnected when the ping fails. Default 15s.
 	HealthCheck time.Duration `yaml:"health_check"`
 }
 
-func (c *RedisConfig) applyDefaults() {
-	if c.Addr == "" {
-		c.Addr = "127.0.0.1:6379"
+// setting is a value a source cannot run with unless it is positive.
+type setting struct {
+	key string // its yaml path
+	v   int64
+}
+
+// checkPositive fails with ErrConfig naming the first setting that is not
+// positive. The sources apply no defaults: config.ApplyDefaults sets every
+// one of them.
+func checkPositive(settings ...setting) error {
+	for _, s := range settings {
+		if s.v <= 0 {
+			return fmt.Errorf("%w: %s %d must be positive", ErrConfig, s.key, s.v)
+		}
 	}
-	if c.Pattern == "" {
-		c.Pattern = "market-data-*"
-	}
-	if c.HealthCheck <= 0 {
-		c.HealthCheck = 15 * time.Second
-	}
+	return nil
 }
 
 func checkAddr(field, addr string) error {
@@ -68,10 +74,17 @@ type RedisPubSub struct {
 
 var _ Source = (*RedisPubSub)(nil)
 
-// NewRedisPubSub returns the source; zero fields of cfg take their defaults.
+// NewRedisPubSub returns the source; cfg comes with its defaults applied
+// (config.ApplyDefaults).
 func NewRedisPubSub(cfg RedisConfig) (*RedisPubSub, error) {
-	cfg.applyDefaults()
 	if err := checkAddr("sources.redis.addr", cfg.Addr); err != nil {
+		return nil, err
+	}
+	if cfg.Pattern == "" {
+		return nil, fmt.Errorf("%w: sources.redis.pattern is empty", ErrConfig)
+	}
+	if err := checkPositive(setting{"sources.redis.health_check", int64(cfg.HealthCheck)},
+		setting{"sources.redis.backoff_min", int64(cfg.BackoffMin)}, setting{"sources.redis.backoff_max", int64(cfg.BackoffMax)}); err != nil {
 		return nil, err
 	}
 	r := &RedisPubSub{cfg: cfg}

@@ -33,7 +33,8 @@ type RedisShardedConfig struct {
 	// Username and Password for AUTH. Empty: none.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
-	// MaxBackoff caps the reconnect delay, which doubles from 100ms. Zero: 5s.
+	// MaxBackoff caps the reconnect delay, which doubles from 100ms.
+	// Default 5s.
 	MaxBackoff time.Duration `yaml:"max_backoff"`
 }
 
@@ -73,14 +74,15 @@ type RedisSharded struct {
 
 var _ Source = (*RedisSharded)(nil)
 
-// NewRedisSharded returns the source; cfg must pass Validate.
+// NewRedisSharded returns the source; cfg must pass Validate and come with
+// its defaults applied (config.ApplyDefaults).
 func NewRedisSharded(cfg RedisShardedConfig) (*RedisSharded, error) {
 	cfg.Enabled = true
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 5 * time.Second
+	if err := checkPositive(setting{"sources.redis_sharded.max_backoff", int64(cfg.MaxBackoff)}); err != nil {
+		return nil, err
 	}
 	s := &RedisSharded{cfg: cfg}
 	s.c.name, s.c.typ = "redis-sharded", "redis-sharded"

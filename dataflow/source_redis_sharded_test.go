@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"wsproxy/dataflow"
+	"wsproxy/internal/configtest"
 )
 
 // startCluster runs a private single-node Redis Cluster (all 16384 slots on
@@ -68,11 +69,11 @@ func TestRedisShardedConfigValidate(t *testing.T) {
 		cfg  dataflow.RedisShardedConfig
 		ok   bool
 	}{
-		{name: "disabled", cfg: dataflow.RedisShardedConfig{}, ok: true},
-		{name: "valid", cfg: dataflow.RedisShardedConfig{Enabled: true, Addrs: []string{"a:1"}, Channels: []string{"market-data-trade-x"}}, ok: true},
-		{name: "no addrs", cfg: dataflow.RedisShardedConfig{Enabled: true, Channels: []string{"c"}}},
-		{name: "no channels", cfg: dataflow.RedisShardedConfig{Enabled: true, Addrs: []string{"a:1"}}},
-		{name: "pattern", cfg: dataflow.RedisShardedConfig{Enabled: true, Addrs: []string{"a:1"}, Channels: []string{"market-data-*"}}},
+		{name: "disabled", cfg: configtest.RedisSharded(dataflow.RedisShardedConfig{}), ok: true},
+		{name: "valid", cfg: configtest.RedisSharded(dataflow.RedisShardedConfig{Enabled: true, Addrs: []string{"a:1"}, Channels: []string{"market-data-trade-x"}}), ok: true},
+		{name: "no addrs", cfg: configtest.RedisSharded(dataflow.RedisShardedConfig{Enabled: true, Channels: []string{"c"}})},
+		{name: "no channels", cfg: configtest.RedisSharded(dataflow.RedisShardedConfig{Enabled: true, Addrs: []string{"a:1"}})},
+		{name: "pattern", cfg: configtest.RedisSharded(dataflow.RedisShardedConfig{Enabled: true, Addrs: []string{"a:1"}, Channels: []string{"market-data-*"}})},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,7 +110,7 @@ func TestRedisShardedReceivesSPUBLISH(t *testing.T) {
 		}
 	}
 
-	src, err := dataflow.NewRedisSharded(dataflow.RedisShardedConfig{Addrs: []string{addr}, Channels: chans})
+	src, err := dataflow.NewRedisSharded(configtest.RedisSharded(dataflow.RedisShardedConfig{Addrs: []string{addr}, Channels: chans}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,49 +14,31 @@ import (
 type StreamConfig struct {
 	// Enabled turns the source on. Zero value: off.
 	Enabled bool `yaml:"enabled"`
-	// Addr of the Redis server (host:port). "": 127.0.0.1:6379.
+	// Addr of the Redis server (host:port). Default 127.0.0.1:6379.
 	Addr string `yaml:"addr"`
 	// Password for AUTH. "": none.
 	Password string `yaml:"password"`
 	// DB is the logical database holding the streams. 0: database 0.
 	DB int `yaml:"db"`
 	// Keys are the stream keys read (XREAD); each entry's field "data"
-	// holds one MarketData JSON. Empty: ["market-data"].
+	// holds one MarketData JSON. Default ["market-data"].
 	Keys []string `yaml:"keys"`
 	// Start is where reading begins when the proxy starts: "$" only entries
 	// added from now on, "0" everything the streams hold, or an explicit
 	// entry ID. After that the source always resumes from the last ID it
-	// saw, across reconnects and Redis restarts. "": "$".
+	// saw, across reconnects and Redis restarts. Default "$".
 	Start string `yaml:"start"`
-	// Block is how long one XREAD waits for new entries. 0: 2s.
+	// Block is how long one XREAD waits for new entries. Default 2s.
 	Block time.Duration `yaml:"block"`
-	// Count is the most entries one XREAD returns. 0: 512.
+	// Count is the most entries one XREAD returns. Default 512.
 	Count int64 `yaml:"count"`
-	// BackoffMin is the first reconnect delay. 0: 100ms.
+	// BackoffMin is the first reconnect delay. Default 100ms.
 	BackoffMin time.Duration `yaml:"backoff_min"`
-	// BackoffMax caps the reconnect delay. 0: 10s.
+	// BackoffMax caps the reconnect delay. Default 10s.
 	BackoffMax time.Duration `yaml:"backoff_max"`
 }
 
 var streamID = regexp.MustCompile(`^[0-9]+(-[0-9]+)?$`)
-
-func (c *StreamConfig) applyDefaults() {
-	if c.Addr == "" {
-		c.Addr = "127.0.0.1:6379"
-	}
-	if len(c.Keys) == 0 {
-		c.Keys = []string{"market-data"}
-	}
-	if c.Start == "" {
-		c.Start = "$"
-	}
-	if c.Block <= 0 {
-		c.Block = 2 * time.Second
-	}
-	if c.Count <= 0 {
-		c.Count = 512
-	}
-}
 
 // RedisStreams is the Redis Streams source. It remembers the last entry ID
 // of every stream, so that after a network cut or a Redis restart (with
@@ -71,19 +53,26 @@ type RedisStreams struct {
 
 var _ Source = (*RedisStreams)(nil)
 
-// NewRedisStreams returns the source; zero fields of cfg take their defaults.
+// NewRedisStreams returns the source; cfg comes with its defaults applied
+// (config.ApplyDefaults).
 func NewRedisStreams(cfg StreamConfig) (*RedisStreams, error) {
-	cfg.applyDefaults()
 	if err := checkAddr("sources.streams.addr", cfg.Addr); err != nil {
 		return nil, err
 	}
 	if cfg.Start != "$" && !streamID.MatchString(cfg.Start) {
 		return nil, fmt.Errorf("%w: sources.streams.start %q: want \"$\", \"0\" or an entry ID", ErrConfig, cfg.Start)
 	}
+	if len(cfg.Keys) == 0 {
+		return nil, fmt.Errorf("%w: sources.streams.keys: none", ErrConfig)
+	}
 	for _, k := range cfg.Keys {
 		if k == "" {
 			return nil, fmt.Errorf("%w: sources.streams.keys: empty key", ErrConfig)
 		}
+	}
+	if err := checkPositive(setting{"sources.streams.block", int64(cfg.Block)}, setting{"sources.streams.count", cfg.Count},
+		setting{"sources.streams.backoff_min", int64(cfg.BackoffMin)}, setting{"sources.streams.backoff_max", int64(cfg.BackoffMax)}); err != nil {
+		return nil, err
 	}
 	s := &RedisStreams{cfg: cfg, ids: make(chan map[string]string, 1)}
 	s.c.name, s.c.typ = "redis-streams", "redis-streams"

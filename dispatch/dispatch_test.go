@@ -8,6 +8,7 @@ import (
 	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/dispatch"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/wstest"
 	"wsproxy/pool"
 	"wsproxy/subscription"
@@ -18,8 +19,8 @@ import (
 func fanout(tb testing.TB, n int, fo ...dispatch.FanOut) (*dispatch.Dispatcher, *pool.Pool) {
 	tb.Helper()
 	ix := subscription.NewIndex[*pool.Conn]()
-	p := pool.New(pool.Config{}, nil)
-	lim := subscription.Limits{}
+	p := configtest.NewPool(tb, pool.Config{}, nil)
+	lim := configtest.Limits(subscription.Limits{})
 	for i := 0; i < n; i++ {
 		c := p.Add(wstest.DiscardConn{}, pool.ConnOptions{ID: strconv.Itoa(i)})
 		switch i % 3 {

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"testing"
 
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/wstest"
 	"wsproxy/pool"
 	"wsproxy/subscription"
@@ -14,7 +15,7 @@ import (
 func TestChunkSizeIsHonoured(t *testing.T) {
 	const n = 10000
 	ix := subscription.NewIndex[*pool.Conn]()
-	p := pool.New(pool.Config{}, nil)
+	p := configtest.NewPool(t, pool.Config{}, nil)
 	for i := 0; i < n; i++ {
 		ix.SetUnfiltered(p.Add(wstest.DiscardConn{}, pool.ConnOptions{ID: strconv.Itoa(i)}), true)
 	}

@@ -3,13 +3,14 @@ package pool_test
 import (
 	"testing"
 
+	"wsproxy/internal/configtest"
 	"wsproxy/pool"
 )
 
 // BenchmarkEnqueue measures one recipient's share of a fan-out: one enqueue
 // of a shared frame, the writer included.
 func BenchmarkEnqueue(b *testing.B) {
-	p := pool.New(pool.Config{}, nil)
+	p := configtest.NewPool(b, pool.Config{}, nil)
 	c := p.Add(&nullConn{}, pool.ConnOptions{})
 	f := dataFrame(1)
 	b.ReportAllocs()
@@ -27,7 +28,7 @@ func BenchmarkFanOut1k(b *testing.B) { benchFanOut1k(b, nil) }
 
 // benchFanOut1k is BenchmarkFanOut1k with obs as the pool's observer.
 func benchFanOut1k(b *testing.B, obs pool.Observer) {
-	p := pool.New(pool.Config{}, obs)
+	p := configtest.NewPool(b, pool.Config{}, obs)
 	conns := nullConns(p, 1000)
 	f := dataFrame(1)
 	b.ReportAllocs()
@@ -41,7 +42,7 @@ func benchFanOut1k(b *testing.B, obs pool.Observer) {
 // 100 latest-wins frames whose match is the oldest, so the newest-to-oldest
 // scan runs its whole length.
 func BenchmarkEnqueueConflate(b *testing.B) {
-	p := pool.New(pool.Config{}, nil)
+	p := configtest.NewPool(b, pool.Config{}, nil)
 	c := p.Add(&nullConn{}, pool.ConnOptions{Hold: true})
 	for i := 0; i < 100; i++ {
 		c.Enqueue(&pool.Frame{Op: pool.OpText, Data: []byte("x"), IngestAt: 1, Key: uint64(i), LatestWins: true}, 0)
@@ -57,7 +58,7 @@ func BenchmarkEnqueueConflate(b *testing.B) {
 // BenchmarkEnqueueDropOldest: a full queue and a trade, which drops the
 // oldest frame.
 func BenchmarkEnqueueDropOldest(b *testing.B) {
-	p := pool.New(pool.Config{}, nil)
+	p := configtest.NewPool(b, pool.Config{}, nil)
 	c := p.Add(&nullConn{}, pool.ConnOptions{Hold: true})
 	f := dataFrame(1)
 	for i := 0; i < 100; i++ {

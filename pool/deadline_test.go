@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/internal/configtest"
 	"wsproxy/pool"
 )
 
@@ -39,7 +40,7 @@ func (d *deadlineConn) Write(b []byte) (int, error) {
 // WriteTimeout/2 and WriteTimeout ahead, but the timer is not re-armed per
 // write.
 func TestWriteDeadlineArmedOncePerHalfTimeout(t *testing.T) {
-	p := pool.New(pool.Config{WriteTimeout: 10 * time.Second}, nil)
+	p := configtest.NewPool(t, pool.Config{WriteTimeout: 10 * time.Second}, nil)
 	dc := &deadlineConn{}
 	c := p.Add(dc, pool.ConnOptions{ID: "d"})
 	const n = 50
@@ -61,7 +62,7 @@ func TestWriteDeadlineArmedOncePerHalfTimeout(t *testing.T) {
 // stops reading is still cut off within about WriteTimeout.
 func TestStuckClientStillTimesOut(t *testing.T) {
 	_, server := tcpPair(t) // the client never reads
-	p := pool.New(pool.Config{WriteTimeout: 300 * time.Millisecond, QueueMaxBytes: 8 << 20, QueueMaxMessages: 100000}, nil)
+	p := configtest.NewPool(t, pool.Config{WriteTimeout: 300 * time.Millisecond, QueueMaxBytes: 8 << 20, QueueMaxMessages: 100000}, nil)
 	c := p.Add(server, pool.ConnOptions{ID: "stuck"})
 	big := &pool.Frame{Op: pool.OpText, Data: make([]byte, 64<<10), IngestAt: 1}
 	var seq uint64

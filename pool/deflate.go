@@ -44,18 +44,9 @@ const (
 	DeflateSharedStream DeflateMode = "shared_stream"
 )
 
-// Defaults of DeflateConfig.
-const (
-	DefaultDeflateMinSize       = 128
-	DefaultDeflateMaxStreams    = 16
-	DefaultDeflateResetEvery    = 1000
-	DefaultDeflateResetInterval = 5 * time.Second
-	DefaultDeflateLevel         = 2
-	DefaultDeflateMessageLevel  = 1
-)
-
-// DeflateConfig configures permessage-deflate (config key compression);
-// zero fields take the defaults.
+// DeflateConfig configures permessage-deflate (config key compression).
+// The pool applies no defaults: config's (compression.*) fill the zero
+// fields, and Validate rejects what is left out of range.
 type DeflateConfig struct {
 	// Enabled accepts permessage-deflate offers on /ws (the proxy
 	// negotiates). Clients that do not offer it are served exactly as
@@ -66,56 +57,36 @@ type DeflateConfig struct {
 	// by every recipient) or shared_stream (connections with the same
 	// subscription share one compressor stream with context takeover).
 	// Connections that asked for server_no_context_takeover always get
-	// per_message. "": per_message.
+	// per_message.
 	Mode DeflateMode `yaml:"mode"`
-	// MinSize: payloads shorter than this go uncompressed. 0: 128.
+	// MinSize: payloads shorter than this go uncompressed.
 	MinSize int `yaml:"min_size"`
 	// Level is the compress/flate level of shared streams, 1 (fastest) to
-	// 9. 0: 2 (compress/flate's level 1 matches only within the previous
-	// message, which loses most of a stream's gain).
+	// 9 (compress/flate's level 1 matches only within the previous message,
+	// which loses most of a stream's gain: config's default is 2).
 	Level int `yaml:"level"`
 	// MessageLevel is the level of standalone (per_message) compressions,
-	// 1 to 9. 0: 1 (level 1 resets in O(1); higher levels clear 640 KiB of
-	// tables for every message).
+	// 1 to 9 (level 1, config's default, resets in O(1); higher levels
+	// clear 640 KiB of tables for every message).
 	MessageLevel int `yaml:"message_level"`
 	// MaxStreams bounds shared streams; connections beyond it use
-	// per_message. 0: 16.
+	// per_message.
 	MaxStreams int `yaml:"max_streams"`
 	// ResetEvery starts a new stream generation after this many compressed
-	// frames; connections join a stream at a generation start. 0: 1000.
+	// frames; connections join a stream at a generation start.
 	ResetEvery int `yaml:"reset_every"`
 	// ResetInterval starts a new generation once the current one is this
-	// old. 0: 5s.
+	// old.
 	ResetInterval time.Duration `yaml:"reset_interval"`
-}
-
-func (c *DeflateConfig) applyDefaults() {
-	if c.Mode == "" {
-		c.Mode = DeflatePerMessage
-	}
-	if c.MinSize <= 0 {
-		c.MinSize = DefaultDeflateMinSize
-	}
-	if c.MaxStreams <= 0 {
-		c.MaxStreams = DefaultDeflateMaxStreams
-	}
-	if c.ResetEvery <= 0 {
-		c.ResetEvery = DefaultDeflateResetEvery
-	}
-	if c.ResetInterval <= 0 {
-		c.ResetInterval = DefaultDeflateResetInterval
-	}
-	if c.Level == 0 {
-		c.Level = DefaultDeflateLevel
-	}
-	if c.MessageLevel == 0 {
-		c.MessageLevel = DefaultDeflateMessageLevel
-	}
 }
 
 // Validate checks a configuration after defaults.
 func (c DeflateConfig) Validate() error {
 	var errs []error
+	if c.MinSize <= 0 || c.MaxStreams <= 0 || c.ResetEvery <= 0 || c.ResetInterval <= 0 {
+		errs = append(errs, fmt.Errorf("min_size (%d), max_streams (%d), reset_every (%d) and reset_interval (%s) must be positive",
+			c.MinSize, c.MaxStreams, c.ResetEvery, c.ResetInterval))
+	}
 	switch c.Mode {
 	case DeflatePerMessage, DeflateSharedStream:
 	default:

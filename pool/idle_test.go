@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/internal/configtest"
 	"wsproxy/pool"
 )
 
@@ -11,7 +12,7 @@ import (
 // connection is removed returns as soon as the write in flight ends; release
 // must not swap the channel it waits on for a new one.
 func TestWaitWrittenSharesIdleWithRelease(t *testing.T) {
-	p := pool.New(pool.Config{}, nil)
+	p := configtest.NewPool(t, pool.Config{}, nil)
 	gc := &gateConn{gate: make(chan struct{}), inWrite: make(chan struct{})}
 	c := p.Add(gc, pool.ConnOptions{ID: "w"})
 	c.Send(pool.NewControl([]byte(`{"type":"pong"}`)))

@@ -49,20 +49,21 @@ func (l Pressure) String() string {
 // show yet. Levels rise as soon as a sample crosses a ratio and fall only
 // after usage stayed below the lower ratio for RecoverAfter.
 type MemoryConfig struct {
-	// Threshold is the usage, in bytes, that the ratios refer to. 0: 512 MiB.
-	// Negative: no monitor (the level stays normal).
+	// Threshold is the usage, in bytes, that the ratios refer to.
+	// Negative: no monitor (the level stays normal). The defaults of this
+	// and the other fields are config's (memory.*).
 	Threshold int64 `yaml:"threshold"`
-	// SampleInterval between samples. 0: 100ms.
+	// SampleInterval between samples, at least 1ms.
 	SampleInterval time.Duration `yaml:"sample_interval"`
 	// ElevatedRatio of Threshold enters elevated; usage below it leaves
-	// critical. 0: 0.8.
+	// critical.
 	ElevatedRatio float64 `yaml:"elevated_ratio"`
-	// CriticalRatio of Threshold enters critical. 0: 1.0.
+	// CriticalRatio of Threshold enters critical.
 	CriticalRatio float64 `yaml:"critical_ratio"`
-	// RecoverRatio of Threshold: usage below it returns to normal. 0: 0.7.
+	// RecoverRatio of Threshold: usage below it returns to normal.
 	RecoverRatio float64 `yaml:"recover_ratio"`
 	// RecoverAfter is how long usage must stay below a level's exit ratio
-	// before the level is lowered. 0: 1s.
+	// before the level is lowered.
 	RecoverAfter time.Duration `yaml:"recover_after"`
 	// Heap replaces the heap measurement (a cgroup's usage, a test's
 	// figure). nil: the Go heap from runtime/metrics; the monitor then runs
@@ -72,31 +73,23 @@ type MemoryConfig struct {
 	Heap func() uint64 `yaml:"-"`
 }
 
-func (c *MemoryConfig) applyDefaults() {
-	if c.Threshold == 0 {
-		c.Threshold = DefaultMemoryThreshold
-	}
-	if c.SampleInterval <= 0 {
-		c.SampleInterval = DefaultMemorySampleInterval
-	}
-	deff := func(v *float64, d float64) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	deff(&c.ElevatedRatio, DefaultMemoryElevatedRatio)
-	deff(&c.CriticalRatio, DefaultMemoryCriticalRatio)
-	deff(&c.RecoverRatio, DefaultMemoryRecoverRatio)
-	if c.RecoverAfter <= 0 {
-		c.RecoverAfter = DefaultMemoryRecoverAfter
-	}
-}
-
-// Validate checks c once zero fields have taken their defaults: the ratios
-// must satisfy 0 < RecoverRatio < ElevatedRatio <= CriticalRatio.
+// Validate checks c: unless the monitor is off (Threshold < 0), the
+// threshold and RecoverAfter must be positive, SampleInterval at least 1ms
+// and the ratios satisfy 0 < RecoverRatio < ElevatedRatio <= CriticalRatio.
 func (c MemoryConfig) Validate() error {
-	c.applyDefaults()
+	if c.Threshold < 0 {
+		return nil
+	}
 	var errs []error
+	if c.Threshold == 0 {
+		errs = append(errs, errors.New("memory threshold must be positive (negative: no monitor)"))
+	}
+	if c.RecoverRatio <= 0 {
+		errs = append(errs, fmt.Errorf("memory recover ratio %g must be positive", c.RecoverRatio))
+	}
+	if c.RecoverAfter <= 0 {
+		errs = append(errs, fmt.Errorf("memory recover_after %s must be positive", c.RecoverAfter))
+	}
 	if !(c.RecoverRatio < c.ElevatedRatio && c.ElevatedRatio <= c.CriticalRatio) {
 		errs = append(errs, fmt.Errorf("memory ratios must satisfy recover (%g) < elevated (%g) <= critical (%g)",
 			c.RecoverRatio, c.ElevatedRatio, c.CriticalRatio))

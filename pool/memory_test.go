@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"wsproxy/internal/configtest"
 	"wsproxy/pool"
 )
 
@@ -33,7 +34,7 @@ func (b *syncBuf) String() string {
 func TestMemoryLevels(t *testing.T) {
 	var heap atomic.Uint64
 	logs := &syncBuf{}
-	p := pool.New(pool.Config{
+	p := configtest.NewPool(t, pool.Config{
 		FlushInterval: time.Hour, // frames wait for a flush, so FlushAll is observable
 		Memory: pool.MemoryConfig{
 			Threshold: 1 << 20, SampleInterval: 2 * time.Millisecond, RecoverAfter: 30 * time.Millisecond,
@@ -136,7 +137,7 @@ func TestMemoryLevels(t *testing.T) {
 func TestCriticalShedsSaturatedLatestWinsFirst(t *testing.T) {
 	var heap atomic.Uint64
 	const threshold = 1_000_000
-	p := pool.New(pool.Config{
+	p := configtest.NewPool(t, pool.Config{
 		FlushInterval: time.Hour,
 		Memory: pool.MemoryConfig{
 			Threshold: threshold, SampleInterval: 2 * time.Millisecond, RecoverAfter: 20 * time.Millisecond,
@@ -182,7 +183,7 @@ func TestCriticalShedsSaturatedLatestWinsFirst(t *testing.T) {
 // TestConflationReplacesNewestSameKey checks the in-place rule at the unit
 // level: only when full, the newest queued frame of the key, count kept.
 func TestConflationReplacesNewestSameKey(t *testing.T) {
-	p := pool.New(pool.Config{QueueMaxMessages: 4, FlushInterval: time.Hour, BatchMaxMessages: 100}, nil)
+	p := configtest.NewPool(t, pool.Config{QueueMaxMessages: 4, FlushInterval: time.Hour, BatchMaxMessages: 100}, nil)
 	rc := &recConn{}
 	c := p.Add(rc, pool.ConnOptions{})
 	a1, b1, a2 := latestData(1, "a1"), latestData(2, "b1"), latestData(1, "a2")
@@ -209,7 +210,7 @@ func TestConflationReplacesNewestSameKey(t *testing.T) {
 // TestBatchMaxBytes: a write carries at most BatchMaxBytes of frames (one
 // larger frame alone), so a writer stuck on a stalled client pins little.
 func TestBatchMaxBytes(t *testing.T) {
-	p := pool.New(pool.Config{BatchMaxBytes: 4096, FlushInterval: time.Hour, BatchMaxMessages: 1000}, nil)
+	p := configtest.NewPool(t, pool.Config{BatchMaxBytes: 4096, FlushInterval: time.Hour, BatchMaxMessages: 1000}, nil)
 	rc := &recConn{}
 	c := p.Add(rc, pool.ConnOptions{})
 	for i := 0; i < 10; i++ {
@@ -229,7 +230,7 @@ func TestEnqueueFullQueueAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates on its own; run without -race (scripts/test.sh does)")
 	}
-	p := pool.New(pool.Config{}, nil)
+	p := configtest.NewPool(t, pool.Config{}, nil)
 	c := p.Add(&recConn{}, pool.ConnOptions{Hold: true})
 	for i := 0; i < 100; i++ {
 		c.Enqueue(latest(uint64(i), 100), 0)

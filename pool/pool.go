@@ -2,6 +2,8 @@ package pool
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -10,38 +12,39 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Config bounds queues and paces writers. Zero fields take the defaults
-// noted on each field (applied by New).
+// Config bounds queues and paces writers. The pool applies no defaults:
+// config.Config.PoolConfig gives the configuration's (defaults applied
+// there), and New rejects a Config whose bounds or timeouts are not
+// positive.
 type Config struct {
-	// QueueMaxMessages bounds one connection's queued data frames. 0: 100
-	// (the configuration's default is higher: config.DefaultQueueMaxMessages).
+	// QueueMaxMessages bounds one connection's queued data frames. > 0.
 	QueueMaxMessages int
-	// QueueMaxBytes bounds one connection's queued data bytes. 0: 1 MiB.
+	// QueueMaxBytes bounds one connection's queued data bytes. > 0.
 	QueueMaxBytes int
 	// BatchMaxMessages is how many frames one write (one syscall) carries at
-	// most. 0: 100.
+	// most. > 0.
 	BatchMaxMessages int
 	// FlushInterval, when > 0, holds data frames for up to this long so that
 	// they go out together; a batch of BatchMaxMessages goes at once. 0: write
 	// as soon as the writer is idle (latency first).
 	FlushInterval time.Duration
-	// WriteTimeout is the deadline of every socket write. 0: 10s.
+	// WriteTimeout is the deadline of every socket write. > 0.
 	WriteTimeout time.Duration
-	// HeartbeatInterval is how often a WebSocket ping is sent. 0: 30s.
+	// HeartbeatInterval is how often a WebSocket ping is sent. > 0.
 	HeartbeatInterval time.Duration
 	// ConnectionTimeout closes a connection with no inbound activity (any
-	// frame, pong included) for this long. 0: 60s.
+	// frame, pong included) for this long. > 0.
 	ConnectionTimeout time.Duration
 	// CloseGrace is how long a connection waits for the client's close reply
-	// after the server sent its close frame. 0: 2s.
+	// after the server sent its close frame. > 0.
 	CloseGrace time.Duration
 	// BatchMaxBytes caps the data bytes one write carries (a single larger
 	// frame still goes alone), so that a writer blocked on a stalled client
-	// pins a bounded buffer. 0: 64 KiB.
+	// pins a bounded buffer. > 0.
 	BatchMaxBytes int
 	// SlowConsumerMaxLag closes, with 1008 "Slow consumer", a connection whose
 	// queue has stayed saturated (found full by an enqueue and not drained
-	// since) this long. 0: 10s.
+	// since) this long. > 0.
 	SlowConsumerMaxLag time.Duration
 	// Deflate configures permessage-deflate (see DeflateConfig).
 	Deflate DeflateConfig
@@ -52,29 +55,45 @@ type Config struct {
 	Log zerolog.Logger
 }
 
-func (c *Config) applyDefaults() {
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
+// Validate reports the fields New cannot run with, by name.
+func (c Config) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"QueueMaxMessages", int64(c.QueueMaxMessages)},
+		{"QueueMaxBytes", int64(c.QueueMaxBytes)},
+		{"BatchMaxMessages", int64(c.BatchMaxMessages)},
+		{"BatchMaxBytes", int64(c.BatchMaxBytes)},
+		{"WriteTimeout", int64(c.WriteTimeout)},
+		{"HeartbeatInterval", int64(c.HeartbeatInterval)},
+		{"ConnectionTimeout", int64(c.ConnectionTimeout)},
+		{"CloseGrace", int64(c.CloseGrace)},
+		{"SlowConsumerMaxLag", int64(c.SlowConsumerMaxLag)},
+	} {
+		if f.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", f.name))
 		}
 	}
-	def(&c.QueueMaxMessages, 100)
-	def(&c.QueueMaxBytes, 1<<20)
-	def(&c.BatchMaxMessages, 100)
-	defd := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
+	if c.FlushInterval < 0 {
+		errs = append(errs, errors.New("FlushInterval must not be negative"))
 	}
-	defd(&c.WriteTimeout, 10*time.Second)
-	defd(&c.HeartbeatInterval, 30*time.Second)
-	defd(&c.ConnectionTimeout, 60*time.Second)
-	defd(&c.CloseGrace, 2*time.Second)
-	def(&c.BatchMaxBytes, DefaultBatchMaxBytes)
-	defd(&c.SlowConsumerMaxLag, DefaultSlowConsumerMaxLag)
-	c.Memory.applyDefaults()
-	c.Deflate.applyDefaults()
+	if err := c.Memory.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("Memory: %w", err))
+	}
+	if err := c.Deflate.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("Deflate: %w", err))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
 }
+
+// ErrInvalidConfig wraps what Validate (and so New) finds wrong with a
+// Config.
+var ErrInvalidConfig = errors.New("pool: invalid config")
 
 // Reason says why a frame was shed.
 type Reason int
@@ -146,16 +165,19 @@ type Pool struct {
 	zconns  atomic.Int64
 }
 
-// New returns a pool; zero fields of cfg take their defaults.
-func New(cfg Config, obs Observer) *Pool {
-	cfg.applyDefaults()
+// New returns a pool, or an error wrapping ErrInvalidConfig when cfg fails
+// Validate.
+func New(cfg Config, obs Observer) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	p := &Pool{cfg: cfg, observer: obs, log: cfg.Log, conns: make(map[*Conn]struct{}), byID: make(map[string]*Conn)}
 	p.mem.init(&p.cfg.Memory)
 	p.bufs.New = func() any { return &writeBuf{b: make([]byte, 0, 4096)} }
-	return p
+	return p, nil
 }
 
-// Config returns the effective configuration (defaults applied).
+// Config returns the configuration the pool was built with.
 func (p *Pool) Config() Config { return p.cfg }
 
 // ConnOptions describe a new connection.

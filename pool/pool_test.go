@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/internal/configtest"
 	"wsproxy/pool"
 )
 
 func TestQueueBoundDropsOldestAndCounts(t *testing.T) {
-	p := pool.New(pool.Config{QueueMaxMessages: 100, FlushInterval: time.Hour, BatchMaxMessages: 1000}, nil)
+	p := configtest.NewPool(t, pool.Config{QueueMaxMessages: 100, FlushInterval: time.Hour, BatchMaxMessages: 1000}, nil)
 	rc := &recConn{}
 	c := p.Add(rc, pool.ConnOptions{ID: "a"})
 	for i := 0; i < 250; i++ {
@@ -42,7 +43,7 @@ func TestQueueBoundDropsOldestAndCounts(t *testing.T) {
 }
 
 func TestByteBound(t *testing.T) {
-	p := pool.New(pool.Config{QueueMaxBytes: 1024, FlushInterval: time.Hour, BatchMaxMessages: 1000}, nil)
+	p := configtest.NewPool(t, pool.Config{QueueMaxBytes: 1024, FlushInterval: time.Hour, BatchMaxMessages: 1000}, nil)
 	c := p.Add(&recConn{}, pool.ConnOptions{})
 	big := &pool.Frame{Op: pool.OpText, Data: bytes.Repeat([]byte("x"), 400), IngestAt: 1}
 	for i := 0; i < 10; i++ {
@@ -58,7 +59,7 @@ func TestByteBound(t *testing.T) {
 }
 
 func TestBatchLimitSplitsWrites(t *testing.T) {
-	p := pool.New(pool.Config{FlushInterval: time.Hour, BatchMaxMessages: 10}, nil)
+	p := configtest.NewPool(t, pool.Config{FlushInterval: time.Hour, BatchMaxMessages: 10}, nil)
 	rc := &recConn{}
 	c := p.Add(rc, pool.ConnOptions{})
 	for i := 0; i < 35; i++ {
@@ -74,7 +75,7 @@ func TestBatchLimitSplitsWrites(t *testing.T) {
 }
 
 func TestDedupBySeq(t *testing.T) {
-	p := pool.New(pool.Config{FlushInterval: time.Hour}, nil)
+	p := configtest.NewPool(t, pool.Config{FlushInterval: time.Hour}, nil)
 	c := p.Add(&recConn{}, pool.ConnOptions{})
 	f := dataFrame(1)
 	if !c.Enqueue(f, 7) || c.Enqueue(f, 7) || !c.Enqueue(f, 8) {
@@ -86,7 +87,7 @@ func TestDedupBySeq(t *testing.T) {
 }
 
 func TestControlFramesNeverShed(t *testing.T) {
-	p := pool.New(pool.Config{QueueMaxMessages: 5, FlushInterval: time.Hour, BatchMaxMessages: 1000}, nil)
+	p := configtest.NewPool(t, pool.Config{QueueMaxMessages: 5, FlushInterval: time.Hour, BatchMaxMessages: 1000}, nil)
 	rc := &recConn{}
 	c := p.Add(rc, pool.ConnOptions{})
 	c.Send(pool.NewControl([]byte(`{"type":"welcome"}`)))
@@ -110,7 +111,7 @@ func TestControlFramesNeverShed(t *testing.T) {
 }
 
 func TestFramesAreUnmaskedAndSized(t *testing.T) {
-	p := pool.New(pool.Config{}, nil)
+	p := configtest.NewPool(t, pool.Config{}, nil)
 	rc := &recConn{}
 	c := p.Add(rc, pool.ConnOptions{})
 	sizes := []int{0, 125, 126, 65535, 65536, 300000}

@@ -2,19 +2,6 @@ package pool
 
 import "time"
 
-// Defaults of the shedding policy (DESIGN.md "Slow consumers and memory
-// pressure"); Config and MemoryConfig document what each means.
-const (
-	DefaultBatchMaxBytes        = 64 << 10
-	DefaultSlowConsumerMaxLag   = 10 * time.Second
-	DefaultMemoryThreshold      = 512 << 20
-	DefaultMemorySampleInterval = 100 * time.Millisecond
-	DefaultMemoryElevatedRatio  = 0.8
-	DefaultMemoryCriticalRatio  = 1.0
-	DefaultMemoryRecoverRatio   = 0.7
-	DefaultMemoryRecoverAfter   = time.Second
-)
-
 // shrinkFactor divides the queue bounds while memory is elevated or critical.
 const shrinkFactor = 4
 

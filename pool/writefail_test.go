@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"wsproxy/internal/configtest"
 	"wsproxy/pool"
 )
 
@@ -27,7 +28,7 @@ func TestWriteFailuresByCause(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := pool.New(pool.Config{}, nil)
+			p := configtest.NewPool(t, pool.Config{}, nil)
 			c := p.Add(&failConn{err: tt.err}, pool.ConnOptions{ID: "a"})
 			c.Enqueue(dataFrame(1), 1)
 			waitFor(t, "write failure counted", func() bool { return p.Stats().ErrorConnections == 1 })
@@ -45,7 +46,7 @@ func TestWriteToResetClientIsClientReset(t *testing.T) {
 	cc, sc := tcpPair(t)
 	_ = cc.(*net.TCPConn).SetLinger(0)
 	_ = cc.Close() // RST
-	p := pool.New(pool.Config{}, nil)
+	p := configtest.NewPool(t, pool.Config{}, nil)
 	c := p.Add(sc, pool.ConnOptions{ID: "a"})
 	i := 0
 	waitFor(t, "a write to fail", func() bool {

@@ -12,6 +12,7 @@ import (
 	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/dispatch"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/wstest"
 	"wsproxy/pool"
 	"wsproxy/subscription"
@@ -52,7 +53,11 @@ func demoMix(tb testing.TB, n int) []*dataflow.MarketData {
 	c := &collect{n: n, done: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = dataflow.NewDemo(dataflow.DemoConfig{Interval: time.Millisecond}).Run(ctx, c) }()
+	demo, err := dataflow.NewDemo(configtest.Demo(dataflow.DemoConfig{Interval: time.Millisecond}))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go func() { _ = demo.Run(ctx, c) }()
 	select {
 	case <-c.done:
 	case <-time.After(60 * time.Second):
@@ -81,7 +86,7 @@ func BenchmarkDeflate1k(b *testing.B) {
 			if mode != "off" {
 				cfg.Deflate = pool.DeflateConfig{Mode: pool.DeflateMode(mode)}
 			}
-			p := pool.New(cfg, nil)
+			p := configtest.NewPool(b, cfg, nil)
 			const n = 1000
 			for i := 0; i < n; i++ {
 				opts := pool.ConnOptions{}
@@ -131,7 +136,7 @@ func TestDeflateAllocatesOncePerMessage(t *testing.T) {
 	for _, mode := range []string{"per_message", "shared_stream"} {
 		var wire atomic.Int64
 		ix := subscription.NewIndex[*pool.Conn]()
-		p := pool.New(pool.Config{Deflate: pool.DeflateConfig{Mode: pool.DeflateMode(mode), MinSize: 1}}, nil)
+		p := configtest.NewPool(t, pool.Config{Deflate: pool.DeflateConfig{Mode: pool.DeflateMode(mode), MinSize: 1}}, nil)
 		for i := 0; i < 1000; i++ {
 			c := p.Add(countConn{n: &wire}, pool.ConnOptions{Compression: pool.CompressContext})
 			ix.SetUnfiltered(c, true)

@@ -10,6 +10,7 @@ import (
 
 	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
 )
@@ -24,7 +25,7 @@ import (
 func BenchmarkRedisPubSubLatency(b *testing.B) {
 	addr := redistest.Addr(b)
 	prefix := redistest.Prefix(b)
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"}))
 	if err != nil {
 		b.Fatal(err)
 	}

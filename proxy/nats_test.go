@@ -14,6 +14,7 @@ import (
 	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/dataflow/sources"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/natstest"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
@@ -75,7 +76,7 @@ func TestNATSJetStreamAndRedisToWebSocketClient(t *testing.T) {
 	})
 	raddr := redistest.Addr(t)
 	prefix := redistest.Prefix(t)
-	rs, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: raddr, Pattern: prefix + "market-data-*"})
+	rs, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: raddr, Pattern: prefix + "market-data-*"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +159,8 @@ func TestJetStreamKill9ToWebSocketClient(t *testing.T) {
 	ns := natstest.Start(t)
 	js := ns.JetStream(t)
 	natstest.CreateStream(t, js, jetstream.StreamConfig{Name: "MD", Subjects: []string{"market-data.>"}, Storage: jetstream.FileStorage})
-	src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: ns.URL, Stream: "MD", BatchSize: 8,
-		BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond})
+	src, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: ns.URL, Stream: "MD", BatchSize: 8,
+		BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,9 +220,9 @@ func TestNATSSourceDownHealth(t *testing.T) {
 			var err error
 			bmin, bmax := 10*time.Millisecond, 50*time.Millisecond
 			if kind == "nats" {
-				src, err = dataflow.NewNATS(dataflow.NATSConfig{URL: ns.URL, BackoffMin: bmin, BackoffMax: bmax})
+				src, err = dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: ns.URL, BackoffMin: bmin, BackoffMax: bmax}))
 			} else {
-				src, err = dataflow.NewJetStream(dataflow.JetStreamConfig{URL: ns.URL, Stream: "MD", BackoffMin: bmin, BackoffMax: bmax})
+				src, err = dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: ns.URL, Stream: "MD", BackoffMin: bmin, BackoffMax: bmax}))
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -295,6 +296,7 @@ func TestNATSSourceConfigKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			cfg.ApplyDefaults()
 			if _, err := sources.Build(cfg.Sources); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}

@@ -100,21 +100,11 @@ func New(cfg config.Config, log zerolog.Logger, sources ...dataflow.Source) (*Se
 	}
 	s.guard = g
 	latency := histogram.New(nil)
-	s.pool = pool.New(pool.Config{
-		QueueMaxMessages:  cfg.Queue.MaxMessages,
-		QueueMaxBytes:     cfg.Queue.MaxBytes,
-		BatchMaxMessages:  cfg.Batch.MaxMessages,
-		FlushInterval:     cfg.Batch.FlushInterval,
-		WriteTimeout:      cfg.WriteTimeout,
-		HeartbeatInterval: cfg.HeartbeatInterval,
-		ConnectionTimeout: cfg.ConnectionTimeout,
-		// slow consumers and memory pressure
-		BatchMaxBytes:      cfg.Batch.MaxBytes,
-		SlowConsumerMaxLag: cfg.SlowConsumer.MaxLag,
-		Memory:             cfg.Memory,
-		Deflate:            cfg.Compression,
-		Log:                log.With().Str("component", "pool").Logger(),
-	}, latency)
+	pcfg := cfg.PoolConfig()
+	pcfg.Log = log.With().Str("component", "pool").Logger()
+	if s.pool, err = pool.New(pcfg, latency); err != nil {
+		return nil, err
+	}
 	s.disp = dispatch.New(s.index, dispatch.OptionsOf(cfg))
 	s.obs = observe.NewNode(observe.NodeParts{Config: cfg, Pool: s.pool, Index: s.index, Disp: s.disp, Sources: sources,
 		Latency: latency, Rejections: g.Rejections, Server: s, Started: s.started})

@@ -17,6 +17,7 @@ import (
 
 	"wsproxy/config"
 	"wsproxy/dataflow"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/natstest"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
@@ -47,7 +48,7 @@ func benchFeeds(tb testing.TB, kind string) benchFeed {
 	switch kind {
 	case "nats":
 		ns := natstest.Start(tb)
-		src, err := dataflow.NewNATS(dataflow.NATSConfig{URL: ns.URL})
+		src, err := dataflow.NewNATS(configtest.NATS(dataflow.NATSConfig{URL: ns.URL}))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -65,7 +66,7 @@ func benchFeeds(tb testing.TB, kind string) benchFeed {
 		ns := natstest.Start(tb)
 		js := ns.JetStream(tb)
 		natstest.CreateStream(tb, js, jetstream.StreamConfig{Name: "MD", Subjects: []string{"market-data.>"}, Storage: jetstream.FileStorage})
-		src, err := dataflow.NewJetStream(dataflow.JetStreamConfig{URL: ns.URL, Stream: "MD", Start: "first"})
+		src, err := dataflow.NewJetStream(configtest.JetStream(dataflow.JetStreamConfig{URL: ns.URL, Stream: "MD", Start: "first"}))
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -98,7 +99,7 @@ func benchFeeds(tb testing.TB, kind string) benchFeed {
 	case "redis-pubsub":
 		addr := redistest.Addr(tb)
 		prefix := redistest.Prefix(tb)
-		src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"})
+		src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"}))
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/dataflow/sources"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/redistest"
 	"wsproxy/internal/wstest"
 	"wsproxy/observe"
@@ -85,7 +84,7 @@ func sourceStatus(st observe.Stats, name string) dataflow.SourceStatus {
 func TestRedisPubSubToWebSocketClient(t *testing.T) {
 	addr := redistest.Addr(t)
 	prefix := redistest.Prefix(t)
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "market-data-*"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +129,7 @@ func TestRedisPubSubToWebSocketClient(t *testing.T) {
 func TestDroppedMessagesVisibleInStats(t *testing.T) {
 	addr := redistest.Addr(t)
 	prefix := redistest.Prefix(t)
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "*"})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: addr, Pattern: prefix + "*"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +157,7 @@ func TestDroppedMessagesVisibleInStats(t *testing.T) {
 
 // TestIngestToWebSocketClient posts NDJSON through the real server.
 func TestIngestToWebSocketClient(t *testing.T) {
-	b, err := sources.Build(config.SourcesConfig{Ingest: dataflow.IngestConfig{Enabled: true, Token: "tok"}})
+	b, err := sources.Build(config.SourcesConfig{Ingest: configtest.Ingest(dataflow.IngestConfig{Enabled: true, Token: "tok"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +189,7 @@ func TestIngestToWebSocketClient(t *testing.T) {
 func TestSourceDownHealth(t *testing.T) {
 	rs := redistest.Start(t)
 	rs.Stop(t) // the source starts against a Redis that is down
-	src, err := dataflow.NewRedisPubSub(dataflow.RedisConfig{Addr: rs.Addr, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	src, err := dataflow.NewRedisPubSub(configtest.Redis(dataflow.RedisConfig{Addr: rs.Addr, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,84 +217,14 @@ func TestSourceDownHealth(t *testing.T) {
 	wstest.Eventually(t, wait, "healthy again", func() bool { code, h := health(); return code == 200 && h.Status == "healthy" })
 }
 
-func TestBuildSourcesFromConfig(t *testing.T) {
-	yaml := `
-sources:
-  demo: {enabled: true}
-  redis: {enabled: true, addr: "10.0.0.1:6379", pattern: "md-*"}
-  streams: {enabled: true, keys: [a, b], start: "0"}
-  ingest: {enabled: true, token: t, max_body_bytes: 2048}
-snapshot_on_subscribe: false
-health: {source_down_unhealthy_after: 5s}
-cluster: {enabled: true, redis_addr: "127.0.0.1:1", heartbeat: 1s, ttl: 4s, key_prefix: "x:"}
-`
-	path := filepath.Join(t.TempDir(), "c.yaml")
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("WSPROXY_SOURCES_STREAMS_KEYS", "k1,k2,k3")
-	t.Setenv("WSPROXY_SOURCES_REDIS_DB", "2")
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if *cfg.SnapshotOnSubscribe || cfg.Health.SourceDownUnhealthyAfter != 5*time.Second || cfg.Cluster.TTL != 4*time.Second ||
-		len(cfg.Sources.Streams.Keys) != 3 || cfg.Sources.Redis.DB != 2 {
-		t.Fatalf("config = %+v", cfg)
-	}
-	b, err := sources.Build(cfg.Sources)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, s := range b.All {
-		names = append(names, s.Name())
-	}
-	if strings.Join(names, ",") != "demo,redis-pubsub,redis-streams,ingest" || b.Ingest == nil {
-		t.Fatalf("sources %v", names)
-	}
-
-	shipped, err := config.Load("../config.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := sources.Build(shipped.Sources); len(b.All) != 1 || b.Ingest != nil || shipped.Cluster.Enabled || !*shipped.SnapshotOnSubscribe {
-		t.Fatalf("shipped config: only the demo should be on: %+v", shipped.Sources)
-	}
-}
-
-func TestSourceConfigErrors(t *testing.T) {
-	tests := []struct{ name, yaml, want string }{
-		{"streams start", "sources: {streams: {enabled: true, start: latest}}", "sources.streams.start"},
-		{"redis addr", "sources: {redis: {enabled: true, addr: nohost}}", "sources.redis.addr"},
-		{"ingest body", "sources: {ingest: {enabled: true, max_body_bytes: 99999999}}", "max_body_bytes"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := config.Parse([]byte(tc.yaml))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := sources.Build(cfg.Sources); err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want %q", err, tc.want)
-			}
-		})
-	}
-	cfg := config.Config{Cluster: config.ClusterConfig{Enabled: true, Heartbeat: 5 * time.Second, TTL: 2 * time.Second}}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cluster.ttl") {
-		t.Fatalf("cluster ttl below heartbeat: %v", err)
-	}
-}
-
 // TestStreamsResumeToWebSocketClient: entries added while the proxy's
 // connection is cut, and around a Redis restart, all reach a browser client,
 // once each and in order.
 func TestStreamsResumeToWebSocketClient(t *testing.T) {
 	rs := redistest.Start(t)
 	key := redistest.Prefix(t) + "market-data"
-	src, err := dataflow.NewRedisStreams(dataflow.StreamConfig{Addr: rs.Addr, Keys: []string{key},
-		Block: 200 * time.Millisecond, BackoffMin: 300 * time.Millisecond, BackoffMax: 600 * time.Millisecond})
+	src, err := dataflow.NewRedisStreams(configtest.Streams(dataflow.StreamConfig{Addr: rs.Addr, Keys: []string{key},
+		Block: 200 * time.Millisecond, BackoffMin: 300 * time.Millisecond, BackoffMax: 600 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"wsproxy/config"
 	"wsproxy/dataflow"
 	"wsproxy/dataflow/sources"
+	"wsproxy/internal/configtest"
 	"wsproxy/internal/proxytest"
 	"wsproxy/internal/wstest"
 	"wsproxy/proxy"
@@ -689,7 +690,7 @@ func TestUpstreamShutdownEndsStreams(t *testing.T) {
 // body whole, chunked or not, and still refuses one past the server limit.
 func TestUpstreamKeepsIngestBounded(t *testing.T) {
 	up := newCollector(t)
-	b, err := sources.Build(config.SourcesConfig{Ingest: dataflow.IngestConfig{Enabled: true}})
+	b, err := sources.Build(config.SourcesConfig{Ingest: configtest.Ingest(dataflow.IngestConfig{Enabled: true})})
 	if err != nil {
 		t.Fatal(err)
 	}

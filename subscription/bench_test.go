@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"wsproxy/internal/configtest"
 	"wsproxy/subscription"
 )
 
@@ -245,7 +246,7 @@ func BenchmarkSubscribeBurst20k(b *testing.B) {
 	benchBursts(b, burstWorkers, func() func(int) {
 		ix := subscription.NewIndex[*sub]()
 		return func(i int) {
-			if _, err := ix.Add(subs[i], filters[i], subscription.Limits{}); err != nil {
+			if _, err := ix.Add(subs[i], filters[i], configtest.Limits(subscription.Limits{})); err != nil {
 				b.Error(err)
 			}
 		}
@@ -297,7 +298,7 @@ func BenchmarkNewFilter(b *testing.B) {
 	ex, sym, types := []string{"Binance", "okx"}, []string{"btc/usdt", "ETH-USDT", "SOLUSDT"}, []string{"trade", "kline"}
 	b.ReportAllocs()
 	for range b.N {
-		if _, err := subscription.NewFilter(ex, sym, types, subscription.Limits{}); err != nil {
+		if _, err := subscription.NewFilter(ex, sym, types, configtest.Limits(subscription.Limits{})); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -3,6 +3,7 @@ package subscription_test
 import (
 	"fmt"
 
+	"wsproxy/config"
 	"wsproxy/subscription"
 )
 
@@ -14,17 +15,19 @@ type conn struct {
 func Example() {
 	ix := subscription.NewIndex[*conn]()
 	a, b := &conn{id: "a"}, &conn{id: "b"}
+	// The limits of the configuration (limits.*).
+	lim := config.Default().SubscriptionLimits()
 
 	// A client subscribes; its values are normalised once.
-	f, err := subscription.NewFilter([]string{"Binance"}, []string{"btc/usdt"}, []string{"trade", "kline"}, subscription.Limits{})
+	f, err := subscription.NewFilter([]string{"Binance"}, []string{"btc/usdt"}, []string{"trade", "kline"}, lim)
 	if err != nil {
 		panic(err)
 	}
-	id, _ := ix.Add(a, f, subscription.Limits{})
+	id, _ := ix.Add(a, f, lim)
 	fmt.Println("filter", id, f.Exchanges, f.Symbols, f.DataTypes)
 	// Overlapping filter: a matches the next message through two keys.
-	g, _ := subscription.NewFilter(nil, []string{"BTC-USDT"}, nil, subscription.Limits{})
-	ix.Add(a, g, subscription.Limits{})
+	g, _ := subscription.NewFilter(nil, []string{"BTC-USDT"}, nil, lim)
+	ix.Add(a, g, lim)
 	// A client that never subscribes receives everything.
 	ix.SetUnfiltered(b, true)
 

@@ -23,15 +23,8 @@ const (
 	klinePrefix = "kline_"
 )
 
-// Defaults used for zero (or negative) Limits fields.
-const (
-	DefaultMaxFilters   = 16
-	DefaultMaxSymbols   = 100
-	DefaultMaxExchanges = 32
-	DefaultMaxValueLen  = 64
-	// MaxDataTypes bounds the distinct data types of one filter.
-	MaxDataTypes = 32
-)
+// MaxDataTypes bounds the distinct data types of one filter.
+const MaxDataTypes = 32
 
 // Sentinel errors. NewFilter and Index.Add wrap them with a precise message;
 // check them with errors.Is.
@@ -41,42 +34,41 @@ var (
 	ErrInvalidFilter = errors.New("subscription: invalid filter")
 	// ErrLimitExceeded reports a filter (or a filter count) over Limits.
 	ErrLimitExceeded = errors.New("subscription: limit exceeded")
+	// ErrInvalidLimits reports Limits with a field that is not positive:
+	// the caller's mistake, not the client's.
+	ErrInvalidLimits = errors.New("subscription: invalid limits")
 )
 
 // Limits bound what one connection may ask of the index, so that one client
 // cannot inflate it: a filter expands into exchanges × data types × symbols
-// index keys. A zero or negative field means its default.
+// index keys. Every field must be positive; the package applies no defaults
+// (config.Config.SubscriptionLimits gives the configured ones).
 type Limits struct {
 	// MaxFilters is the number of filters one subscriber may hold (Index.Add).
-	// Zero means DefaultMaxFilters (16).
 	MaxFilters int
-	// MaxSymbols is the number of distinct symbols in one filter. Zero means
-	// DefaultMaxSymbols (100).
+	// MaxSymbols is the number of distinct symbols in one filter.
 	MaxSymbols int
-	// MaxExchanges is the number of distinct exchanges in one filter. Zero
-	// means DefaultMaxExchanges (32).
+	// MaxExchanges is the number of distinct exchanges in one filter.
 	MaxExchanges int
 	// MaxValueLen is the length in bytes of any one exchange, symbol or data
-	// type, before and after normalisation. Zero means DefaultMaxValueLen (64).
+	// type, before and after normalisation.
 	MaxValueLen int
 }
 
-// WithDefaults returns l with every zero or negative field replaced by its
-// default. It is the one place defaults are applied.
-func (l Limits) WithDefaults() Limits {
-	if l.MaxFilters <= 0 {
-		l.MaxFilters = DefaultMaxFilters
+// Validate fails with ErrInvalidLimits, naming the field, when a field of l
+// is not positive.
+func (l Limits) Validate() error {
+	switch {
+	case l.MaxFilters <= 0:
+		return fmt.Errorf("%w: MaxFilters %d", ErrInvalidLimits, l.MaxFilters)
+	case l.MaxSymbols <= 0:
+		return fmt.Errorf("%w: MaxSymbols %d", ErrInvalidLimits, l.MaxSymbols)
+	case l.MaxExchanges <= 0:
+		return fmt.Errorf("%w: MaxExchanges %d", ErrInvalidLimits, l.MaxExchanges)
+	case l.MaxValueLen <= 0:
+		return fmt.Errorf("%w: MaxValueLen %d", ErrInvalidLimits, l.MaxValueLen)
 	}
-	if l.MaxSymbols <= 0 {
-		l.MaxSymbols = DefaultMaxSymbols
-	}
-	if l.MaxExchanges <= 0 {
-		l.MaxExchanges = DefaultMaxExchanges
-	}
-	if l.MaxValueLen <= 0 {
-		l.MaxValueLen = DefaultMaxValueLen
-	}
-	return l
+	return nil
 }
 
 // Filter is a validated, normalised client filter. An empty (or nil) field
@@ -95,10 +87,13 @@ type Filter struct {
 // accepted. Empty values and values longer than lim.MaxValueLen fail with
 // ErrInvalidFilter; more than lim.MaxSymbols distinct symbols,
 // lim.MaxExchanges distinct exchanges or MaxDataTypes distinct data types
-// fail with ErrLimitExceeded. The
-// returned slices are never nil and never alias the arguments.
+// fail with ErrLimitExceeded; lim failing Validate fails with
+// ErrInvalidLimits. The returned slices are never nil and never alias the
+// arguments.
 func NewFilter(exchanges, symbols, dataTypes []string, lim Limits) (Filter, error) {
-	lim = lim.WithDefaults()
+	if err := lim.Validate(); err != nil {
+		return Filter{}, err
+	}
 	var f Filter
 	var err error
 	if f.Exchanges, err = normaliseList("exchange", exchanges, lim.MaxExchanges, lim.MaxValueLen, strings.ToLower, nil); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"wsproxy/internal/configtest"
 	"wsproxy/subscription"
 )
 
@@ -47,20 +48,27 @@ func TestNormalizeSymbolAllocs(t *testing.T) {
 
 var sinkString string
 
-func TestLimitsWithDefaults(t *testing.T) {
+// Limits with a field that is not positive are the caller's mistake: the
+// package applies no defaults (config does).
+func TestLimitsValidate(t *testing.T) {
 	tests := []struct {
 		name string
 		in   subscription.Limits
-		want subscription.Limits
+		ok   bool
 	}{
-		{"zero", subscription.Limits{}, subscription.Limits{MaxFilters: 16, MaxSymbols: 100, MaxExchanges: 32, MaxValueLen: 64}},
-		{"negative", subscription.Limits{MaxFilters: -1, MaxSymbols: -5}, subscription.Limits{MaxFilters: 16, MaxSymbols: 100, MaxExchanges: 32, MaxValueLen: 64}},
-		{"explicit kept", subscription.Limits{MaxFilters: 2, MaxSymbols: 3, MaxExchanges: 4, MaxValueLen: 5}, subscription.Limits{MaxFilters: 2, MaxSymbols: 3, MaxExchanges: 4, MaxValueLen: 5}},
+		{"zero", subscription.Limits{}, false},
+		{"negative", subscription.Limits{MaxFilters: -1, MaxSymbols: -5, MaxExchanges: 32, MaxValueLen: 64}, false},
+		{"no value length", subscription.Limits{MaxFilters: 2, MaxSymbols: 3, MaxExchanges: 4}, false},
+		{"explicit", subscription.Limits{MaxFilters: 2, MaxSymbols: 3, MaxExchanges: 4, MaxValueLen: 5}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.in.WithDefaults(); got != tt.want {
-				t.Fatalf("WithDefaults() = %+v, want %+v", got, tt.want)
+			err := tt.in.Validate()
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, subscription.ErrInvalidLimits)) {
+				t.Fatalf("Validate() = %v, want ok %v", err, tt.ok)
+			}
+			if _, ferr := subscription.NewFilter(nil, []string{"BTC"}, nil, tt.in); errors.Is(ferr, subscription.ErrInvalidLimits) == tt.ok {
+				t.Fatalf("NewFilter = %v, want ok %v", ferr, tt.ok)
 			}
 		})
 	}
@@ -99,7 +107,7 @@ func TestNewFilterNormalises(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := subscription.NewFilter(tt.exchanges, tt.symbols, tt.types, subscription.Limits{})
+			f, err := subscription.NewFilter(tt.exchanges, tt.symbols, tt.types, configtest.Limits(subscription.Limits{}))
 			if err != nil {
 				t.Fatalf("NewFilter: %v", err)
 			}
@@ -118,7 +126,7 @@ func TestNewFilterNormalises(t *testing.T) {
 
 func TestNewFilterDoesNotAlias(t *testing.T) {
 	ex := []string{"binance"}
-	f, err := subscription.NewFilter(ex, nil, nil, subscription.Limits{})
+	f, err := subscription.NewFilter(ex, nil, nil, configtest.Limits(subscription.Limits{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +167,8 @@ func TestNewFilterErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := subscription.NewFilter(tt.exchanges, tt.symbols, tt.types, tt.lim)
+			// lim's zero fields stand for the configuration's limits.
+			f, err := subscription.NewFilter(tt.exchanges, tt.symbols, tt.types, configtest.Limits(tt.lim))
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("NewFilter() = %+v, %v; want %v", f, err, tt.want)
 			}
@@ -180,7 +189,7 @@ func TestNewFilterErrors(t *testing.T) {
 func TestFilterMatches(t *testing.T) {
 	mustFilter := func(ex, sym, types []string) subscription.Filter {
 		t.Helper()
-		f, err := subscription.NewFilter(ex, sym, types, subscription.Limits{})
+		f, err := subscription.NewFilter(ex, sym, types, configtest.Limits(subscription.Limits{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,7 +289,8 @@ func FuzzNewFilter(f *testing.F) {
 			}
 			return strings.Split(s, ",")
 		}
-		lim := subscription.Limits{MaxValueLen: maxLen % 80, MaxSymbols: 5, MaxExchanges: 3}
+		// A value length that is not positive stands for the default.
+		lim := configtest.Limits(subscription.Limits{MaxValueLen: max(maxLen%80, 0), MaxSymbols: 5, MaxExchanges: 3})
 		fl, err := subscription.NewFilter(split(ex), split(sym), split(types), lim)
 		if err != nil {
 			if !errors.Is(err, subscription.ErrInvalidFilter) && !errors.Is(err, subscription.ErrLimitExceeded) {
@@ -288,7 +298,6 @@ func FuzzNewFilter(f *testing.F) {
 			}
 			return
 		}
-		lim = lim.WithDefaults()
 		checkField := func(name string, vals []string, max int, norm func(string) string) {
 			if len(vals) > max {
 				t.Fatalf("%s: %d values over limit %d", name, len(vals), max)
@@ -346,7 +355,7 @@ func TestFilterIndexKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := subscription.NewFilter(tt.ex, tt.sym, tt.types, subscription.Limits{})
+			f, err := subscription.NewFilter(tt.ex, tt.sym, tt.types, configtest.Limits(subscription.Limits{}))
 			if err != nil {
 				t.Fatal(err)
 			}

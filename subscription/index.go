@@ -69,14 +69,17 @@ func NewIndex[T comparable]() *Index[T] {
 // filters. Ids restart at "1" once s holds neither a filter nor the
 // unfiltered mark. f should come from NewFilter; filters of one subscriber
 // may overlap. Add fails with ErrLimitExceeded when s already holds
-// lim.MaxFilters filters, and with ErrInvalidFilter when f holds an empty
-// value.
+// lim.MaxFilters filters, with ErrInvalidFilter when f holds an empty
+// value, and with ErrInvalidLimits when lim.MaxFilters is not positive.
 func (ix *Index[T]) Add(s T, f Filter, lim Limits) (id string, err error) {
+	if lim.MaxFilters <= 0 {
+		return "", fmt.Errorf("%w: MaxFilters %d", ErrInvalidLimits, lim.MaxFilters)
+	}
 	if err := f.validForIndex(); err != nil {
 		return "", err
 	}
 	f = f.clone()
-	c := &change[T]{kind: opAdd, s: s, f: f, keys: expand(f), maxFilters: lim.WithDefaults().MaxFilters}
+	c := &change[T]{kind: opAdd, s: s, f: f, keys: expand(f), maxFilters: lim.MaxFilters}
 	ix.write(c)
 	return c.id, c.err
 }

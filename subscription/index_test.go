@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"wsproxy/config"
+	"wsproxy/internal/configtest"
 	"wsproxy/subscription"
 )
 
@@ -31,7 +33,7 @@ func newSubs(n int) []*sub {
 
 func mustFilter(tb testing.TB, ex, sym, types []string) subscription.Filter {
 	tb.Helper()
-	f, err := subscription.NewFilter(ex, sym, types, subscription.Limits{})
+	f, err := subscription.NewFilter(ex, sym, types, configtest.Limits(subscription.Limits{}))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func mustFilter(tb testing.TB, ex, sym, types []string) subscription.Filter {
 
 func mustAdd[T comparable](tb testing.TB, ix *subscription.Index[T], s T, f subscription.Filter) string {
 	tb.Helper()
-	id, err := ix.Add(s, f, subscription.Limits{})
+	id, err := ix.Add(s, f, configtest.Limits(subscription.Limits{}))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -287,8 +289,8 @@ func TestIndexMaxFilters(t *testing.T) {
 		lim  subscription.Limits
 		want int
 	}{
-		{"default", subscription.Limits{}, subscription.DefaultMaxFilters},
-		{"custom", subscription.Limits{MaxFilters: 3}, 3},
+		{"default", configtest.Limits(subscription.Limits{}), config.DefaultMaxFilters},
+		{"custom", configtest.Limits(subscription.Limits{MaxFilters: 3}), 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -320,7 +322,7 @@ func TestIndexMaxFilters(t *testing.T) {
 
 func TestIndexAddRejectsEmptyValue(t *testing.T) {
 	ix := subscription.NewIndex[*sub]()
-	_, err := ix.Add(&sub{name: "a"}, subscription.Filter{Symbols: []string{""}}, subscription.Limits{})
+	_, err := ix.Add(&sub{name: "a"}, subscription.Filter{Symbols: []string{""}}, configtest.Limits(subscription.Limits{}))
 	if !errors.Is(err, subscription.ErrInvalidFilter) {
 		t.Fatalf("Add = %v, want ErrInvalidFilter", err)
 	}
@@ -466,7 +468,7 @@ func TestIndexMatchesBruteForce(t *testing.T) {
 			switch op := r.IntN(10); {
 			case op < 5:
 				f := randomFilter(t, r)
-				id, err := ix.Add(s, f, subscription.Limits{MaxFilters: 6})
+				id, err := ix.Add(s, f, configtest.Limits(subscription.Limits{MaxFilters: 6}))
 				if errors.Is(err, subscription.ErrLimitExceeded) {
 					if len(ref.filters[s]) != 6 {
 						t.Fatalf("limit hit with %d filters", len(ref.filters[s]))
@@ -554,7 +556,7 @@ func TestIndexConcurrent(t *testing.T) {
 				s := mine[r.IntN(len(mine))]
 				switch r.IntN(5) {
 				case 0, 1:
-					if _, err := ix.Add(s, randomFilter(t, r), subscription.Limits{}); err != nil && !errors.Is(err, subscription.ErrLimitExceeded) {
+					if _, err := ix.Add(s, randomFilter(t, r), configtest.Limits(subscription.Limits{})); err != nil && !errors.Is(err, subscription.ErrLimitExceeded) {
 						t.Error(err)
 					}
 				case 2:

@@ -19,11 +19,16 @@ type Built struct {
 }
 
 // Build constructs every enabled source of cfg, in a fixed order (demo,
-// redis, redis_sharded, streams, nats, jetstream, ingest).
+// redis, redis_sharded, streams, nats, jetstream, ingest). cfg comes from a
+// Config whose defaults are applied (config.Load, Config.ApplyDefaults).
 func Build(cfg config.SourcesConfig) (Built, error) {
 	var b Built
 	if cfg.Demo.Enabled {
-		b.All = append(b.All, dataflow.NewDemo(cfg.Demo))
+		d, err := dataflow.NewDemo(cfg.Demo)
+		if err != nil {
+			return b, fmt.Errorf("config: %w", err)
+		}
+		b.All = append(b.All, d)
 	}
 	if cfg.Redis.Enabled {
 		r, err := dataflow.NewRedisPubSub(cfg.Redis)

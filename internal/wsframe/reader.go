@@ -30,7 +30,7 @@ type ProtocolError struct {
 	Reason string // the close reason
 }
 
-func (e *ProtocolError) Error() string { return "proxy: " + e.Reason }
+func (e *ProtocolError) Error() string { return "wsframe: " + e.Reason }
 
 var (
 	errTooBig       = &ProtocolError{websocket.CloseMessageTooBig, "Message too big"}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"wsproxy/compat"
+	"wsproxy/config"
 	"wsproxy/subscription"
 )
 
@@ -58,7 +59,7 @@ func ParseSubscription(s string) (Subscription, error) {
 	if m.Channel != "" {
 		return Subscription{}, fmt.Errorf("%w: --subscribe filter: use \"channel\" for the channel form", ErrConfig)
 	}
-	f, err := subscription.NewFilter(m.Filter.Exchange, m.Filter.Symbols, m.Filter.DataTypes, subscription.Limits{})
+	f, err := subscription.NewFilter(m.Filter.Exchange, m.Filter.Symbols, m.Filter.DataTypes, config.Default().SubscriptionLimits())
 	if err != nil {
 		return Subscription{}, fmt.Errorf("%w: --subscribe filter: %w", ErrConfig, err)
 	}
