@@ -139,6 +139,11 @@ type BatchConfig struct {
 	// MaxBytes of data per flush (a larger single frame goes alone); bounds
 	// what a writer stuck on a stalled client holds. 0: 65536.
 	MaxBytes int `yaml:"max_bytes"`
+	// InlineWrites lets the fan-out make a connection's write itself,
+	// without blocking, when no writer is running; a writer goroutine takes
+	// over only what the socket could not take at once (a slow client).
+	// Plain TCP only. nil (absent): true.
+	InlineWrites *bool `yaml:"inline_writes"`
 }
 
 // CompatConfig holds legacy-protocol switches.

@@ -166,6 +166,7 @@ func (c *Config) ApplyDefaults() {
 	defInt(&c.Queue.MaxBytes, DefaultQueueMaxBytes)
 	defInt(&c.Batch.MaxMessages, DefaultBatchMaxMessages)
 	defInt(&c.Batch.MaxBytes, DefaultBatchMaxBytes)
+	defBool(&c.Batch.InlineWrites, true)
 	defBool(&c.Compat.UnfilteredReceiveAll, true)
 
 	l := &c.Limits

@@ -57,6 +57,14 @@ func (c *stopConn) SetDeadline(t time.Time) error {
 	return err
 }
 
+// TryWrite offers b to the socket without blocking (pool.TryWriter).
+func (c *stopConn) TryWrite(b []byte) (int, error) {
+	if tw, ok := c.Conn.(pool.TryWriter); ok {
+		return tw.TryWrite(b)
+	}
+	return 0, pool.ErrWouldBlock
+}
+
 // CloseWrite half-closes the socket (pool.HalfClose).
 func (c *stopConn) CloseWrite() error {
 	pool.HalfClose(c.Conn)
