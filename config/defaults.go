@@ -74,6 +74,7 @@ const (
 	DefaultMemoryCriticalRatio  = 1.0
 	DefaultMemoryRecoverRatio   = 0.7
 	DefaultMemoryRecoverAfter   = time.Second
+	DefaultMemoryTrimAfter      = 5 * time.Second
 
 	DefaultFanOutParallelMin = 4096
 	DefaultFanOutChunkSize   = 1024
@@ -239,6 +240,7 @@ func (c *Config) ApplyDefaults() {
 	defFloat(&m.CriticalRatio, DefaultMemoryCriticalRatio)
 	defFloat(&m.RecoverRatio, DefaultMemoryRecoverRatio)
 	defDur(&m.RecoverAfter, DefaultMemoryRecoverAfter)
+	defDur(&m.TrimAfter, DefaultMemoryTrimAfter)
 
 	defInt(&c.FanOut.ParallelMin, DefaultFanOutParallelMin)
 	defInt(&c.FanOut.ChunkSize, DefaultFanOutChunkSize)

@@ -32,12 +32,15 @@ type TryWriter interface {
 }
 
 // TryWriteRaw makes one non-blocking write of b to the socket behind rc.
+// It goes through Control, not RawConn.Write: a write that cannot block
+// needs no deadline, and the socket's deadline, set by an earlier blocking
+// write and long past on a connection idle for longer than WriteTimeout,
+// would fail it. The caller serialises writes (one writer per connection).
 func TryWriteRaw(rc syscall.RawConn, b []byte) (int, error) {
 	var n int
 	var werr error
-	if err := rc.Write(func(fd uintptr) bool {
+	if err := rc.Control(func(fd uintptr) {
 		n, werr = syscall.Write(int(fd), b)
-		return true // one attempt: never wait for the socket
 	}); err != nil {
 		return 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"slices"
 	"sync/atomic"
@@ -65,6 +66,13 @@ type MemoryConfig struct {
 	// RecoverAfter is how long usage must stay below a level's exit ratio
 	// before the level is lowered.
 	RecoverAfter time.Duration `yaml:"recover_after"`
+	// TrimAfter: once no garbage collection ran for this long and the heap
+	// holds more than a quarter (and 1 MiB) beyond what the last one found
+	// live, the monitor collects and returns the free memory to the system
+	// (debug.FreeOSMemory). After a storm of connections an idle node may
+	// otherwise run no collection for minutes and keep the handshakes'
+	// garbage resident. Negative: never.
+	TrimAfter time.Duration `yaml:"trim_after"`
 	// Heap replaces the heap measurement (a cgroup's usage, a test's
 	// figure). nil: the Go heap from runtime/metrics; the monitor then runs
 	// a garbage collection on entering critical, and whenever a level above
@@ -132,6 +140,7 @@ type memoryMonitor struct {
 	sampled     atomic.Uint64
 	refused     atomic.Uint64
 	gcRunning   atomic.Bool
+	trims       atomic.Uint64
 
 	cfg       *MemoryConfig
 	samples   []metrics.Sample
@@ -145,6 +154,7 @@ func (m *memoryMonitor) init(cfg *MemoryConfig) {
 	m.samples = []metrics.Sample{
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/gc/cycles/total:gc-cycles"},
+		{Name: "/gc/heap/live:bytes"},
 	}
 }
 
@@ -162,6 +172,15 @@ func (m *memoryMonitor) readHeap() (heap, gcCycles uint64) {
 		gcCycles = v.Uint64()
 	}
 	return heap, gcCycles
+}
+
+// live returns the heap the last collection found live, as of the last
+// readHeap (0 with a custom Heap function).
+func (m *memoryMonitor) live() uint64 {
+	if v := m.samples[2].Value; m.cfg.Heap == nil && v.Kind() == metrics.KindUint64 {
+		return v.Uint64()
+	}
+	return 0
 }
 
 // desired is the level usage calls for, given the current level: rising
@@ -220,6 +239,7 @@ func (p *Pool) sampleMemory() {
 	}
 	if m.cfg.Heap == nil {
 		m.collectIfStale(level, level == PressureCritical && cur != PressureCritical, ns, gcs)
+		m.trimIfStale(ns, heap)
 	}
 	m.sampled.Add(1)
 }
@@ -243,6 +263,29 @@ func (m *memoryMonitor) collectIfStale(level Pressure, enteredCritical bool, ns 
 		m.gcSeenAt = ns
 		go func() {
 			runtime.GC()
+			m.gcRunning.Store(false)
+		}()
+	}
+}
+
+// trimIfStale runs a collection and returns free memory to the system
+// when no collection ran for TrimAfter and the heap holds garbage worth it
+// (MemoryConfig.TrimAfter). Called after collectIfStale, which dates the
+// last collection (gcSeenAt).
+func (m *memoryMonitor) trimIfStale(ns int64, heap uint64) {
+	after := m.cfg.TrimAfter
+	if after <= 0 || ns-m.gcSeenAt < after.Nanoseconds() {
+		return
+	}
+	live := m.live()
+	if live == 0 || heap < live+live/4 || heap-live < 1<<20 {
+		return
+	}
+	if m.gcRunning.CompareAndSwap(false, true) {
+		m.gcSeenAt = ns
+		m.trims.Add(1)
+		go func() {
+			debug.FreeOSMemory()
 			m.gcRunning.Store(false)
 		}()
 	}
@@ -312,6 +355,10 @@ func (p *Pool) shedForMemory(excess int64) {
 		}
 	}
 }
+
+// MemoryTrims returns how many times the monitor returned free memory to
+// the system (MemoryConfig.TrimAfter).
+func (p *Pool) MemoryTrims() uint64 { return p.mem.trims.Load() }
 
 // Pressure returns the current memory level.
 func (p *Pool) Pressure() Pressure { return Pressure(p.mem.level.Load()) }

@@ -110,12 +110,13 @@ type session struct {
 	sub        *dispatch.Subscriber // coverage and snapshot budget
 	rate       admission.MessageRate
 	budget     admission.ErrorBudget
-	keys       map[string]int // index keys per filter id
+	keys       []filterKeys // index keys per filter id
 	nkeys      int
 	zc         pool.Compression // permessage-deflate agreed (deflate_session.go)
-	fr         *wsframe.Reader
-	park       *netpoll.Handle // nil: the read goroutine blocks in reads (shallow.go)
-	done       func()          // the upgrade's accounting, given back when the session ends
+	nc         net.Conn         // the raw socket the reader reads
+	fr         *wsframe.Reader  // nil while parked: a parked connection keeps no reader
+	park       *netpoll.Handle  // nil: the read goroutine blocks in reads (shallow.go)
+	done       func()           // the upgrade's accounting, given back when the session ends
 }
 
 // openConn registers a connection, queues its welcome and starts its
@@ -133,9 +134,28 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 	c := s.pool.Add(wc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true, Compression: zc})
 	ss.c, ss.sub = c, dispatch.NewSubscriber(c, s.cfg.SnapshotRate)
 
-	// Control replies go through the connection's writer so that frame
-	// order holds.
-	ss.fr = &wsframe.Reader{Conn: nc, Pre: pre, Limit: s.cfg.MaxPayload, Inflate: zc != pool.CompressNone,
+	ss.nc = nc
+	ss.fr = ss.newReader()
+	ss.fr.Pre = pre
+
+	now := time.Now().UnixMilli()
+	c.Send(pool.NewControl(compat.AppendWelcome(nil, id, now, now)))
+	ss.updateDelivery()
+	s.obs.Cache().Changed()
+	c.Start() // welcome first, and the client is registered by the time it reads it
+	if s.closingAll.Load() {
+		// Registered after Shutdown collected the connections to close.
+		c.Close(websocket.CloseGoingAway, reasonShutdown)
+	}
+	ss.log.Debug().Str("remote", remote).Bool("batch", batch).Msg("connected")
+	return ss
+}
+
+// newReader returns the connection's frame reader. Control replies go
+// through the connection's writer so that frame order holds.
+func (ss *session) newReader() *wsframe.Reader {
+	c := ss.c
+	return &wsframe.Reader{Conn: ss.nc, Limit: ss.s.cfg.MaxPayload, Inflate: ss.zc != pool.CompressNone,
 		OnPing: func(data string) { shallow(func() { ss.onPing(data) }) },
 		OnPong: c.Touch,
 		Run:    shallow, // inflation off the read goroutine's stack (shallow.go)
@@ -149,18 +169,6 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 			}
 		},
 	}
-
-	now := time.Now().UnixMilli()
-	c.Send(pool.NewControl(compat.AppendWelcome(nil, id, now, now)))
-	ss.updateDelivery()
-	s.obs.Cache().Changed()
-	c.Start() // welcome first, and the client is registered by the time it reads it
-	if s.closingAll.Load() {
-		// Registered after Shutdown collected the connections to close.
-		c.Close(websocket.CloseGoingAway, reasonShutdown)
-	}
-	ss.log.Debug().Str("remote", remote).Bool("batch", batch).Msg("connected")
-	return ss
 }
 
 // readEnded ends the read loop on err: a forbidden frame is counted and

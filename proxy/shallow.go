@@ -32,6 +32,15 @@ func shallow(f func()) {
 // short-lived one.
 func (ss *session) readLoop() {
 	fr := ss.fr
+	if ss.park != nil {
+		// A parked connection keeps no reader (nothing is buffered when
+		// it parks): each wake-up builds one.
+		if fr == nil {
+			fr = ss.newReader()
+		} else {
+			ss.fr = nil
+		}
+	}
 	for {
 		if ss.park != nil && len(fr.Pre) == 0 && !ss.park.Ready() && ss.park.Park() {
 			return
