@@ -240,7 +240,9 @@ func (c *Config) ApplyDefaults() {
 	defFloat(&m.CriticalRatio, DefaultMemoryCriticalRatio)
 	defFloat(&m.RecoverRatio, DefaultMemoryRecoverRatio)
 	defDur(&m.RecoverAfter, DefaultMemoryRecoverAfter)
-	defDur(&m.TrimAfter, DefaultMemoryTrimAfter)
+	if m.TrimAfter == 0 { // negative: never
+		m.TrimAfter = DefaultMemoryTrimAfter
+	}
 
 	defInt(&c.FanOut.ParallelMin, DefaultFanOutParallelMin)
 	defInt(&c.FanOut.ChunkSize, DefaultFanOutChunkSize)
