@@ -31,24 +31,43 @@ type TryWriter interface {
 	TryWrite(b []byte) (int, error)
 }
 
-// TryWriteRaw makes one non-blocking write of b to the socket behind rc.
-// It goes through Control, not RawConn.Write: a write that cannot block
-// needs no deadline, and the socket's deadline, set by an earlier blocking
-// write and long past on a connection idle for longer than WriteTimeout,
-// would fail it. The caller serialises writes (one writer per connection).
-func TryWriteRaw(rc syscall.RawConn, b []byte) (int, error) {
-	var n int
-	var werr error
-	if err := rc.Control(func(fd uintptr) {
-		n, werr = syscall.Write(int(fd), b)
-	}); err != nil {
-		return 0, err
-	}
+// RawWriter makes non-blocking writes to one socket. It goes through
+// RawConn.Control, not RawConn.Write: a write that cannot block needs no
+// deadline, and the socket's deadline, set by an earlier blocking write and
+// long past on a connection idle for longer than WriteTimeout, would fail
+// it. Its callback is bound once, so that a write allocates nothing. Not
+// safe for concurrent use: the caller serialises writes (one writer per
+// connection).
+type RawWriter struct {
+	rc  syscall.RawConn
+	fn  func(fd uintptr)
+	b   []byte
+	n   int
+	err error
+}
+
+// NewRawWriter returns a RawWriter for the socket behind rc.
+func NewRawWriter(rc syscall.RawConn) *RawWriter {
+	w := &RawWriter{rc: rc}
+	w.fn = w.write
+	return w
+}
+
+func (w *RawWriter) write(fd uintptr) { w.n, w.err = syscall.Write(int(fd), w.b) }
+
+// TryWrite makes one non-blocking write of b (TryWriter).
+func (w *RawWriter) TryWrite(b []byte) (int, error) {
+	w.b = b
+	cerr := w.rc.Control(w.fn)
+	n, err := w.n, w.err
+	w.b, w.n, w.err = nil, 0, nil
 	switch {
-	case werr == syscall.EAGAIN || werr == syscall.EINTR:
+	case cerr != nil:
+		return 0, cerr
+	case err == syscall.EAGAIN || err == syscall.EINTR:
 		return 0, ErrWouldBlock
-	case werr != nil:
-		return 0, werr
+	case err != nil:
+		return 0, err
 	}
 	return n, nil
 }

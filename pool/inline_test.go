@@ -20,10 +20,8 @@ const wait = 10 * time.Second
 // tryConn is a TCP socket that can be written without blocking.
 type tryConn struct {
 	*net.TCPConn
-	rc syscall.RawConn
+	*pool.RawWriter
 }
-
-func (c tryConn) TryWrite(b []byte) (int, error) { return pool.TryWriteRaw(c.rc, b) }
 
 // tryPair returns the server end (as a TryWriter) and the client end of a
 // loopback connection; rcvBuf > 0 shrinks the client's receive buffer.
@@ -55,7 +53,7 @@ func tryPair(t *testing.T, rcvBuf int) (tryConn, *net.TCPConn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tryConn{sc.(*net.TCPConn), rc}, cc.(*net.TCPConn)
+	return tryConn{sc.(*net.TCPConn), pool.NewRawWriter(rc)}, cc.(*net.TCPConn)
 }
 
 // readTexts reads n unmasked text frames from r and returns their payloads.
@@ -171,4 +169,32 @@ func TestInlineWriteToAFullSocketDoesNotBlock(t *testing.T) {
 		}
 	}
 	wstest.Eventually(t, wait, "all counted sent", func() bool { return p.Stats().MessagesSent == n })
+}
+
+// TestInlineWriteAllocatesNothing: a broadcast's inline write to a socket
+// that takes it allocates nothing (garbage per delivery would grow the heap
+// of every node under steady traffic).
+func TestInlineWriteAllocatesNothing(t *testing.T) {
+	if wstest.RaceEnabled {
+		t.Skip("the race detector allocates on its own; run without -race")
+	}
+	cfg := configtest.Pool(pool.Config{})
+	cfg.InlineWrites = true
+	p, err := pool.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, cc := tryPair(t, 0)
+	go func() { _, _ = io.Copy(io.Discard, cc) }()
+	c := p.Add(sc, pool.ConnOptions{ID: "a"})
+	defer p.Remove(c)
+	f := &pool.Frame{Op: pool.OpText, Data: []byte(`{"type":"trade"}`), IngestAt: 1}
+	allocs := testing.AllocsPerRun(200, func() { c.Enqueue(f, 0) })
+	whole, _ := p.InlineWrites()
+	if whole < 100 {
+		t.Fatalf("%d inline writes in 200 enqueues", whole)
+	}
+	if allocs > 0.05 {
+		t.Fatalf("%.2f allocations per inline write, want 0", allocs)
+	}
 }

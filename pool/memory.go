@@ -69,7 +69,7 @@ type MemoryConfig struct {
 	// TrimAfter: once no garbage collection ran for this long and the heap
 	// holds more than a quarter (and 1 MiB) beyond what the last one found
 	// live, the monitor collects and returns the free memory to the system
-	// (debug.FreeOSMemory). After a storm of connections an idle node may
+	// (debug.FreeOSMemory), at most once a minute. After a storm of connections an idle node may
 	// otherwise run no collection for minutes and keep the handshakes'
 	// garbage resident. Negative: never.
 	TrimAfter time.Duration `yaml:"trim_after"`
@@ -147,6 +147,7 @@ type memoryMonitor struct {
 	downSince int64  // when the sampled usage first called for a lower level
 	gcCycles  uint64 // completed GC cycles at the last sample
 	gcSeenAt  int64  // when gcCycles last changed
+	lastTrim  int64  // when the monitor last trimmed (trimIfStale)
 }
 
 func (m *memoryMonitor) init(cfg *MemoryConfig) {
@@ -268,13 +269,18 @@ func (m *memoryMonitor) collectIfStale(level Pressure, enteredCritical bool, ns 
 	}
 }
 
+// trimEvery bounds how often the monitor trims: returning memory costs the
+// next allocations page faults, and under steady traffic that shows in the
+// delivery's tail.
+const trimEvery = time.Minute
+
 // trimIfStale runs a collection and returns free memory to the system
 // when no collection ran for TrimAfter and the heap holds garbage worth it
 // (MemoryConfig.TrimAfter). Called after collectIfStale, which dates the
 // last collection (gcSeenAt).
 func (m *memoryMonitor) trimIfStale(ns int64, heap uint64) {
 	after := m.cfg.TrimAfter
-	if after <= 0 || ns-m.gcSeenAt < after.Nanoseconds() {
+	if after <= 0 || ns-m.gcSeenAt < after.Nanoseconds() || (m.lastTrim != 0 && ns-m.lastTrim < int64(trimEvery)) {
 		return
 	}
 	live := m.live()
@@ -282,7 +288,7 @@ func (m *memoryMonitor) trimIfStale(ns int64, heap uint64) {
 		return
 	}
 	if m.gcRunning.CompareAndSwap(false, true) {
-		m.gcSeenAt = ns
+		m.gcSeenAt, m.lastTrim = ns, ns
 		m.trims.Add(1)
 		go func() {
 			debug.FreeOSMemory()

@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
-	"syscall"
 
 	"wsproxy/pool"
 )
@@ -22,7 +21,9 @@ func (l closeGuardListener) Accept() (net.Conn, error) {
 	}
 	g := &closeGuardConn{Conn: c}
 	if tc, ok := c.(*net.TCPConn); ok {
-		g.rc, _ = tc.SyscallConn()
+		if rc, err := tc.SyscallConn(); err == nil {
+			g.raw = pool.NewRawWriter(rc)
+		}
 	}
 	return g, nil
 }
@@ -52,7 +53,7 @@ func (c *tlsCloseGuardConn) ConnectionState() tls.ConnectionState { return c.tc.
 // (the kernel would serialise them anyway).
 type closeGuardConn struct {
 	net.Conn
-	rc     syscall.RawConn // plain TCP: for TryWrite; nil otherwise
+	raw    *pool.RawWriter // plain TCP: for TryWrite, under mu; nil otherwise
 	mu     sync.Mutex
 	closed bool // a close frame went out
 }
@@ -78,14 +79,14 @@ func (c *closeGuardConn) Write(b []byte) (int, error) {
 // (pool.TryWriter), under the same rule as Write. A TLS socket, or one that
 // another write holds, takes nothing: pool.ErrWouldBlock.
 func (c *closeGuardConn) TryWrite(b []byte) (int, error) {
-	if c.rc == nil || !c.mu.TryLock() {
+	if c.raw == nil || !c.mu.TryLock() {
 		return 0, pool.ErrWouldBlock
 	}
 	defer c.mu.Unlock()
 	if c.closed {
 		return len(b), nil
 	}
-	n, err := pool.TryWriteRaw(c.rc, b)
+	n, err := c.raw.TryWrite(b)
 	if err == nil && n == len(b) && len(b) >= 2 && b[0] == wsCloseFirstByte {
 		c.closed = true
 	}
