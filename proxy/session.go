@@ -127,7 +127,7 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 		budget: admission.NewErrorBudget(s.cfg.Limits), done: done}
 	wc := nc // what the pool writes to and closes
 	if *s.cfg.ParkIdleReaders {
-		if ss.park = parkable(nc, ss.readLoop); ss.park != nil {
+		if ss.park = parkable(nc, ss.resume); ss.park != nil {
 			wc = &stopConn{Conn: nc, h: ss.park}
 		}
 	}

@@ -30,7 +30,13 @@ func shallow(f func()) {
 // short-lived itself, so messages are handled on it directly. Otherwise it
 // is the connection's one read goroutine and hands every message to a
 // short-lived one.
-func (ss *session) readLoop() {
+func (ss *session) readLoop() { ss.serve(false) }
+
+// resume is readLoop after a wake-up (netpoll): the socket is readable, so
+// the first read goes ahead without a look first.
+func (ss *session) resume() { ss.serve(true) }
+
+func (ss *session) serve(woken bool) {
 	fr := ss.fr
 	if ss.park != nil {
 		// A parked connection keeps no reader (nothing is buffered when
@@ -41,10 +47,15 @@ func (ss *session) readLoop() {
 			ss.fr = nil
 		}
 	}
+	// At the start, nothing may have arrived yet: look before reading.
+	// After a message, park without a look: the socket is armed
+	// level-triggered, so what arrived meanwhile wakes a reader at once.
+	look := !woken
 	for {
-		if ss.park != nil && len(fr.Pre) == 0 && !ss.park.Ready() && ss.park.Park() {
+		if ss.park != nil && len(fr.Pre) == 0 && !woken && (!look || !ss.park.Ready()) && ss.park.Park() {
 			return
 		}
+		woken, look = false, false
 		mt, msg, err := fr.ReadMessage()
 		if err != nil {
 			ss.readEnded(fr.Conn, err)
