@@ -68,7 +68,7 @@ type MemoryConfig struct {
 	RecoverAfter time.Duration `yaml:"recover_after"`
 	// TrimAfter: once no garbage collection ran for this long and the heap
 	// holds more than a quarter (and 1 MiB) beyond what the last one found
-	// live, the monitor collects and returns the free memory to the system
+	// live (garbage, or freed memory still resident), the monitor collects and returns the free memory to the system
 	// (debug.FreeOSMemory), at most once a minute. After a storm of connections an idle node may
 	// otherwise run no collection for minutes and keep the handshakes'
 	// garbage resident. Negative: never.
@@ -156,6 +156,7 @@ func (m *memoryMonitor) init(cfg *MemoryConfig) {
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/gc/cycles/total:gc-cycles"},
 		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
 	}
 }
 
@@ -175,13 +176,20 @@ func (m *memoryMonitor) readHeap() (heap, gcCycles uint64) {
 	return heap, gcCycles
 }
 
-// live returns the heap the last collection found live, as of the last
-// readHeap (0 with a custom Heap function).
-func (m *memoryMonitor) live() uint64 {
-	if v := m.samples[2].Value; m.cfg.Heap == nil && v.Kind() == metrics.KindUint64 {
-		return v.Uint64()
+// live returns the heap the last collection found live, and the free heap
+// memory not yet returned to the system, as of the last readHeap (0 with a
+// custom Heap function).
+func (m *memoryMonitor) live() (live, free uint64) {
+	if m.cfg.Heap != nil {
+		return 0, 0
 	}
-	return 0
+	if v := m.samples[2].Value; v.Kind() == metrics.KindUint64 {
+		live = v.Uint64()
+	}
+	if v := m.samples[3].Value; v.Kind() == metrics.KindUint64 {
+		free = v.Uint64()
+	}
+	return live, free
 }
 
 // desired is the level usage calls for, given the current level: rising
@@ -275,7 +283,8 @@ func (m *memoryMonitor) collectIfStale(level Pressure, enteredCritical bool, ns 
 const trimEvery = time.Minute
 
 // trimIfStale runs a collection and returns free memory to the system
-// when no collection ran for TrimAfter and the heap holds garbage worth it
+// when no collection ran for TrimAfter and the heap holds, beyond its live
+// objects, garbage or free memory still resident worth it
 // (MemoryConfig.TrimAfter). Called after collectIfStale, which dates the
 // last collection (gcSeenAt).
 func (m *memoryMonitor) trimIfStale(ns int64, heap uint64) {
@@ -283,8 +292,13 @@ func (m *memoryMonitor) trimIfStale(ns int64, heap uint64) {
 	if after <= 0 || ns-m.gcSeenAt < after.Nanoseconds() || (m.lastTrim != 0 && ns-m.lastTrim < int64(trimEvery)) {
 		return
 	}
-	live := m.live()
-	if live == 0 || heap < live+live/4 || heap-live < 1<<20 {
+	live, free := m.live()
+	var garbage uint64 // held beyond the live heap: uncollected, or free and resident
+	if heap > live {
+		garbage = heap - live
+	}
+	garbage += free
+	if live == 0 || garbage < live/4 || garbage < 1<<20 {
 		return
 	}
 	if m.gcRunning.CompareAndSwap(false, true) {
