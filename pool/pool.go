@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -217,7 +218,12 @@ func (p *Pool) Add(nc net.Conn, opts ConnOptions) *Conn {
 		p.zconns.Add(1)
 	}
 	c.lastActivity.Store(c.connectedAt.UnixNano())
-	c.lastPing = c.connectedAt.UnixNano()
+	// A connection's first ping comes between half an interval and an
+	// interval after it connected, at random, and its later ones keep
+	// that phase: connections opened together (a reconnect storm, a
+	// deploy) are not all pinged, and do not all answer, in the same
+	// heartbeat tick.
+	c.lastPing = c.connectedAt.UnixNano() - rand.Int64N(max(p.cfg.HeartbeatInterval.Nanoseconds()/2, 1))
 	p.mu.Lock()
 	p.conns[c] = struct{}{}
 	if c.id != "" {
