@@ -50,6 +50,11 @@ type Config struct {
 	// DemoPage serves a live-data demo page at / (upstream/web/index.html).
 	// nil (absent): true.
 	DemoPage *bool `yaml:"demo_page"`
+	// ParkIdleReaders parks an idle connection's socket in an epoll set
+	// instead of keeping a read goroutine blocked on it (Linux, plain TCP;
+	// TLS connections and other systems always keep the goroutine): an idle
+	// connection then costs no goroutine stack. nil (absent): true.
+	ParkIdleReaders *bool `yaml:"park_idle_readers"`
 	// Upstream is the collector's HTTP API, reverse-proxied on this origin.
 	Upstream UpstreamConfig `yaml:"upstream"`
 	// Static serves a built frontend at / (replaces the demo page).
@@ -134,6 +139,11 @@ type BatchConfig struct {
 	// MaxBytes of data per flush (a larger single frame goes alone); bounds
 	// what a writer stuck on a stalled client holds. 0: 65536.
 	MaxBytes int `yaml:"max_bytes"`
+	// InlineWrites lets the fan-out make a connection's write itself,
+	// without blocking, when no writer is running; a writer goroutine takes
+	// over only what the socket could not take at once (a slow client).
+	// Plain TCP only. nil (absent): true.
+	InlineWrites *bool `yaml:"inline_writes"`
 }
 
 // CompatConfig holds legacy-protocol switches.

@@ -118,3 +118,24 @@ func TestUpstreamAndStaticConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// The new switches default on, and memory.trim_after keeps a negative value
+// (never) instead of taking the default.
+func TestParkInlineAndTrimDefaults(t *testing.T) {
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !*cfg.ParkIdleReaders || !*cfg.Batch.InlineWrites || !cfg.PoolConfig().InlineWrites || cfg.Memory.TrimAfter != 5*time.Second {
+		t.Fatalf("defaults: park %v, inline %v, trim_after %v", *cfg.ParkIdleReaders, *cfg.Batch.InlineWrites, cfg.Memory.TrimAfter)
+	}
+	t.Setenv("WSPROXY_MEMORY_TRIM_AFTER", "-1s")
+	t.Setenv("WSPROXY_PARK_IDLE_READERS", "false")
+	t.Setenv("WSPROXY_BATCH_INLINE_WRITES", "false")
+	if cfg, err = config.Load(""); err != nil {
+		t.Fatal(err)
+	}
+	if *cfg.ParkIdleReaders || *cfg.Batch.InlineWrites || cfg.PoolConfig().InlineWrites || cfg.Memory.TrimAfter != -time.Second {
+		t.Fatalf("overrides: park %v, inline %v, trim_after %v", *cfg.ParkIdleReaders, *cfg.Batch.InlineWrites, cfg.Memory.TrimAfter)
+	}
+}

@@ -74,6 +74,7 @@ const (
 	DefaultMemoryCriticalRatio  = 1.0
 	DefaultMemoryRecoverRatio   = 0.7
 	DefaultMemoryRecoverAfter   = time.Second
+	DefaultMemoryTrimAfter      = 5 * time.Second
 
 	DefaultFanOutParallelMin = 4096
 	DefaultFanOutChunkSize   = 1024
@@ -160,11 +161,13 @@ func (c *Config) ApplyDefaults() {
 	defInt(&c.DispatchQueue, DefaultDispatchQueue)
 	defFloat(&c.ShutdownDrainShare, DefaultShutdownDrainShare)
 	defBool(&c.DemoPage, true)
+	defBool(&c.ParkIdleReaders, true)
 
 	defInt(&c.Queue.MaxMessages, DefaultQueueMaxMessages)
 	defInt(&c.Queue.MaxBytes, DefaultQueueMaxBytes)
 	defInt(&c.Batch.MaxMessages, DefaultBatchMaxMessages)
 	defInt(&c.Batch.MaxBytes, DefaultBatchMaxBytes)
+	defBool(&c.Batch.InlineWrites, true)
 	defBool(&c.Compat.UnfilteredReceiveAll, true)
 
 	l := &c.Limits
@@ -237,6 +240,9 @@ func (c *Config) ApplyDefaults() {
 	defFloat(&m.CriticalRatio, DefaultMemoryCriticalRatio)
 	defFloat(&m.RecoverRatio, DefaultMemoryRecoverRatio)
 	defDur(&m.RecoverAfter, DefaultMemoryRecoverAfter)
+	if m.TrimAfter == 0 { // negative: never
+		m.TrimAfter = DefaultMemoryTrimAfter
+	}
 
 	defInt(&c.FanOut.ParallelMin, DefaultFanOutParallelMin)
 	defInt(&c.FanOut.ChunkSize, DefaultFanOutChunkSize)

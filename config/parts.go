@@ -17,6 +17,7 @@ func (c Config) PoolConfig() pool.Config {
 		QueueMaxBytes:      c.Queue.MaxBytes,
 		BatchMaxMessages:   c.Batch.MaxMessages,
 		FlushInterval:      c.Batch.FlushInterval,
+		InlineWrites:       c.Batch.InlineWrites != nil && *c.Batch.InlineWrites,
 		WriteTimeout:       c.WriteTimeout,
 		HeartbeatInterval:  c.HeartbeatInterval,
 		ConnectionTimeout:  c.ConnectionTimeout,

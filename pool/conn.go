@@ -21,7 +21,8 @@ type Conn struct {
 	id, remote  string
 	batch       bool
 	connectedAt time.Time
-	writeFn     func() // c.writeLoop, bound once so that starting a writer does not allocate
+	writeFn     func()    // c.writeLoop, bound once so that starting a writer does not allocate
+	tw          TryWriter // nc's non-blocking write; nil: no inline writes (inline.go)
 	// writeDeadline (unix ns) is the socket's current write deadline; only
 	// the writer touches it (deadline.go).
 	writeDeadline int64
@@ -164,7 +165,7 @@ func (c *Conn) Enqueue(f *Frame, seq uint64) bool {
 	} else {
 		c.pushLocked(f)
 	}
-	c.unlockKick()
+	c.unlockKickInline()
 	return true
 }
 
@@ -317,77 +318,104 @@ func (c *Conn) flush() int {
 // writeLoop is the connection's only writer while it runs. It copies frames
 // into a pooled buffer under the lock and writes outside it.
 func (c *Conn) writeLoop() {
-	p := c.p
 	for {
-		wb := p.getBuf()
-		c.mu.Lock()
-		if c.st.phase() == stateDead || c.holdLocked() {
-			c.stopWritingLocked()
-			c.mu.Unlock()
-			p.putBuf(wb)
-			return
-		}
-		closeSent := c.fillLocked(wb)
-		if len(wb.b) == 0 {
-			c.stopWritingLocked()
-			c.mu.Unlock()
-			p.putBuf(wb)
-			return
-		}
-		c.mu.Unlock()
-
-		c.armWriteDeadline(time.Now())
-		_, err := c.nc.Write(wb.b)
-		if err != nil {
-			p.putBuf(wb)
-			c.mu.Lock()
-			aborted := c.st.phase() == stateDead // the pool closed the socket under the write
-			c.stopWritingLocked()
-			c.mu.Unlock()
-			if !aborted {
-				p.errorConns.Add(1)
-				p.countWriteFailure(err)
-				c.errs.Add(1)
-			}
-			c.abort()
-			return
-		}
-		done := time.Now().UnixNano()
-		nData := uint64(len(wb.ingest))
-		c.sent.Add(nData)
-		c.bytes.Add(uint64(len(wb.b)))
-		p.msgsSent.Add(nData)
-		p.bytesSent.Add(uint64(len(wb.b)))
-		c.noteDeflate(&wb.z)
-		var sum int64
-		for _, t := range wb.ingest {
-			d := done - t
-			sum += d
-			if p.observer != nil {
-				p.observer.ObserveDelivery(time.Duration(d))
-			}
-		}
-		if nData > 0 {
-			p.latencySum.Add(sum)
-			p.latencyCount.Add(nData)
-		}
-		p.putBuf(wb)
-		if closeSent {
-			// Nothing follows the close frame: half-close, so that the
-			// client reads end of stream after it, and keep reading (the
-			// reader discards what comes) until the client's close reply
-			// or a bounded time. Closing the socket now would answer a
-			// late client frame (a pong to a ping still in its backlog)
-			// with a reset, and the reset destroys the close frame the
-			// client has not read yet.
-			HalfClose(c.nc)
-			_ = c.nc.SetReadDeadline(p.closeWaitDeadline(time.Now()))
-			c.mu.Lock()
-			c.stopWritingLocked()
-			c.mu.Unlock()
+		wb, closeSent, ok := c.next()
+		if !ok || !c.writeAll(wb, 0, closeSent) {
 			return
 		}
 	}
+}
+
+// next fills the writer's next buffer; false: nothing to write now, and the
+// writer has stopped.
+func (c *Conn) next() (wb *writeBuf, closeSent, ok bool) {
+	p := c.p
+	wb = p.getBuf()
+	c.mu.Lock()
+	if c.st.phase() == stateDead || c.holdLocked() {
+		c.stopWritingLocked()
+		c.mu.Unlock()
+		p.putBuf(wb)
+		return nil, false, false
+	}
+	closeSent = c.fillLocked(wb)
+	if len(wb.b) == 0 {
+		c.stopWritingLocked()
+		c.mu.Unlock()
+		p.putBuf(wb)
+		return nil, false, false
+	}
+	c.mu.Unlock()
+	return wb, closeSent, true
+}
+
+// writeAll writes wb.b[off:] under the write deadline and accounts for wb;
+// it reports whether the writer goes on.
+func (c *Conn) writeAll(wb *writeBuf, off int, closeSent bool) bool {
+	c.armWriteDeadline(time.Now())
+	if _, err := c.nc.Write(wb.b[off:]); err != nil {
+		c.writeFailed(wb, err)
+		return false
+	}
+	return c.written(wb, closeSent)
+}
+
+// writeFailed ends the writer after a failed write and closes the socket.
+func (c *Conn) writeFailed(wb *writeBuf, err error) {
+	p := c.p
+	p.putBuf(wb)
+	c.mu.Lock()
+	aborted := c.st.phase() == stateDead // the pool closed the socket under the write
+	c.stopWritingLocked()
+	c.mu.Unlock()
+	if !aborted {
+		p.errorConns.Add(1)
+		p.countWriteFailure(err)
+		c.errs.Add(1)
+	}
+	c.abort()
+}
+
+// written accounts for wb once all of it reached the socket and reports
+// whether the writer goes on (not after a close frame).
+func (c *Conn) written(wb *writeBuf, closeSent bool) bool {
+	p := c.p
+	done := time.Now().UnixNano()
+	nData := uint64(len(wb.ingest))
+	c.sent.Add(nData)
+	c.bytes.Add(uint64(len(wb.b)))
+	p.msgsSent.Add(nData)
+	p.bytesSent.Add(uint64(len(wb.b)))
+	c.noteDeflate(&wb.z)
+	var sum int64
+	for _, t := range wb.ingest {
+		d := done - t
+		sum += d
+		if p.observer != nil {
+			p.observer.ObserveDelivery(time.Duration(d))
+		}
+	}
+	if nData > 0 {
+		p.latencySum.Add(sum)
+		p.latencyCount.Add(nData)
+	}
+	p.putBuf(wb)
+	if closeSent {
+		// Nothing follows the close frame: half-close, so that the
+		// client reads end of stream after it, and keep reading (the
+		// reader discards what comes) until the client's close reply
+		// or a bounded time. Closing the socket now would answer a
+		// late client frame (a pong to a ping still in its backlog)
+		// with a reset, and the reset destroys the close frame the
+		// client has not read yet.
+		HalfClose(c.nc)
+		_ = c.nc.SetReadDeadline(p.closeWaitDeadline(time.Now()))
+		c.mu.Lock()
+		c.stopWritingLocked()
+		c.mu.Unlock()
+		return false
+	}
+	return true
 }
 
 // closeWaitDeadline is how long a connection whose close frame was written

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"slices"
 	"sync/atomic"
@@ -65,6 +66,13 @@ type MemoryConfig struct {
 	// RecoverAfter is how long usage must stay below a level's exit ratio
 	// before the level is lowered.
 	RecoverAfter time.Duration `yaml:"recover_after"`
+	// TrimAfter: once no garbage collection ran for this long and the heap
+	// holds more than a quarter (and 1 MiB) beyond what the last one found
+	// live (garbage, or freed memory still resident), the monitor collects and returns the free memory to the system
+	// (debug.FreeOSMemory), at most once a minute. After a storm of connections an idle node may
+	// otherwise run no collection for minutes and keep the handshakes'
+	// garbage resident. Negative: never.
+	TrimAfter time.Duration `yaml:"trim_after"`
 	// Heap replaces the heap measurement (a cgroup's usage, a test's
 	// figure). nil: the Go heap from runtime/metrics; the monitor then runs
 	// a garbage collection on entering critical, and whenever a level above
@@ -132,12 +140,14 @@ type memoryMonitor struct {
 	sampled     atomic.Uint64
 	refused     atomic.Uint64
 	gcRunning   atomic.Bool
+	trims       atomic.Uint64
 
 	cfg       *MemoryConfig
 	samples   []metrics.Sample
 	downSince int64  // when the sampled usage first called for a lower level
 	gcCycles  uint64 // completed GC cycles at the last sample
 	gcSeenAt  int64  // when gcCycles last changed
+	lastTrim  int64  // when the monitor last trimmed (trimIfStale)
 }
 
 func (m *memoryMonitor) init(cfg *MemoryConfig) {
@@ -145,6 +155,8 @@ func (m *memoryMonitor) init(cfg *MemoryConfig) {
 	m.samples = []metrics.Sample{
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/gc/cycles/total:gc-cycles"},
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
 	}
 }
 
@@ -162,6 +174,22 @@ func (m *memoryMonitor) readHeap() (heap, gcCycles uint64) {
 		gcCycles = v.Uint64()
 	}
 	return heap, gcCycles
+}
+
+// live returns the heap the last collection found live, and the free heap
+// memory not yet returned to the system, as of the last readHeap (0 with a
+// custom Heap function).
+func (m *memoryMonitor) live() (live, free uint64) {
+	if m.cfg.Heap != nil {
+		return 0, 0
+	}
+	if v := m.samples[2].Value; v.Kind() == metrics.KindUint64 {
+		live = v.Uint64()
+	}
+	if v := m.samples[3].Value; v.Kind() == metrics.KindUint64 {
+		free = v.Uint64()
+	}
+	return live, free
 }
 
 // desired is the level usage calls for, given the current level: rising
@@ -220,6 +248,7 @@ func (p *Pool) sampleMemory() {
 	}
 	if m.cfg.Heap == nil {
 		m.collectIfStale(level, level == PressureCritical && cur != PressureCritical, ns, gcs)
+		m.trimIfStale(ns, heap)
 	}
 	m.sampled.Add(1)
 }
@@ -243,6 +272,40 @@ func (m *memoryMonitor) collectIfStale(level Pressure, enteredCritical bool, ns 
 		m.gcSeenAt = ns
 		go func() {
 			runtime.GC()
+			m.gcRunning.Store(false)
+		}()
+	}
+}
+
+// trimEvery bounds how often the monitor trims: returning memory costs the
+// next allocations page faults, and under steady traffic that shows in the
+// delivery's tail.
+const trimEvery = time.Minute
+
+// trimIfStale runs a collection and returns free memory to the system
+// when no collection ran for TrimAfter and the heap holds, beyond its live
+// objects, garbage or free memory still resident worth it
+// (MemoryConfig.TrimAfter). Called after collectIfStale, which dates the
+// last collection (gcSeenAt).
+func (m *memoryMonitor) trimIfStale(ns int64, heap uint64) {
+	after := m.cfg.TrimAfter
+	if after <= 0 || ns-m.gcSeenAt < after.Nanoseconds() || (m.lastTrim != 0 && ns-m.lastTrim < int64(trimEvery)) {
+		return
+	}
+	live, free := m.live()
+	var garbage uint64 // held beyond the live heap: uncollected, or free and resident
+	if heap > live {
+		garbage = heap - live
+	}
+	garbage += free
+	if live == 0 || garbage < live/4 || garbage < 1<<20 {
+		return
+	}
+	if m.gcRunning.CompareAndSwap(false, true) {
+		m.gcSeenAt, m.lastTrim = ns, ns
+		m.trims.Add(1)
+		go func() {
+			debug.FreeOSMemory()
 			m.gcRunning.Store(false)
 		}()
 	}
@@ -312,6 +375,10 @@ func (p *Pool) shedForMemory(excess int64) {
 		}
 	}
 }
+
+// MemoryTrims returns how many times the monitor returned free memory to
+// the system (MemoryConfig.TrimAfter).
+func (p *Pool) MemoryTrims() uint64 { return p.mem.trims.Load() }
 
 // Pressure returns the current memory level.
 func (p *Pool) Pressure() Pressure { return Pressure(p.mem.level.Load()) }

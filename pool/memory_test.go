@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -242,5 +245,48 @@ func TestEnqueueFullQueueAllocatesNothing(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per enqueue on a full queue", allocs)
+	}
+}
+
+// heapObjects is the heap the runtime counts as allocated: live objects and
+// garbage not yet collected.
+func heapObjects() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+var garbageSink [][]byte
+
+// TestMemoryTrimReturnsGarbage: garbage left behind while no collection
+// runs (the collector is off here, as on an idle node that allocates
+// nothing) is collected by the monitor after TrimAfter and the memory
+// returned; with TrimAfter negative it stays.
+func TestMemoryTrimReturnsGarbage(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	for _, trim := range []time.Duration{20 * time.Millisecond, -1} {
+		runtime.GC()
+		p := configtest.NewPool(t, pool.Config{Memory: pool.MemoryConfig{
+			Threshold: 1 << 40, SampleInterval: 2 * time.Millisecond, TrimAfter: trim}}, nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		go p.Run(ctx)
+		for range 64 {
+			garbageSink = append(garbageSink, make([]byte, 256<<10))
+		}
+		before := heapObjects()
+		garbageSink = nil // 16 MiB of garbage, and no collection runs on its own
+		if trim > 0 {
+			waitFor(t, "a trim", func() bool { return p.MemoryTrims() > 0 })
+			waitFor(t, "garbage collected", func() bool { return heapObjects() < before-8<<20 })
+		} else {
+			time.Sleep(200 * time.Millisecond)
+			if n := p.MemoryTrims(); n != 0 {
+				t.Fatalf("%d trims with TrimAfter negative", n)
+			}
+			if h := heapObjects(); h < before-8<<20 {
+				t.Fatalf("heap fell from %d to %d without a trim", before, h)
+			}
+		}
+		cancel()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,11 @@ type Config struct {
 	// they go out together; a batch of BatchMaxMessages goes at once. 0: write
 	// as soon as the writer is idle (latency first).
 	FlushInterval time.Duration
+	// InlineWrites lets the goroutine that queues a data frame for a
+	// connection with no writer running make the writer's first write
+	// itself, without blocking (inline.go); a writer goroutine starts only
+	// for what that write could not take.
+	InlineWrites bool
 	// WriteTimeout is the deadline of every socket write. > 0.
 	WriteTimeout time.Duration
 	// HeartbeatInterval is how often a WebSocket ping is sent. > 0.
@@ -141,6 +147,8 @@ type Pool struct {
 	active       atomic.Int64
 	errorConns   atomic.Uint64
 	msgsSent     atomic.Uint64
+	inlineWrites atomic.Uint64 // whole writes made by the queueing goroutine (inline.go)
+	inlineHanded atomic.Uint64 // inline writes the socket took only part of, finished by a writer
 	bytesSent    atomic.Uint64
 	latencySum   atomic.Int64
 	latencyCount atomic.Uint64
@@ -202,12 +210,20 @@ func (p *Pool) Add(nc net.Conn, opts ConnOptions) *Conn {
 		c.st = stateHeld
 	}
 	c.writeFn = c.writeLoop
+	if tw, ok := nc.(TryWriter); ok && p.cfg.InlineWrites {
+		c.tw = tw
+	}
 	if opts.Compression != CompressNone {
 		c.z = &deflateState{ctx: opts.Compression == CompressContext}
 		p.zconns.Add(1)
 	}
 	c.lastActivity.Store(c.connectedAt.UnixNano())
-	c.lastPing = c.connectedAt.UnixNano()
+	// A connection's first ping comes between half an interval and an
+	// interval after it connected, at random, and its later ones keep
+	// that phase: connections opened together (a reconnect storm, a
+	// deploy) are not all pinged, and do not all answer, in the same
+	// heartbeat tick.
+	c.lastPing = c.connectedAt.UnixNano() - rand.Int64N(max(p.cfg.HeartbeatInterval.Nanoseconds()/2, 1))
 	p.mu.Lock()
 	p.conns[c] = struct{}{}
 	if c.id != "" {

@@ -14,6 +14,7 @@ import (
 	"wsproxy/compat"
 	"wsproxy/dispatch"
 	"wsproxy/internal/admission"
+	"wsproxy/internal/netpoll"
 	"wsproxy/internal/wsframe"
 	"wsproxy/observe"
 	"wsproxy/pool"
@@ -78,11 +79,8 @@ func (s *Server) serveWS(ctx *fasthttp.RequestCtx) {
 		// goroutine, so that the read goroutine's stack stays small
 		// (shallow.go).
 		nc, pre := wsframe.Detach(ws)
-		ss, fr := s.openConn(nc, pre, remote, batch, zc)
-		go func() {
-			defer done()
-			ss.readLoop(fr)
-		}()
+		ss := s.openConn(nc, pre, remote, batch, zc, done)
+		go ss.readLoop()
 	})
 	if err == nil && zresp != "" && !over {
 		// Set after Upgrade, which refuses a preset extension header; the
@@ -112,33 +110,33 @@ type session struct {
 	sub        *dispatch.Subscriber // coverage and snapshot budget
 	rate       admission.MessageRate
 	budget     admission.ErrorBudget
-	keys       map[string]int // index keys per filter id
+	keys       []filterKeys // index keys per filter id
 	nkeys      int
 	zc         pool.Compression // permessage-deflate agreed (deflate_session.go)
+	nc         net.Conn         // the raw socket the reader reads
+	fr         *wsframe.Reader  // nil while parked: a parked connection keeps no reader
+	park       *netpoll.Handle  // nil: the read goroutine blocks in reads (shallow.go)
+	done       func()           // the upgrade's accounting, given back when the session ends
 }
 
 // openConn registers a connection, queues its welcome and starts its
 // writer; readLoop then serves it and ends it.
-func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression) (*session, *wsframe.Reader) {
+func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc pool.Compression, done func()) *session {
 	id := s.nodeID + "-" + strconv.FormatUint(s.connSeq.Add(1), 10)
-	c := s.pool.Add(nc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true, Compression: zc})
-	ss := &session{s: s, c: c, log: connLog{l: &s.log, id: id}, rate: admission.NewMessageRate(s.cfg.Limits), zc: zc,
-		budget: admission.NewErrorBudget(s.cfg.Limits), sub: dispatch.NewSubscriber(c, s.cfg.SnapshotRate)}
-
-	// Control replies go through the connection's writer so that frame
-	// order holds.
-	ws := &wsframe.Reader{Conn: nc, Pre: pre, Limit: s.cfg.MaxPayload, Inflate: zc != pool.CompressNone,
-		OnPing: func(data string) { shallow(func() { ss.onPing(data) }) },
-		OnPong: c.Touch,
-		Run:    shallow, // inflation off the read goroutine's stack (shallow.go)
-		OnClose: func(code int) {
-			if code == websocket.CloseNoStatusReceived {
-				c.CloseNow(0, "")
-			} else {
-				c.CloseNow(code, "")
-			}
-		},
+	ss := &session{s: s, log: connLog{l: &s.log, id: id}, rate: admission.NewMessageRate(s.cfg.Limits), zc: zc,
+		budget: admission.NewErrorBudget(s.cfg.Limits), done: done}
+	wc := nc // what the pool writes to and closes
+	if *s.cfg.ParkIdleReaders {
+		if ss.park = parkable(nc, ss.resume); ss.park != nil {
+			wc = &stopConn{Conn: nc, h: ss.park}
+		}
 	}
+	c := s.pool.Add(wc, pool.ConnOptions{ID: id, Remote: remote, Batch: batch, Hold: true, Compression: zc})
+	ss.c, ss.sub = c, dispatch.NewSubscriber(c, s.cfg.SnapshotRate)
+
+	ss.nc = nc
+	ss.fr = ss.newReader()
+	ss.fr.Pre = pre
 
 	now := time.Now().UnixMilli()
 	c.Send(pool.NewControl(compat.AppendWelcome(nil, id, now, now)))
@@ -150,7 +148,27 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 		c.Close(websocket.CloseGoingAway, reasonShutdown)
 	}
 	ss.log.Debug().Str("remote", remote).Bool("batch", batch).Msg("connected")
-	return ss, ws
+	return ss
+}
+
+// newReader returns the connection's frame reader. Control replies go
+// through the connection's writer so that frame order holds.
+func (ss *session) newReader() *wsframe.Reader {
+	c := ss.c
+	return &wsframe.Reader{Conn: ss.nc, Limit: ss.s.cfg.MaxPayload, Inflate: ss.zc != pool.CompressNone,
+		OnPing: func(data string) { shallow(func() { ss.onPing(data) }) },
+		OnPong: c.Touch,
+		Run:    shallow, // inflation off the read goroutine's stack (shallow.go)
+		// A parked reader must get control back after a heartbeat's pong.
+		ControlReturns: ss.park != nil,
+		OnClose: func(code int) {
+			if code == websocket.CloseNoStatusReceived {
+				c.CloseNow(0, "")
+			} else {
+				c.CloseNow(code, "")
+			}
+		},
+	}
 }
 
 // readEnded ends the read loop on err: a forbidden frame is counted and
@@ -213,7 +231,11 @@ func (ss *session) logEnd(err error) {
 }
 
 func (ss *session) end() {
+	defer ss.done()
 	defer ss.s.obs.Cache().Changed()
+	if ss.park != nil {
+		ss.park.Close()
+	}
 	ss.s.index.RemoveSubscriber(ss.c)
 	for ch := range ss.channels {
 		ss.s.obs.RemoveChannel(ch)

@@ -64,21 +64,30 @@ func (ss *session) admitKeys(f subscription.Filter) (int, error) {
 	return k, nil
 }
 
+// filterKeys is how many index keys one filter holds; a connection has
+// few filters, so a slice costs less than a map.
+type filterKeys struct {
+	id string
+	n  int
+}
+
 func (ss *session) addKeys(id string, k int) {
-	if ss.keys == nil {
-		ss.keys = make(map[string]int, 1)
-	}
-	ss.keys[id] = k
+	ss.keys = append(ss.keys, filterKeys{id, k})
 	ss.nkeys += k
 }
 
 func (ss *session) removeKeys(id string) {
-	ss.nkeys -= ss.keys[id]
-	delete(ss.keys, id)
+	for i, fk := range ss.keys {
+		if fk.id == id {
+			ss.nkeys -= fk.n
+			ss.keys = append(ss.keys[:i], ss.keys[i+1:]...)
+			return
+		}
+	}
 }
 
 func (ss *session) clearKeys() {
-	clear(ss.keys)
+	ss.keys = ss.keys[:0]
 	ss.nkeys = 0
 }
 

@@ -1,7 +1,5 @@
 package proxy
 
-import "wsproxy/internal/wsframe"
-
 // A connection's read goroutine lives as long as the connection and spends
 // nearly all of it parked in a socket read. Go keeps a goroutine's stack at
 // the largest size it grew to until a garbage collection finds it mostly
@@ -25,18 +23,53 @@ func shallow(f func()) {
 	<-done
 }
 
-// readLoop is the connection's read goroutine: it reads client frames until
-// the connection ends, handing every message to a short-lived goroutine, and
-// holds no message buffer between frames.
-func (ss *session) readLoop(fr *wsframe.Reader) {
-	defer ss.end()
+// readLoop is the connection's reader: it reads client frames until the
+// connection ends, and holds no message buffer between frames. With a
+// parked reader (park.go) it returns whenever nothing is left to read, and
+// runs again on a new goroutine when the socket becomes readable: it is
+// short-lived itself, so messages are handled on it directly. Otherwise it
+// is the connection's one read goroutine and hands every message to a
+// short-lived one.
+func (ss *session) readLoop() { ss.serve(false) }
+
+// resume is readLoop after a wake-up (netpoll): the socket is readable, so
+// the first read goes ahead without a look first.
+func (ss *session) resume() { ss.serve(true) }
+
+func (ss *session) serve(woken bool) {
+	fr := ss.fr
+	if ss.park != nil {
+		// A parked connection keeps no reader (nothing is buffered when
+		// it parks): each wake-up builds one.
+		if fr == nil {
+			fr = ss.newReader()
+		} else {
+			ss.fr = nil
+		}
+	}
+	// At the start, nothing may have arrived yet: look before reading.
+	// After a message, park without a look: the socket is armed
+	// level-triggered, so what arrived meanwhile wakes a reader at once.
+	look := !woken
 	for {
+		if ss.park != nil && len(fr.Pre) == 0 && !woken && (!look || !ss.park.Ready()) && ss.park.Park() {
+			return
+		}
+		woken, look = false, false
 		mt, msg, err := fr.ReadMessage()
 		if err != nil {
 			ss.readEnded(fr.Conn, err)
+			ss.end()
 			return
 		}
-		shallow(func() { ss.onMessage(mt, msg) })
+		if mt == 0 {
+			continue // a ping or pong, handled (wsframe.Reader.ControlReturns)
+		}
+		if ss.park != nil {
+			ss.onMessage(mt, msg)
+		} else {
+			shallow(func() { ss.onMessage(mt, msg) })
+		}
 		fr.Release()
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+
+	"wsproxy/pool"
 )
 
 // closeGuardListener wraps every accepted connection in a closeGuardConn.
@@ -17,7 +19,13 @@ func (l closeGuardListener) Accept() (net.Conn, error) {
 	if tc, ok := c.(*tls.Conn); ok {
 		return &tlsCloseGuardConn{closeGuardConn{Conn: c}, tc}, nil
 	}
-	return &closeGuardConn{Conn: c}, nil
+	g := &closeGuardConn{Conn: c}
+	if tc, ok := c.(*net.TCPConn); ok {
+		if rc, err := tc.SyscallConn(); err == nil {
+			g.raw = pool.NewRawWriter(rc)
+		}
+	}
+	return g, nil
 }
 
 // tlsCloseGuardConn keeps the TLS methods visible, so that fasthttp still
@@ -45,6 +53,7 @@ func (c *tlsCloseGuardConn) ConnectionState() tls.ConnectionState { return c.tc.
 // (the kernel would serialise them anyway).
 type closeGuardConn struct {
 	net.Conn
+	raw    *pool.RawWriter // plain TCP: for TryWrite, under mu; nil otherwise
 	mu     sync.Mutex
 	closed bool // a close frame went out
 }
@@ -61,6 +70,24 @@ func (c *closeGuardConn) Write(b []byte) (int, error) {
 	}
 	n, err := c.Conn.Write(b)
 	if err == nil && len(b) >= 2 && b[0] == wsCloseFirstByte {
+		c.closed = true
+	}
+	return n, err
+}
+
+// TryWrite writes what the socket takes of b without blocking
+// (pool.TryWriter), under the same rule as Write. A TLS socket, or one that
+// another write holds, takes nothing: pool.ErrWouldBlock.
+func (c *closeGuardConn) TryWrite(b []byte) (int, error) {
+	if c.raw == nil || !c.mu.TryLock() {
+		return 0, pool.ErrWouldBlock
+	}
+	defer c.mu.Unlock()
+	if c.closed {
+		return len(b), nil
+	}
+	n, err := c.raw.TryWrite(b)
+	if err == nil && n == len(b) && len(b) >= 2 && b[0] == wsCloseFirstByte {
 		c.closed = true
 	}
 	return n, err

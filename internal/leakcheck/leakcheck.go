@@ -52,6 +52,7 @@ func Leaked(wait time.Duration) string {
 // worker-pool cleaner sleeps 10 s before it notices the stop).
 var housekeeping = []string{
 	"os/signal.",
+	"wsproxy/internal/netpoll.(*poller).run", // the process's one epoll wait, started with the first parked socket
 	"testing.",
 	"fasthttp.updateServerDate",
 	"fasthttp.(*workerPool).Start.func2",

@@ -63,6 +63,12 @@ type Reader struct {
 	OnPing  func(data string) // a ping arrived
 	OnPong  func()            // a pong arrived
 	OnClose func(code int)    // a valid close frame arrived
+	// ControlReturns makes ReadMessage return (0, nil, nil) after a ping or
+	// pong that arrived between messages, instead of reading on: a caller
+	// that parks idle sockets (internal/netpoll) must get control back
+	// whenever a read could block, and a heartbeat's pong is often the
+	// last thing a client sends for a long time.
+	ControlReturns bool
 	// Run runs f, the inflation of a compressed message, and returns when
 	// it did; the caller may run it off the read goroutine's stack. Nil
 	// runs f directly.
@@ -134,7 +140,7 @@ func (r *Reader) readFull(b []byte) error {
 func (r *Reader) Release() { r.msg, r.out = nil, nil }
 
 // ReadMessage returns the next text or binary message, handling control
-// frames through the callbacks. A close frame ends it with a
+// frames through the callbacks (see ControlReturns). A close frame ends it with a
 // *websocket.CloseError; a forbidden frame with a *ProtocolError.
 func (r *Reader) ReadMessage() (messageType int, p []byte, err error) {
 	if cap(r.msg) > 4096 {
@@ -211,11 +217,15 @@ func (r *Reader) ReadMessage() (messageType int, p []byte, err error) {
 			payload[i] ^= mask[i&3]
 		}
 		switch op {
-		case websocket.PingMessage:
-			r.OnPing(string(payload))
-			continue
-		case websocket.PongMessage:
-			r.OnPong()
+		case websocket.PingMessage, websocket.PongMessage:
+			if op == websocket.PingMessage {
+				r.OnPing(string(payload))
+			} else {
+				r.OnPong()
+			}
+			if r.ControlReturns && messageType == 0 {
+				return 0, nil, nil
+			}
 			continue
 		case websocket.CloseMessage:
 			code := websocket.CloseNoStatusReceived

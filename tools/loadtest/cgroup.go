@@ -7,13 +7,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // CPUGroupRoot is where cgroup v1's cpu controller is mounted.
 var CPUGroupRoot = "/sys/fs/cgroup/cpu"
 
-// cfsPeriodUS is the CFS period the quota is a share of.
-const cfsPeriodUS = 100000
+// DefaultCPUPeriod is the CFS period a quota is a share of unless another
+// is asked for: the kernel's default.
+const DefaultCPUPeriod = 100 * time.Millisecond
 
 // CPUGroup is a cgroup v1 cpu group whose processes together get at most
 // a fixed share of one core (cpu.cfs_quota_us per cpu.cfs_period_us), so
@@ -23,18 +25,30 @@ type CPUGroup struct {
 }
 
 // NewCPUGroup creates the group name under CPUGroupRoot capped at cores
-// (0.25: 25 ms of CPU per 100 ms period).
-func NewCPUGroup(name string, cores float64) (*CPUGroup, error) {
+// per period (0.25 and 100 ms: 25 ms of CPU per 100 ms). Within one period
+// the group may use several cores until its quota is spent: a period longer
+// than the work of one burst (one message fanned out to every connection)
+// does not cap that burst at all, only the average, so a short period is
+// what makes the group behave like a node of that many cores.
+func NewCPUGroup(name string, cores float64, period time.Duration) (*CPUGroup, error) {
 	if cores <= 0 {
 		return nil, errors.New("loadtest: CPU quota must be > 0 cores")
 	}
+	if period < time.Millisecond || period > time.Second {
+		return nil, fmt.Errorf("loadtest: CPU period %v: the kernel takes 1 ms to 1 s", period)
+	}
+	periodUS := int(period / time.Microsecond)
 	dir := filepath.Join(CPUGroupRoot, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("loadtest: cgroup: %w (cgroup v1's cpu controller must be mounted and writable at %s)", err, CPUGroupRoot)
 	}
 	g := &CPUGroup{Dir: dir}
-	quota := int(cores * cfsPeriodUS)
-	if err := g.write("cpu.cfs_period_us", strconv.Itoa(cfsPeriodUS)); err != nil {
+	quota := int(cores * float64(periodUS))
+	if quota < 1000 {
+		_ = g.Remove()
+		return nil, fmt.Errorf("loadtest: %.3f cores of a %v period is under the kernel's 1 ms smallest quota", cores, period)
+	}
+	if err := g.write("cpu.cfs_period_us", strconv.Itoa(periodUS)); err != nil {
 		_ = g.Remove()
 		return nil, err
 	}

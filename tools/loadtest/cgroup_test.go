@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestCPUGroupCapsAndCleansUp creates a capped group, moves a process into
@@ -19,13 +20,16 @@ func TestCPUGroupCapsAndCleansUp(t *testing.T) {
 		t.Skipf("LOUD SKIP: no cgroup v1 cpu controller at %s: %v", CPUGroupRoot, err)
 	}
 	name := fmt.Sprintf("wsload-test-%d", os.Getpid())
-	g, err := NewCPUGroup(name, 0.25)
+	g, err := NewCPUGroup(name, 0.25, 10*time.Millisecond)
 	if err != nil {
 		t.Skipf("LOUD SKIP: %v", err)
 	}
 	t.Cleanup(func() { _ = g.Remove() })
 	if q, err := g.Quota(); err != nil || q != 0.25 {
 		t.Fatalf("quota %v cores (%v), want 0.25", q, err)
+	}
+	if b, err := os.ReadFile(g.Dir + "/cpu.cfs_period_us"); err != nil || strings.TrimSpace(string(b)) != "10000" {
+		t.Fatalf("cpu.cfs_period_us %q (%v), want 10000", b, err)
 	}
 	cmd := exec.Command("sleep", "30")
 	if err := cmd.Start(); err != nil {
@@ -48,7 +52,10 @@ func TestCPUGroupCapsAndCleansUp(t *testing.T) {
 	if err := syscall.Kill(cmd.Process.Pid, 0); err != nil {
 		t.Fatalf("process gone after Remove: %v", err)
 	}
-	if _, err := NewCPUGroup(name+"-zero", 0); err == nil {
+	if _, err := NewCPUGroup(name+"-zero", 0, DefaultCPUPeriod); err == nil {
 		t.Fatal("a zero quota was accepted")
+	}
+	if _, err := NewCPUGroup(name+"-tiny", 0.05, 10*time.Millisecond); err == nil {
+		t.Fatal("a quota under 1 ms was accepted")
 	}
 }

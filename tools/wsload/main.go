@@ -57,6 +57,7 @@ type options struct {
 	wsproxyCmd, wsproxyEnv, naiveCmd, floorCmd     string
 	wsproxy2Cmd, scale                             string
 	cpuQuota                                       float64
+	cpuPeriod                                      time.Duration
 	serverPIDs                                     string
 	progress                                       bool
 	repeat                                         int
@@ -89,6 +90,7 @@ func run(args []string) error {
 	fl.StringVar(&o.wsproxyEnv, "wsproxy-env", "", "extra wsproxy environment, comma-separated K=V ({redis} replaced), e.g. WSPROXY_SOURCES_REDIS_ENABLED=true,WSPROXY_SOURCES_REDIS_ADDR={redis}")
 	fl.StringVar(&o.naiveCmd, "naive-cmd", "", "baseline command ({addr}, {redis} replaced); empty: build tools/naivehub")
 	fl.StringVar(&o.wsproxy2Cmd, "wsproxy2-cmd", "", "target wsproxy2: a second wsproxy command, run like -wsproxy-cmd (same environment), to compare two builds in one run")
+	fl.DurationVar(&o.cpuPeriod, "cpu-period", loadtest.DefaultCPUPeriod, "the CFS period -cpu-quota is a share of (cpu.cfs_period_us, 1ms to 1s); shorter than one message's fan-out, it caps bursts as a node of that many cores would be")
 	fl.Float64Var(&o.cpuQuota, "cpu-quota", 0, "cap every server node at this many cores, each in a cgroup v1 cpu group of its own (cpu.cfs_quota_us; removed afterwards); 0: no cap")
 	fl.StringVar(&o.scale, "scale", "", "scale-out rounds, e.g. 1,2,4: run the single target with that many nodes in turn, -conns per node (the same per-node load), and compare per-node p99 and loss with the first")
 	fl.StringVar(&o.floorCmd, "floor-cmd", "", "floor command ({addr}, {redis} replaced); empty: build tools/floorhub")
@@ -184,7 +186,7 @@ func run(args []string) error {
 				}
 				servers = append(servers, s)
 				if o.cpuQuota > 0 {
-					g, err := loadtest.NewCPUGroup(fmt.Sprintf("wsload-%d-%d", os.Getpid(), i), o.cpuQuota)
+					g, err := loadtest.NewCPUGroup(fmt.Sprintf("wsload-%d-%d", os.Getpid(), i), o.cpuQuota, o.cpuPeriod)
 					if err == nil {
 						groups = append(groups, g)
 						err = g.Add(s.PID())

@@ -83,7 +83,7 @@ func printScale(w io.Writer, o options, names []string, reps []loadtest.Report) 
 	}
 	quota := "uncapped"
 	if o.cpuQuota > 0 {
-		quota = fmt.Sprintf("%.2f core per node", o.cpuQuota)
+		quota = fmt.Sprintf("%.2f core per node (CFS period %v)", o.cpuQuota, o.cpuPeriod)
 	}
 	fmt.Fprintf(w, "scale-out, %d conns per node, %s:\n", o.conns, quota)
 	var baseP99, baseLoss float64
