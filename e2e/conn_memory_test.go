@@ -22,9 +22,10 @@ const memConns = 2000
 // connections that each subscribe once and then receive data, and bounds
 // what a connection costs the server: with idle readers parked (the
 // default, park_idle_readers) the server holds far fewer goroutines than
-// connections and under 1 KiB of goroutine stack per connection (the
-// runtime's own count, read over the profiling endpoint), where a read
-// goroutine per connection would hold at least Go's smallest stack, 2 KiB;
+// connections and under 1.5 KiB of goroutine stack per connection (the
+// runtime's own count, read over the profiling endpoint; what is left is
+// fasthttp's idle handshake workers), where a read goroutine per connection
+// would hold at least Go's smallest stack, 2 KiB;
 // and the resident memory grown per connection stays under a generous
 // bound. Neither bound depends on speed.
 func TestConnectionMemory(t *testing.T) {
@@ -74,11 +75,14 @@ func TestConnectionMemory(t *testing.T) {
 	perConn := float64(stack) / memConns
 	t.Logf("%d conns: stack %d B in %d goroutines (%.0f B per connection), RSS %.2f KB/conn idle, %.2f KB/conn after data",
 		memConns, stack, goroutines, perConn, rep.KBPerConn, rep.KBPerConnLoad)
-	if goroutines > memConns/10 {
+	// fasthttp keeps up to one idle worker per handshake in flight (256)
+	// for 10 s after the connection storm; a read goroutine per connection
+	// would be memConns more.
+	if goroutines > memConns/4 {
 		t.Fatalf("%d goroutines for %d idle connections: readers are not parked", goroutines, memConns)
 	}
-	if perConn > 1024 {
-		t.Fatalf("goroutine stacks hold %.0f B per connection, want ≤ 1 KiB: idle connections hold stacks", perConn)
+	if perConn > 1536 {
+		t.Fatalf("goroutine stacks hold %.0f B per connection, want ≤ 1.5 KiB: idle connections hold stacks", perConn)
 	}
 	if rep.KBPerConnLoad > 15 {
 		t.Fatalf("resident memory grew %.2f KB per connection after subscribe and data, want ≤ 15", rep.KBPerConnLoad)
