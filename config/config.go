@@ -28,7 +28,8 @@ type Config struct {
 	// MaxPayload is the largest client frame accepted; larger ones close the
 	// connection with 1009. 0: 1 MiB.
 	MaxPayload int64 `yaml:"max_payload"`
-	// HeartbeatInterval between WebSocket pings. 0: 30s.
+	// HeartbeatInterval between WebSocket pings; a connection's first comes
+	// at a random point of the interval's second half. 0: 30s.
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// ConnectionTimeout closes connections silent for this long. 0: 60s.
 	ConnectionTimeout time.Duration `yaml:"connection_timeout"`
