@@ -78,11 +78,16 @@ type Matcher struct {
 	sub      Subscription
 	maxDiffs int
 
-	mu        sync.Mutex
-	start     time.Time // window opening; zero until set
-	end       time.Time // window closing; zero while open
-	pending   map[Key][]*entry
-	inWindow  int // pending entries with counted set
+	mu       sync.Mutex
+	start    time.Time // window opening; zero until set
+	end      time.Time // window closing; zero while open
+	pending  map[Key][]*entry
+	inWindow int // pending entries with counted set
+	// arriving holds, per side, the arrival time Arrive gave the frame its
+	// reader has not passed to Observe yet (zero when none): such a frame
+	// counts as pending, so that the window cannot be judged complete
+	// between a frame's arrival and its record.
+	arriving  [2]time.Time
 	reached   chan struct{}
 	isReached bool
 	count     int
@@ -141,11 +146,40 @@ func (m *Matcher) Close(t time.Time) {
 }
 
 // Pending returns how many in-window messages still wait for their
-// counterpart.
+// counterpart, counting a frame that arrived inside the window (Arrive) and
+// is not recorded yet (Observe).
 func (m *Matcher) Pending() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.inWindow
+	n := m.inWindow
+	for _, at := range m.arriving {
+		if !at.IsZero() && m.inWindowLocked(at) {
+			n++
+		}
+	}
+	return n
+}
+
+// Arrive stamps the arrival of a frame side's reader has just read and
+// returns the time to pass to Observe. Until that Observe, the frame counts
+// in Pending when its arrival is inside the window: a window closed between
+// the two still waits for it, and for its counterpart. Each side has one
+// reader, so at most one frame per side is between the two.
+func (m *Matcher) Arrive(side Side) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	at := time.Now()
+	m.arriving[side] = at
+	return at
+}
+
+// observed ends side's arrival at once Observe has recorded its frame.
+func (m *Matcher) observed(side Side, at time.Time) {
+	m.mu.Lock()
+	if m.arriving[side].Equal(at) {
+		m.arriving[side] = time.Time{}
+	}
+	m.mu.Unlock()
 }
 
 func (m *Matcher) inWindowLocked(at time.Time) bool {
@@ -175,7 +209,10 @@ var controlTypes = map[string]bool{
 
 // Observe records one frame received by side at time at. It returns the
 // message type ("" when the frame is not a JSON object with a string type).
+// at is the frame's arrival: the time Arrive returned, or any time for a
+// frame not announced by Arrive.
 func (m *Matcher) Observe(side Side, frame []byte, at time.Time) string {
+	defer m.observed(side, at)
 	var env dataMessage
 	if err := json.Unmarshal(frame, &env); err != nil || env.Type == "" {
 		m.addMalformed(side, at, "not a JSON object with a type", frame)

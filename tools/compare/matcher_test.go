@@ -203,6 +203,44 @@ func TestMatcherCountReached(t *testing.T) {
 	m.Observe(compare.Legacy, frame("trade", "b", "s", 3, `{}`), at(3)) // must not close twice
 }
 
+// TestMatcherWaitsForFrameArrivedBeforeClose: a frame stamped by Arrive
+// inside the window but recorded only after the window closed is pending
+// from its arrival on, so the run's grace waits for it and for its
+// counterpart instead of ending with it missing (the window closes when the
+// other side reaches the count, while this side's last frame is between its
+// read and its record).
+func TestMatcherWaitsForFrameArrivedBeforeClose(t *testing.T) {
+	sub, _ := compare.ParseSubscription("none")
+	m := compare.NewMatcher(sub, 0, 5)
+	m.Open(time.Now().Add(-time.Second))
+	f := frame("ticker", "b", "s", 7, `{"seq":377}`)
+
+	arrived := m.Arrive(compare.Legacy)
+	m.Close(time.Now())
+	if n := m.Pending(); n != 1 {
+		t.Fatalf("pending %d between arrival and record, want 1", n)
+	}
+	m.Observe(compare.Legacy, f, arrived)
+	if n := m.Pending(); n != 1 {
+		t.Fatalf("pending %d once recorded without counterpart, want 1", n)
+	}
+	// The counterpart arrives after the window: it completes the pair.
+	m.Observe(compare.Proxy, f, m.Arrive(compare.Proxy))
+	if n := m.Pending(); n != 0 {
+		t.Fatalf("pending %d after the counterpart, want 0", n)
+	}
+	r := m.Report(100)
+	if r.Matched != 1 || r.MissingInProxy != 0 || r.Legacy.Data != 1 || !r.Pass {
+		t.Fatalf("matched %d, missing in proxy %d, legacy data %d, pass %v", r.Matched, r.MissingInProxy, r.Legacy.Data, r.Pass)
+	}
+
+	// A frame that arrives after the close is not pending.
+	m.Arrive(compare.Legacy)
+	if n := m.Pending(); n != 0 {
+		t.Fatalf("pending %d for a frame arrived after the window, want 0", n)
+	}
+}
+
 func TestParseSubscription(t *testing.T) {
 	tests := []struct {
 		name    string

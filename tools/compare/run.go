@@ -221,13 +221,15 @@ func (s *stream) read(m *Matcher, mode Mode) {
 	ready := false
 	for {
 		_, b, err := s.ws.ReadMessage()
-		at := time.Now()
 		if err != nil {
 			if !s.closing.Load() {
 				s.lost <- err
 			}
 			return
 		}
+		// Stamped by the matcher, so that a window that closes before the
+		// frame is recorded still waits for it (Matcher.Arrive).
+		at := m.Arrive(s.side)
 		typ := m.Observe(s.side, b, at)
 		if ready {
 			continue
