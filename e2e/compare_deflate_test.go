@@ -65,7 +65,7 @@ func TestCompareCompressingNode(t *testing.T) {
 				}
 			}()
 			code, out, stderr := runCompareCmd(t, "--legacy", "ws://"+pln.Addr().String()+"/ws", "--proxy", "ws://"+zln.Addr().String()+"/ws",
-				"--proxy-compress", "--count", "300", "--warmup", "100ms", "--grace", "2s", "--json", "--quiet")
+				"--proxy-compress", "--count", "300", "--warmup", "100ms", "--grace", parityGrace, "--json", "--quiet")
 			var r compare.Report
 			if err := json.Unmarshal(out, &r); err != nil {
 				t.Fatalf("report not JSON: %v\n%s\n%s", err, out, stderr)

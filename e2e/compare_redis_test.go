@@ -60,7 +60,7 @@ func TestCompareSameRedisBinaries(t *testing.T) {
 	}()
 
 	code, out, stderr := runCompareCmd(t, "--legacy", old.url("/ws"), "--proxy", node.url("/ws"),
-		"--count", "400", "--warmup", "300ms", "--grace", "2s", "--json")
+		"--count", "400", "--warmup", "300ms", "--grace", parityGrace, "--json")
 	var r compare.Report
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("report not JSON: %v\n%s\n%s", err, out, stderr)

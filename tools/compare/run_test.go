@@ -136,7 +136,16 @@ func listen(t testing.TB) net.Listener {
 	return ln
 }
 
-func runCompare(t testing.TB, legacyURL, proxyURL, subscribe string, count int) *compare.Report {
+// Grace ends as soon as every in-window message has its counterpart: runs
+// that expect parity give a slow side (a busy machine, the race detector)
+// long to catch up at no cost; runs that expect messages missing wait the
+// short one in full.
+const (
+	parityGrace  = 20 * time.Second
+	missingGrace = 1500 * time.Millisecond
+)
+
+func runCompare(t testing.TB, legacyURL, proxyURL, subscribe string, count int, grace time.Duration) *compare.Report {
 	t.Helper()
 	sub, err := compare.ParseSubscription(subscribe)
 	if err != nil {
@@ -146,7 +155,7 @@ func runCompare(t testing.TB, legacyURL, proxyURL, subscribe string, count int) 
 	r, err := compare.Run(context.Background(), compare.Config{
 		LegacyURL: legacyURL, ProxyURL: proxyURL, Subscribe: sub,
 		Count: count, MaxDuration: 30 * time.Second,
-		WarmUp: 100 * time.Millisecond, Grace: 1500 * time.Millisecond,
+		WarmUp: 100 * time.Millisecond, Grace: grace,
 		Progress: &progress, ProgressInterval: 100 * time.Millisecond,
 	})
 	if err != nil {
@@ -178,7 +187,7 @@ func TestParityLegacyVsProxy(t *testing.T) {
 		for _, sub := range []string{"none", "channel", `{"symbols":["BTC/USDT","eth-usdt"],"dataTypes":["trade","kline"]}`} {
 			t.Run(feedName+"/"+sub, func(t *testing.T) {
 				lu, pu := servers(t, newFeed(t), nil)
-				r := runCompare(t, lu, pu, sub, 300)
+				r := runCompare(t, lu, pu, sub, 300, parityGrace)
 				if !r.Pass || r.Parity != 100 || r.Matched < 250 || r.Skew.Samples != r.Matched {
 					t.Fatalf("want 100%% parity:\n%s", report(r))
 				}
@@ -207,7 +216,7 @@ func TestParityLegacyVsProxy(t *testing.T) {
 // the fields, although the data agree.
 func TestControlDifferencesDetected(t *testing.T) {
 	lu, pu := servers(t, inProcessFeed(t), nil)
-	r := runCompare(t, pu, lu, "none", 200)
+	r := runCompare(t, pu, lu, "none", 200, parityGrace)
 	if r.Pass || r.ControlDiffs != 2 || r.Parity != 100 {
 		t.Fatalf("want exactly the welcome and error to differ, data at 100%%:\n%s", report(r))
 	}
@@ -239,7 +248,7 @@ func TestInjectedDifferencesDetected(t *testing.T) {
 		}}
 	}
 	lu, pu := servers(t, inProcessFeed(t), wrap)
-	r := runCompare(t, lu, pu, "none", 300)
+	r := runCompare(t, lu, pu, "none", 300, missingGrace)
 	if r.Pass || r.Parity >= 100 || r.MissingInProxy == 0 || r.Differing == 0 || r.MissingInLegacy != 0 {
 		t.Fatalf("differences not reported:\n%s", report(r))
 	}
