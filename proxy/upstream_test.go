@@ -156,7 +156,7 @@ func newCollector(t testing.TB) *collector {
 			fmt.Fprintf(w, "data: %d\n\n", i)
 			w.(http.Flusher).Flush()
 			select {
-			case <-time.After(50 * time.Millisecond):
+			case <-time.After(100 * time.Millisecond):
 			case <-r.Context().Done():
 				return
 			}
@@ -792,8 +792,11 @@ func TestUpstreamStreamTimeouts(t *testing.T) {
 	up := newCollector(t)
 	f := startFront(t, func(c *config.Config) {
 		c.Upstream.URL = up.srv.URL
-		c.Upstream.ResponseTimeout = 200 * time.Millisecond // the stream below lasts 1 s
-		c.Upstream.IdleTimeout = 300 * time.Millisecond
+		// The stream below lasts 2 s, four times response_timeout, with
+		// 100 ms between events: fifteen times under idle_timeout, so a
+		// busy machine's stall does not pass for silence.
+		c.Upstream.ResponseTimeout = 500 * time.Millisecond
+		c.Upstream.IdleTimeout = 1500 * time.Millisecond
 	})
 	resp, err := f.stream.Get(f.base + "/api/stats/twenty")
 	if err != nil {
