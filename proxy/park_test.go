@@ -152,3 +152,40 @@ func TestIdleConnectionsHoldNoReadGoroutine(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkParkedWakeUp: a WebSocket ping to a parked connection and the
+// pong back, one at a time: each is a wake-up, a read and parking again.
+// B/op and allocs/op count the server and the raw client together.
+func BenchmarkParkedWakeUp(b *testing.B) {
+	h := start(b, func(c *config.Config) { // pings over the rate get no pong
+		c.Limits.MessageRate = 1e9
+		c.Limits.MessageBurst = 1e9
+	})
+	r := wstest.DialRaw(b, h.url, 0)
+	pong := func() {
+		for {
+			f, err := r.ReadFrame(time.Now().Add(wait))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if f.Op == wstest.OpPong {
+				return
+			}
+		}
+	}
+	for range 10 { // past the welcome, with the pool warm
+		if err := r.WriteFrame(0x89, []byte("hb")); err != nil {
+			b.Fatal(err)
+		}
+		pong()
+	}
+	wstest.Eventually(b, wait, "parked", func() bool { return readGoroutines() == 0 })
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := r.WriteFrame(0x89, []byte("hb")); err != nil {
+			b.Fatal(err)
+		}
+		pong()
+	}
+}

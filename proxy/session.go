@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -151,23 +152,47 @@ func (s *Server) openConn(nc net.Conn, pre []byte, remote string, batch bool, zc
 	return ss
 }
 
-// newReader returns the connection's frame reader. Control replies go
-// through the connection's writer so that frame order holds.
+// newReader returns a frame reader for the connection, from readers: a
+// parked connection takes one at each wake-up and gives it back when it
+// parks again (shallow.go), so that a wake-up for a heartbeat's pong
+// allocates no reader. Control replies go through the connection's writer
+// so that frame order holds.
 func (ss *session) newReader() *wsframe.Reader {
-	c := ss.c
-	return &wsframe.Reader{Conn: ss.nc, Limit: ss.s.cfg.MaxPayload, Inflate: ss.zc != pool.CompressNone,
-		OnPing: func(data string) { shallow(func() { ss.onPing(data) }) },
-		OnPong: c.Touch,
-		Run:    shallow, // inflation off the read goroutine's stack (shallow.go)
+	fr := readers.Get().(*wsframe.Reader)
+	*fr = wsframe.Reader{Conn: ss.nc, Limit: ss.s.cfg.MaxPayload, Inflate: ss.zc != pool.CompressNone,
+		Control: (*readerControl)(ss),
+		Run:     shallow, // inflation off the read goroutine's stack (shallow.go)
 		// A parked reader must get control back after a heartbeat's pong.
 		ControlReturns: ss.park != nil,
-		OnClose: func(code int) {
-			if code == websocket.CloseNoStatusReceived {
-				c.CloseNow(0, "")
-			} else {
-				c.CloseNow(code, "")
-			}
-		},
+	}
+	return fr
+}
+
+// readers holds the frame readers of parked connections (newReader).
+var readers = sync.Pool{New: func() any { return new(wsframe.Reader) }}
+
+// releaseReader gives fr back to readers once the connection parked: it
+// holds no message then (Release ran, nothing read ahead).
+func releaseReader(fr *wsframe.Reader) {
+	*fr = wsframe.Reader{}
+	readers.Put(fr)
+}
+
+// readerControl is the session as its frame reader's Control.
+type readerControl session
+
+func (rc *readerControl) OnPing(data string) {
+	ss := (*session)(rc)
+	shallow(func() { ss.onPing(data) })
+}
+
+func (rc *readerControl) OnPong() { rc.c.Touch() }
+
+func (rc *readerControl) OnClose(code int) {
+	if code == websocket.CloseNoStatusReceived {
+		rc.c.CloseNow(0, "")
+	} else {
+		rc.c.CloseNow(code, "")
 	}
 }
 

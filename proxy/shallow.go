@@ -40,7 +40,7 @@ func (ss *session) serve(woken bool) {
 	fr := ss.fr
 	if ss.park != nil {
 		// A parked connection keeps no reader (nothing is buffered when
-		// it parks): each wake-up builds one.
+		// it parks): each wake-up takes one from readers.
 		if fr == nil {
 			fr = ss.newReader()
 		} else {
@@ -52,8 +52,15 @@ func (ss *session) serve(woken bool) {
 	// level-triggered, so what arrived meanwhile wakes a reader at once.
 	look := !woken
 	for {
-		if ss.park != nil && len(fr.Pre) == 0 && !woken && (!look || !ss.park.Ready()) && ss.park.Park() {
-			return
+		if ss.park != nil && len(fr.Pre) == 0 && !woken && !ss.park.Stopped() && (!look || !ss.park.Ready()) {
+			// Given back first: once parked, a wake-up may run serve
+			// on another goroutine at once. A connection that cannot
+			// park (stopped) takes one again.
+			releaseReader(fr)
+			if ss.park.Park() {
+				return
+			}
+			fr = ss.newReader()
 		}
 		woken, look = false, false
 		mt, msg, err := fr.ReadMessage()

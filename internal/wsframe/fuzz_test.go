@@ -42,8 +42,7 @@ func readAll(t *testing.T, data []byte, limit int64) ([][]byte, error) {
 		_ = client.Close()
 	}()
 	defer server.Close()
-	r := &wsframe.Reader{Conn: server, Limit: limit,
-		OnPing: func(string) {}, OnPong: func() {}, OnClose: func(int) {}}
+	r := &wsframe.Reader{Conn: server, Limit: limit, Control: controls{}}
 	var msgs [][]byte
 	for {
 		_, p, err := r.ReadMessage()

@@ -45,6 +45,15 @@ var (
 	errBadDeflate   = &ProtocolError{websocket.CloseInvalidFramePayloadData, "Invalid compressed data"}
 )
 
+// Control receives the control frames a Reader reads. An interface rather
+// than three callbacks, so that a caller's own type serves as one and a
+// Reader built for a wake-up (or taken from a pool) allocates nothing for it.
+type Control interface {
+	OnPing(data string) // a ping arrived
+	OnPong()            // a pong arrived
+	OnClose(code int)   // a valid close frame arrived
+}
+
 // Reader reads a client's frames. It is used only by the connection's
 // read loop.
 type Reader struct {
@@ -60,9 +69,8 @@ type Reader struct {
 	Inflate bool
 	out     []byte // inflated message, dropped when it grew large
 
-	OnPing  func(data string) // a ping arrived
-	OnPong  func()            // a pong arrived
-	OnClose func(code int)    // a valid close frame arrived
+	// Control receives the control frames read (required).
+	Control Control
 	// ControlReturns makes ReadMessage return (0, nil, nil) after a ping or
 	// pong that arrived between messages, instead of reading on: a caller
 	// that parks idle sockets (internal/netpoll) must get control back
@@ -219,9 +227,9 @@ func (r *Reader) ReadMessage() (messageType int, p []byte, err error) {
 		switch op {
 		case websocket.PingMessage, websocket.PongMessage:
 			if op == websocket.PingMessage {
-				r.OnPing(string(payload))
+				r.Control.OnPing(string(payload))
 			} else {
-				r.OnPong()
+				r.Control.OnPong()
 			}
 			if r.ControlReturns && messageType == 0 {
 				return 0, nil, nil
@@ -242,7 +250,7 @@ func (r *Reader) ReadMessage() (messageType int, p []byte, err error) {
 			if !utf8.ValidString(text) {
 				return 0, nil, errBadCloseText
 			}
-			r.OnClose(code)
+			r.Control.OnClose(code)
 			return 0, nil, &websocket.CloseError{Code: code, Text: text}
 		case 1, 2:
 			messageType = op

@@ -30,7 +30,7 @@ func TestControlReturns(t *testing.T) {
 		var pings []string
 		pongs := 0
 		r := &wsframe.Reader{Conn: server, Limit: 1 << 10, ControlReturns: returns,
-			OnPing: func(d string) { pings = append(pings, d) }, OnPong: func() { pongs++ }, OnClose: func(int) {}}
+			Control: controls{ping: func(d string) { pings = append(pings, d) }, pong: func() { pongs++ }}}
 		var got []string
 		for {
 			mt, p, err := r.ReadMessage()
@@ -54,5 +54,30 @@ func TestControlReturns(t *testing.T) {
 		if len(pings) != 2 || pings[0] != "p" || pings[1] != "q" || pongs != 1 {
 			t.Errorf("ControlReturns %v: pings %q, pongs %d", returns, pings, pongs)
 		}
+	}
+}
+
+// controls is a Control made of optional functions.
+type controls struct {
+	ping  func(string)
+	pong  func()
+	close func(int)
+}
+
+func (c controls) OnPing(d string) {
+	if c.ping != nil {
+		c.ping(d)
+	}
+}
+
+func (c controls) OnPong() {
+	if c.pong != nil {
+		c.pong()
+	}
+}
+
+func (c controls) OnClose(code int) {
+	if c.close != nil {
+		c.close(code)
 	}
 }
