@@ -45,8 +45,8 @@ type Options struct {
 var wrongPaths = []string{"/", "/ws/", "/other"}
 
 // Replay runs phase p against inst: the same client frames and pipeline
-// messages in the recorded order. Before each client frame and each inject
-// the replay waits until the server has queued every message injected so
+// messages in the recorded order. Before each client frame, each inject and
+// each new connection the replay waits until the server has queued every message injected so
 // far and every open client has received the answer to a protocol ping
 // (so earlier frames have been processed and earlier data delivered).
 // It returns what each client received.
@@ -95,9 +95,10 @@ func (r *replay) run() {
 				Path string `json:"path"`
 			}
 			_ = json.Unmarshal(rec.Frame, &v)
-			if !r.stopped {
-				r.waitForwarded() // earlier messages are not this client's
-			}
+			// What came before is not this client's: earlier messages
+			// delivered, and earlier client frames processed (a getStats
+			// sent just before must not count this connection).
+			r.barrier()
 			c := r.dial(rec.Client, v.Path)
 			if c != nil && r.p.ID != "2.2" && r.p.ID != "9.2" {
 				c.waitFrames(r.t, 1, r.opt.Wait)
