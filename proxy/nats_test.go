@@ -284,22 +284,4 @@ func TestNATSSourceConfigKeys(t *testing.T) {
 	if strings.Join(names, ",") != "nats,jetstream" {
 		t.Fatalf("sources %v", names)
 	}
-	tests := []struct{ name, yaml, want string }{
-		{"nats url", "sources: {nats: {enabled: true, url: \"http://x\"}}", "sources.nats.url"},
-		{"nats overlap", "sources: {nats: {enabled: true, subjects: [a.>, a.b]}}", "overlap"},
-		{"jetstream start", "sources: {jetstream: {enabled: true, start: yesterday}}", "sources.jetstream.start"},
-		{"jetstream stream", "sources: {jetstream: {enabled: true, stream: a.b}}", "sources.jetstream.stream"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := config.Parse([]byte(tc.yaml))
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg.ApplyDefaults()
-			if _, err := sources.Build(cfg.Sources); err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want %q", err, tc.want)
-			}
-		})
-	}
 }

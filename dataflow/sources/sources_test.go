@@ -62,6 +62,10 @@ func TestSourceConfigErrors(t *testing.T) {
 		{"streams start", "sources: {streams: {enabled: true, start: latest}}", "sources.streams.start"},
 		{"redis addr", "sources: {redis: {enabled: true, addr: nohost}}", "sources.redis.addr"},
 		{"ingest body", "sources: {ingest: {enabled: true, max_body_bytes: 99999999}}", "max_body_bytes"},
+		{"nats url", "sources: {nats: {enabled: true, url: \"http://x\"}}", "sources.nats.url"},
+		{"nats overlap", "sources: {nats: {enabled: true, subjects: [a.>, a.b]}}", "overlap"},
+		{"jetstream start", "sources: {jetstream: {enabled: true, start: yesterday}}", "sources.jetstream.start"},
+		{"jetstream stream", "sources: {jetstream: {enabled: true, stream: a.b}}", "sources.jetstream.stream"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
